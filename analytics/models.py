@@ -1,0 +1,19 @@
+"""The analytics models under the names the original requirements use."""
+
+from storage.flow_sessions import (
+    FlowMetricSnapshot,
+    FlowSession,
+    FlowStepEvent,
+    SessionStatus,
+    SnapshotPeriod,
+    StepAction,
+)
+
+__all__ = [
+    "FlowMetricSnapshot",
+    "FlowSession",
+    "FlowStepEvent",
+    "SessionStatus",
+    "SnapshotPeriod",
+    "StepAction",
+]

@@ -1,0 +1,174 @@
+"""``nyala chat``: talk to the bot in the terminal, always in sandbox mode.
+
+Plain, line-based output that reads well when piped: each bot message on its own lines,
+options as numbered lines (``1. Title``), answered by number or text; documents are saved
+to a folder and named in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import mimetypes
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from flows import ContactRef, Engine, UserMessage
+from flows.messages import (
+    Document,
+    Location,
+    LocationPin,
+    Media,
+    Option,
+    Reply,
+    Template,
+    reply_options,
+    reply_text,
+)
+from storage import StoredFile
+
+CHAT_HELP = (
+    "Type a message, or the number of an option. Commands: /file PATH (send a photo or "
+    "document), /location LAT,LON, /quit."
+)
+
+
+class TerminalChat:
+    """A chat session between the terminal and an engine, as one contact."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        phone: str,
+        *,
+        stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout,
+        files_dir: Path = Path("nyala-chat-files"),
+    ) -> None:
+        self.engine = engine
+        self.contact = ContactRef(wa_id=phone, profile_name=None)
+        self.stdin = stdin
+        self.stdout = stdout
+        self.files_dir = files_dir
+        self.options: list[Option] = []
+        self.interactive = stdin.isatty()
+        self._ids = itertools.count(1)
+        self._session = f"{int(time.time() * 1000):x}"
+
+    def _print(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    async def run(self) -> None:
+        """Read lines until end of input or ``/quit``; answer each."""
+        self._print(
+            f"Chatting with {self.engine.app.name} as +{self.contact.wa_id} "
+            "(sandbox: nothing is sent to WhatsApp). Type /quit to leave."
+        )
+        while True:
+            if self.interactive:
+                self.stdout.write("you> ")
+                self.stdout.flush()
+            line = await asyncio.to_thread(self.stdin.readline)
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/quit", "/exit", "/q"):
+                break
+            if not self.interactive:
+                self._print(f"you> {text}")
+            message = await self._message(text)
+            if message is None:
+                continue
+            replies = await self.engine.handle(self.contact, message)
+            # Numbers answer the options of this batch only; older options are stale.
+            self.options = []
+            for reply in replies:
+                await self._show(reply)
+
+    def _next_id(self) -> str:
+        return f"wamid.chat.{self._session}.{next(self._ids)}"
+
+    async def _message(self, text: str) -> UserMessage | None:
+        if text == "/help":
+            self._print(CHAT_HELP)
+            return None
+        if text.startswith("/file "):
+            return await self._file_message(Path(text.removeprefix("/file ").strip()).expanduser())
+        if text.startswith("/location "):
+            try:
+                lat, lon = (float(v) for v in text.removeprefix("/location ").split(","))
+            except ValueError:
+                self._print("usage: /location LATITUDE,LONGITUDE (e.g. /location -17.83,31.05)")
+                return None
+            return UserMessage(
+                id=self._next_id(), kind="location", location=Location(latitude=lat, longitude=lon)
+            )
+        if text.startswith("/"):
+            self._print(f"unknown command {text.split()[0]}. {CHAT_HELP}")
+            return None
+        if text.isdigit() and 1 <= int(text) <= len(self.options):
+            option = self.options[int(text) - 1]
+            return UserMessage(id=self._next_id(), kind="reply", reply_id=option.id, text=option.title)
+        for option in self.options:
+            if text.casefold() == option.title.casefold():
+                return UserMessage(
+                    id=self._next_id(), kind="reply", reply_id=option.id, text=option.title
+                )
+        return UserMessage(id=self._next_id(), kind="text", text=text)
+
+    async def _file_message(self, path: Path) -> UserMessage | None:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            self._print(f"cannot read {path}: {exc.strerror}")
+            return None
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        async with self.engine.db.transaction() as session:
+            row = StoredFile.from_bytes(path.name, mime, content)
+            session.add(row)
+            await session.flush()
+            file_id = row.id
+        kind = "image" if mime.startswith("image/") else "document"
+        media = Media(
+            id=f"stored:{file_id}", mime_type=mime, sha256=row.sha256,
+            filename=path.name, size=len(content),
+        )  # fmt: skip
+        return UserMessage(id=self._next_id(), kind=kind, media=media)
+
+    async def _show(self, reply: Reply) -> None:
+        if isinstance(reply, Document):
+            await self._save_document(reply)
+            return
+        if isinstance(reply, LocationPin):
+            label = reply.name or "Location"
+            url = f"https://maps.google.com/?q={reply.latitude},{reply.longitude}"
+            self._print(f"bot> 📍 {label} ({reply.latitude}, {reply.longitude}) {url}")
+            return
+        body = reply.fallback or reply.name if isinstance(reply, Template) else reply_text(reply)
+        lines = body.splitlines() or [""]
+        self._print(f"bot> {lines[0]}")
+        for line in lines[1:]:
+            self._print(f"     {line}")
+        options = reply_options(reply)
+        if options:
+            self.options = list(options)
+            for number, option in enumerate(options, 1):
+                extra = f" ({option.description})" if option.description else ""
+                self._print(f"     {number}. {option.title}{extra}")
+
+    async def _save_document(self, reply: Document) -> None:
+        async with self.engine.db.read() as session:
+            row = await session.get(StoredFile, reply.file_id)
+        if row is None:
+            self._print(f"bot> 📄 {reply.filename} (file missing)")
+            return
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        target = self.files_dir / Path(reply.filename).name
+        target.write_bytes(row.data)
+        caption = f" — {reply.caption}" if reply.caption else ""
+        self._print(f"bot> 📄 {reply.filename} saved to {target}{caption}")

@@ -1,0 +1,244 @@
+"""The ``nyala`` command line (click).
+
+Every command that touches the database applies pending migrations first, so each one
+works on a fresh database. Bad arguments give one line and exit status 2; an unreachable
+database gives one line (URL without password) and exit status 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from bot.apps import load_app
+from bot.settings import Settings
+from flows import App, Engine, FlowError, load_flow_file
+from storage import Database, NyalaError, migrate
+
+T = TypeVar("T")
+DEFAULT_CHAT_PHONE = "263771234567"
+log = logging.getLogger("nyala.bot")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.UsageError(f"bad setting {first['loc'][0]}: {first['msg']}") from None
+
+
+def _phone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    digits = re.sub(r"[\s\-()]", "", value).removeprefix("+")
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise click.BadParameter(f"{value!r} is not a phone number in international form")
+    return digits
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    db = Database(settings.database_url)
+    try:
+        await db.check()
+        await migrate(db)
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def runner() -> T:
+        return await coro
+
+    return asyncio.run(runner())
+
+
+def _app(ctx: click.Context) -> App:
+    target: str = ctx.obj["app"]
+    app = load_app(target)
+    app.check()
+    return app
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--app",
+    "app_target",
+    metavar="APP",
+    help="the bot to run: module:attr, module, or a folder with app.py "
+    "(default: $NYALA_APP or the built-in safari bot)",
+)
+@click.version_option(package_name="nyala")
+@click.pass_context
+def cli(ctx: click.Context, app_target: str | None) -> None:
+    """Nyala: WhatsApp bots whose conversations are state machines."""
+    settings = _settings()
+    ctx.obj = {"settings": settings, "app": app_target or settings.app}
+
+
+@cli.command("migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Apply pending database migrations (and nothing else)."""
+    settings: Settings = ctx.obj["settings"]
+
+    async def work(db: Database) -> None:
+        click.echo(f"database {db.display_url} is up to date")
+
+    _run(_with_db(settings, work))
+
+
+@cli.command()
+@click.option("--as", "phone", callback=_phone, metavar="PHONE",
+              help=f"chat as this number, international form (default +{DEFAULT_CHAT_PHONE})")
+@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("nyala-chat-files"), show_default=True,
+              help="where documents the bot sends are saved")
+@click.pass_context
+def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
+    """Talk to the bot in the terminal (sandbox: nothing is ever sent to WhatsApp)."""
+    from bot.chat import TerminalChat
+
+    settings: Settings = ctx.obj["settings"]
+    app = _app(ctx)
+
+    async def work(db: Database) -> None:
+        engine = Engine(db, app, sandbox=True)
+        await TerminalChat(engine, phone or DEFAULT_CHAT_PHONE, files_dir=files_dir).run()
+
+    _run(_with_db(settings, work))
+
+
+@cli.command()
+@click.pass_context
+def sweep(ctx: click.Context) -> None:
+    """Mark sessions idle past their flow's timeout as abandoned."""
+    from analytics import abandon_idle_sessions
+
+    settings: Settings = ctx.obj["settings"]
+    app = _app(ctx)
+
+    async def work(db: Database) -> int:
+        timeouts = {name: spec.timeout for name, spec in app.flows.items()}
+        return await abandon_idle_sessions(db, timeouts)
+
+    count = _run(_with_db(settings, work))
+    click.echo(f"abandoned {count} idle session{'s' if count != 1 else ''}")
+
+
+@cli.group()
+def flows() -> None:
+    """List, validate and draw flows."""
+
+
+@flows.command("list")
+@click.pass_context
+def flows_list(ctx: click.Context) -> None:
+    """List the app's flows with their steps."""
+    app = _app(ctx.find_root())
+    for name, spec in sorted(app.flows.items()):
+        origin = str(spec.source) if spec.source else "python class"
+        click.echo(f"{name}  ({len(spec.steps)} steps, version {spec.version}, {origin})")
+        if spec.description:
+            click.echo(f"    {spec.description}")
+        click.echo(f"    steps: {' → '.join(spec.state_ids)}")
+
+
+@flows.command("validate")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def flows_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Check flow files (names of actions, queries, ... against the app)."""
+    app = _app(ctx.find_root())
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    failed = 0
+    for file in files:
+        try:
+            spec = load_flow_file(file, app.registry)
+        except FlowError as exc:
+            failed += 1
+            click.echo(f"error: {exc}", err=True)
+        else:
+            click.echo(f"ok: {file} (flow {spec.name}, {len(spec.steps)} steps)")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@flows.command("diagram")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="file to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)")
+@click.pass_context
+def flows_diagram(ctx: click.Context, name: str, output: Path) -> None:
+    """Draw flow NAME's states and transitions."""
+    from bot.diagrams import write_diagram
+
+    app = _app(ctx.find_root())
+    write_diagram(app.flow(name), output)
+    click.echo(f"wrote {output}")
+
+
+@cli.group()
+def handoff() -> None:
+    """Conversations handed to a person."""
+
+
+@handoff.command("release")
+@click.argument("phone", callback=_phone)
+@click.pass_context
+def handoff_release(ctx: click.Context, phone: str) -> None:
+    """Give PHONE's conversation back to the bot."""
+    from sqlalchemy import select
+
+    from flows import release_handoff
+    from storage import Contact
+
+    settings: Settings = ctx.find_root().obj["settings"]
+
+    async def work(db: Database) -> bool:
+        async with db.read() as session:
+            contact_id = await session.scalar(select(Contact.id).where(Contact.wa_id == phone))
+        if contact_id is None:
+            raise click.UsageError(f"no contact +{phone}")
+        return await release_handoff(db, contact_id)
+
+    released = _run(_with_db(settings, work))
+    click.echo(f"+{phone}: {'back with the bot' if released else 'was not handed off'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nyala`` script: errors become one line, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: Any = cli.main(args=argv, prog_name="nyala", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = " (see nyala --help)" if isinstance(exc, click.exceptions.NoSuchOption | click.exceptions.MissingParameter) else ""
+        if exc.ctx is not None and "No such command" in exc.format_message():
+            hint = f" (commands: {', '.join(sorted(exc.ctx.command.list_commands(exc.ctx)))})" if isinstance(exc.ctx.command, click.Group) else ""
+        click.echo(f"nyala: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"nyala: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("", err=True)
+        sys.exit(130)
+    except NyalaError as exc:
+        click.echo(f"nyala: error: {exc}", err=True)
+        sys.exit(1)
+    if isinstance(result, int) and result:
+        sys.exit(result)

@@ -1,0 +1,42 @@
+"""Configuration from environment variables (and an optional ``.env`` file).
+
+Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage import DEFAULT_DATABASE_URL
+
+DEFAULT_APP = "flows.safari:app"
+
+
+class Settings(BaseSettings):
+    """Nyala's settings; each field's environment variable is named in its alias."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    app: str = Field(DEFAULT_APP, validation_alias=AliasChoices("NYALA_APP", "app"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("NYALA_LOG_LEVEL", "log_level"))
+    sweep_interval_seconds: float = Field(
+        60.0, validation_alias=AliasChoices("NYALA_SWEEP_INTERVAL", "sweep_interval_seconds")
+    )
+    whatsapp_access_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "whatsapp_access_token")
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_APP_SECRET", "whatsapp_app_secret")
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("NYALA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        return level

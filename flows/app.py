@@ -1,0 +1,309 @@
+"""An application: its flows plus the actions, queries, conditions, validators and
+intents they refer to by name. This is the public API a business writes its bot with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from flows.errors import FlowDefinitionError, UnknownFlowError
+from flows.flow import Flow
+from flows.loader import load_flow_file
+from flows.messages import Option
+from flows.spec import FlowSpec
+from flows.validators import ValidatorFactory, normalize
+
+if TYPE_CHECKING:
+    from flows.context import FlowContext
+
+log = logging.getLogger("nyala.flows")
+
+Action = Callable[["FlowContext"], Awaitable[None] | None]
+Query = Callable[["FlowContext"], Awaitable[Any] | Any]
+Condition = Callable[["FlowContext"], Awaitable[bool] | bool]
+IntentHandler = Callable[["FlowContext"], Awaitable[None] | None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """Words that do something from anywhere in a conversation.
+
+    Attributes:
+        name: the intent's name (also its reply id ``intent:<name>``).
+        keywords: normalised phrases that trigger it.
+        flow: the flow it starts, if any.
+        handler: an action run instead of (or before) starting a flow.
+        description: the line shown in help.
+        idle_only: only when no flow is active (e.g. greetings).
+    """
+
+    name: str
+    keywords: frozenset[str]
+    flow: str | None = None
+    handler: IntentHandler | None = None
+    description: str = ""
+    idle_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MenuItem:
+    """One row of the main menu: starts a flow or an intent."""
+
+    title: str
+    flow: str | None = None
+    intent: str | None = None
+    description: str | None = None
+
+    @property
+    def reply_id(self) -> str:
+        """The id sent back when the row is tapped."""
+        return f"flow:{self.flow}" if self.flow else f"intent:{self.intent}"
+
+
+@dataclass
+class Registry:
+    """Named callables that flow files refer to."""
+
+    actions: dict[str, Action] = field(default_factory=dict)
+    queries: dict[str, Query] = field(default_factory=dict)
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    validators: dict[str, ValidatorFactory] = field(default_factory=dict)
+
+
+# Core intents work in every application; applications add theirs.
+CORE_INTENTS = (
+    Intent("menu", frozenset({"menu", "main menu", "home", "start", "start over"}),
+           description="show the main menu"),
+    Intent("help", frozenset({"help", "?", "info", "what can you do"}),
+           description="explain what I can do"),
+    Intent("cancel", frozenset({"cancel", "stop", "quit", "exit", "abort"}),
+           description="stop what we are doing"),
+    Intent("human", frozenset({"human", "agent", "person", "talk to a person", "speak to someone",
+                               "talk to someone", "real person"}),
+           description="talk to a person"),
+    Intent("greeting", frozenset({"hi", "hello", "hey", "hallo", "good morning",
+                                  "good afternoon", "good evening", "howzit", "mhoro"}),
+           idle_only=True),
+)  # fmt: skip
+
+
+class App:
+    """A bot: flows, the callables they name, intents and the main menu.
+
+    Args:
+        name: the business's name, used in greetings.
+        flows_dir: a folder of ``*.yaml`` flow files, loaded lazily (after the module
+            registered its actions) and reloaded when a file changes.
+        greeting: the first line of the main menu.
+        help_text: what ``help`` says before listing the commands.
+        max_retries: invalid answers in a row after which the bot offers a person.
+        timezone: the business's timezone, for dates ("today", "7 days before").
+        default_region: ISO country for phone numbers typed without a country code.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        flows_dir: Path | str | None = None,
+        greeting: str | None = None,
+        help_text: str | None = None,
+        max_retries: int = 3,
+        timezone: str = "UTC",
+        default_region: str | None = None,
+        menu_button: str = "Menu",
+    ) -> None:
+        if max_retries < 1:
+            raise ValueError("max_retries must be at least 1")
+        self.name = name
+        self.flows_dir = Path(flows_dir) if flows_dir is not None else None
+        self.greeting = greeting or f"Hello! Welcome to {name}. What would you like to do?"
+        self.help_text = help_text or f"I'm the {name} assistant."
+        self.max_retries = max_retries
+        self.timezone = ZoneInfo(timezone)
+        self.default_region = default_region
+        self.menu_button = menu_button
+        self.registry = Registry()
+        self.menu: list[MenuItem] = []
+        self._intents: dict[str, Intent] = {i.name: i for i in CORE_INTENTS}
+        self._class_flows: dict[str, FlowSpec] = {}
+        self._file_flows: dict[Path, tuple[tuple[int, int], FlowSpec]] = {}
+        self._extra_files: list[Path] = []
+
+    # registration -----------------------------------------------------------------------
+    def _register(self, table: dict[str, Any], kind: str, name: str | None) -> Callable[[F], F]:
+        def decorator(function: F) -> F:
+            key = name or function.__name__
+            if key in table:
+                raise ValueError(f"{kind} {key!r} is already registered")
+            table[key] = function
+            return function
+
+        return decorator
+
+    def action(self, name: str | None = None) -> Callable[[F], F]:
+        """Register an action: ``async def f(ctx: FlowContext) -> None``."""
+        return self._register(self.registry.actions, "action", name)
+
+    def query(self, name: str | None = None) -> Callable[[F], F]:
+        """Register a query: returns options for a list, or a value for a prompt."""
+        return self._register(self.registry.queries, "query", name)
+
+    def condition(self, name: str | None = None) -> Callable[[F], F]:
+        """Register a guard: ``def f(ctx: FlowContext) -> bool`` (may be async)."""
+        return self._register(self.registry.conditions, "condition", name)
+
+    def validator(self, name: str | None = None) -> Callable[[F], F]:
+        """Register a validator factory: ``def f(**params) -> Validator``."""
+        return self._register(self.registry.validators, "validator", name)
+
+    def intent(
+        self,
+        name: str,
+        keywords: Iterable[str],
+        *,
+        flow: str | None = None,
+        handler: IntentHandler | None = None,
+        description: str = "",
+    ) -> Intent:
+        """Add a global intent: ``keywords`` start ``flow`` or run ``handler`` anywhere."""
+        if flow is None and handler is None:
+            raise ValueError(f"intent {name!r} needs a flow or a handler")
+        intent = Intent(
+            name, frozenset(normalize(k) for k in keywords), flow, handler, description
+        )
+        self._intents[name] = intent
+        return intent
+
+    def add_menu_item(
+        self,
+        title: str,
+        *,
+        flow: str | None = None,
+        intent: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Add a row to the main menu (at most ten rows fit in one WhatsApp list)."""
+        if (flow is None) == (intent is None):
+            raise ValueError("a menu item starts either a flow or an intent")
+        if len(self.menu) >= 10:
+            raise ValueError("the main menu holds at most 10 items")
+        self.menu.append(MenuItem(title, flow, intent, description))
+
+    def add_flow(self, flow: type[Flow] | FlowSpec) -> FlowSpec:
+        """Add a flow written in Python (a :class:`Flow` subclass) or a compiled spec."""
+        spec = flow if isinstance(flow, FlowSpec) else flow.to_spec()
+        if spec.name in self._class_flows:
+            raise ValueError(f"flow {spec.name!r} is already registered")
+        self._class_flows[spec.name] = spec
+        return spec
+
+    def add_flow_file(self, path: Path | str) -> None:
+        """Add one flow file (loaded lazily like the files in ``flows_dir``)."""
+        self._extra_files.append(Path(path))
+
+    # lookup -------------------------------------------------------------------------------
+    def flow_files(self) -> list[Path]:
+        """Every flow file of the application."""
+        files = list(self._extra_files)
+        if self.flows_dir is not None:
+            if not self.flows_dir.is_dir():
+                raise FlowDefinitionError("flows folder not found", path=self.flows_dir)
+            files.extend(sorted(self.flows_dir.glob("*.yaml")) + sorted(self.flows_dir.glob("*.yml")))
+        return files
+
+    def _load_file(self, path: Path) -> FlowSpec:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise FlowDefinitionError(f"cannot read the file: {exc.strerror}", path=path) from None
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._file_flows.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        spec = load_flow_file(path, self.registry)
+        self._file_flows[path] = (key, spec)
+        return spec
+
+    @property
+    def flows(self) -> dict[str, FlowSpec]:
+        """Every flow by name: file flows (reloaded when their file changes) and classes."""
+        result = dict(self._class_flows)
+        for path in self.flow_files():
+            spec = self._load_file(path)
+            if spec.name in result:
+                other = result[spec.name].source or "a Python class"
+                raise FlowDefinitionError(
+                    f"flow {spec.name!r} is also defined in {other}", path=path, key="flow"
+                )
+            result[spec.name] = spec
+        return result
+
+    def flow(self, name: str) -> FlowSpec:
+        """The flow called ``name``."""
+        flows = self.flows
+        if name not in flows:
+            raise UnknownFlowError(f"no flow called {name!r}; flows: {', '.join(sorted(flows))}")
+        return flows[name]
+
+    def check(self) -> None:
+        """Load every flow and check the menu and intents; raises on the first problem."""
+        flows = self.flows
+        for item in self.menu:
+            if item.flow and item.flow not in flows:
+                raise UnknownFlowError(f"menu item {item.title!r} names unknown flow {item.flow!r}")
+            if item.intent and item.intent not in self.intents:
+                raise UnknownFlowError(
+                    f"menu item {item.title!r} names unknown intent {item.intent!r}"
+                )
+        for intent in self.intents.values():
+            if intent.flow and intent.flow not in flows:
+                raise UnknownFlowError(f"intent {intent.name!r} names unknown flow {intent.flow!r}")
+
+    @property
+    def intents(self) -> dict[str, Intent]:
+        """Core intents, the application's, and one per flow with ``triggers``."""
+        result = dict(self._intents)
+        for spec in self.flows.values():
+            if spec.triggers and spec.name not in result:
+                result[spec.name] = Intent(
+                    spec.name,
+                    frozenset(normalize(t) for t in spec.triggers),
+                    flow=spec.name,
+                    description=spec.description,
+                )
+        return result
+
+    def match_intent(self, text: str, *, idle: bool) -> Intent | None:
+        """The intent whose keywords equal the normalised ``text``, if any."""
+        word = normalize(text)
+        if not word:
+            return None
+        for intent in self.intents.values():
+            if word in intent.keywords and (idle or not intent.idle_only):
+                return intent
+        return None
+
+    def menu_items(self) -> list[MenuItem]:
+        """The main menu: flows whose file sets ``menu:``, then items added by code."""
+        listed = {item.flow for item in self.menu}
+        items = [
+            MenuItem(spec.menu_title, flow=spec.name, description=spec.description or None)
+            for spec in self.flows.values()
+            if spec.menu_title and spec.name not in listed
+        ]
+        return [*items, *self.menu][:10]
+
+    def menu_options(self) -> list[Option]:
+        """The main menu as options (rows or buttons)."""
+        return [Option(item.reply_id, item.title, item.description) for item in self.menu_items()]
+
+    def today(self, now: dt.datetime) -> dt.date:
+        """The business's calendar date at ``now``."""
+        return now.astimezone(self.timezone).date()

@@ -1,0 +1,84 @@
+"""What actions, queries and conditions get: the context of the message being handled."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.messages import Reply, Text, UserMessage
+from storage import Contact, Conversation, StoredFile
+
+if TYPE_CHECKING:
+    from flows.app import App
+
+
+@dataclass(eq=False)
+class FlowContext:
+    """The context of one inbound message (or one proactive start).
+
+    Actions read and write ``data`` (the flow's saved answers), use ``session`` (the
+    message's single database transaction: everything they write commits or rolls back
+    with the state change), and answer with :meth:`reply`.
+
+    Attributes:
+        session: the database session of this message's transaction.
+        contact: who is talking.
+        conversation: the stored conversation row.
+        app: the application.
+        now: the time the message is handled (UTC).
+        data: the flow's data: saved answers and whatever actions put there.
+        message: the message being handled, if any.
+        value: the accepted value of the current answer, if any.
+    """
+
+    session: AsyncSession
+    contact: Contact
+    conversation: Conversation
+    app: App
+    now: dt.datetime
+    data: dict[str, Any] = field(default_factory=dict)
+    message: UserMessage | None = None
+    value: Any = None
+    replies: list[Reply] = field(default_factory=list)
+    next_flow: tuple[str, dict[str, Any]] | None = None
+    handoff_reason: str | None = None
+
+    @property
+    def today(self) -> dt.date:
+        """Today in the business's timezone."""
+        return self.app.today(self.now)
+
+    def reply(self, reply: Reply | str) -> None:
+        """Queue a message for the contact (sent after the transaction commits)."""
+        self.replies.append(Text(reply) if isinstance(reply, str) else reply)
+
+    def start_flow(self, name: str, **data: Any) -> None:
+        """Start flow ``name`` once the current step is done (ending the current flow)."""
+        self.next_flow = (name, data)
+
+    def hand_off(self, reason: str) -> None:
+        """Hand the conversation to a person; the bot stays quiet until released."""
+        self.handoff_reason = reason
+
+    async def store_file(self, filename: str, mime_type: str, content: bytes) -> StoredFile:
+        """Store a file in this transaction; send it with ``reply(Document(file.id, ...))``."""
+        row = StoredFile.from_bytes(filename, mime_type, content)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+
+class FlowModel:
+    """The model a flow machine runs on: a plain object, never an ORM row.
+
+    python-statemachine writes the state to ``state``; callbacks reach the context
+    through ``model.ctx`` (or ``self.ctx`` in a :class:`flows.Flow`).
+    """
+
+    def __init__(self, state: str | None, data: dict[str, Any], ctx: FlowContext) -> None:
+        self.state = state
+        self.data = data
+        self.ctx = ctx

@@ -1,0 +1,739 @@
+"""The engine: one inbound message → one transaction → new state, step events, replies.
+
+For every message, under the contact's lock and in ONE database transaction, the engine
+loads the conversation, routes the message (a global intent, the active flow, or the
+idle menu), rebuilds the flow's machine at the saved state (no entry actions re-run),
+sends the event, lets the tracker record step events, queues the replies as outbound
+rows, saves the new state and marks the inbound row done. No flow object outlives its
+transaction, so a restart or a second process continues any conversation.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from statemachine import StateChart
+
+from analytics.tracking import StepTracker, write_events
+from flows.app import App, Intent
+from flows.context import FlowContext, FlowModel
+from flows.errors import ActionError, FlowError
+from flows.messages import (
+    Buttons,
+    ListMenu,
+    Option,
+    Reply,
+    Text,
+    UserMessage,
+    reply_from_payload,
+    reply_kind,
+    reply_to_payload,
+)
+from flows.prompts import SHOWN_KEY, render, shown_options, step_prompt, template_values
+from flows.spec import ANSWER_EVENT, FlowSpec, Step
+from flows.validators import (
+    BUILTIN_VALIDATORS,
+    Accepted,
+    Outcome,
+    Rejected,
+    ValidationContext,
+    Validator,
+)
+from storage import (
+    Contact,
+    Conversation,
+    Database,
+    FlowSession,
+    InboundMessage,
+    InboundStatus,
+    OutboundMessage,
+    OutboundStatus,
+    SessionStatus,
+    get_or_create_contact,
+    lock_contact,
+    utcnow,
+)
+
+log = logging.getLogger("nyala.flows")
+
+Clock = Callable[[], dt.datetime]
+
+APOLOGY = (
+    "Sorry, something went wrong on our side and I couldn't finish that. "
+    "Our team has been notified. Type *menu* to start again."
+)
+HANDOFF_REPLY = (
+    "I've asked a member of our team to take over. They'll reply right here as soon as "
+    "they can."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    """Who a message is from, as the channel knows them."""
+
+    wa_id: str | None
+    user_id: str | None = None
+    profile_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """The result of storing an inbound message."""
+
+    contact_id: int
+    inbound_id: int | None  # None: a duplicate, already stored
+
+    @property
+    def duplicate(self) -> bool:
+        """Whether the message had been received before."""
+        return self.inbound_id is None
+
+
+def _public(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow data without the engine's bookkeeping keys."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+async def _maybe_await(result: Any) -> Any:
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+class Engine:
+    """Runs an :class:`App`'s flows over a :class:`storage.Database`.
+
+    Args:
+        db: the database.
+        app: the application.
+        sandbox: store replies as ``sandbox`` rows (never sent) instead of ``queued``.
+        clock: the time source (tests move time with it).
+    """
+
+    def __init__(
+        self, db: Database, app: App, *, sandbox: bool = True, clock: Clock = utcnow
+    ) -> None:
+        self.db = db
+        self.app = app
+        self.sandbox = sandbox
+        self.clock = clock
+
+    async def receive(self, contact: ContactRef, message: UserMessage) -> Received:
+        """Store a message durably (deduplicated by its id); does not process it."""
+        for attempt in range(3):
+            try:
+                async with self.db.transaction() as session:
+                    row = await get_or_create_contact(
+                        session,
+                        wa_id=contact.wa_id,
+                        user_id=contact.user_id,
+                        profile_name=contact.profile_name,
+                    )
+                    existing = await session.scalar(
+                        select(InboundMessage.id).where(InboundMessage.wa_message_id == message.id)
+                    )
+                    if existing is not None:
+                        return Received(row.id, None)
+                    inbound = InboundMessage(
+                        wa_message_id=message.id,
+                        contact_id=row.id,
+                        kind=message.kind,
+                        payload=message.to_payload(),
+                        received_at=self.clock(),
+                    )
+                    session.add(inbound)
+                    await session.flush()
+                    return Received(row.id, inbound.id)
+            except IntegrityError:
+                # Another process stored the same contact or message at the same moment.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def process_pending(self, contact_id: int) -> list[Reply]:
+        """Process the contact's pending messages, oldest first; returns the replies."""
+        replies: list[Reply] = []
+        while True:
+            found, produced = await self._process_next(contact_id)
+            if not found:
+                return replies
+            replies.extend(produced)
+
+    async def handle(self, contact: ContactRef, message: UserMessage) -> list[Reply]:
+        """Store and process one message (the terminal chat and tests use this)."""
+        received = await self.receive(contact, message)
+        return await self.process_pending(received.contact_id)
+
+    async def start_flow(
+        self, contact: ContactRef, flow: str, data: Mapping[str, Any] | None = None
+    ) -> list[Reply]:
+        """Start ``flow`` for a contact without an inbound message (e.g. a quick action)."""
+        async with self.db.transaction() as session:
+            row = await get_or_create_contact(
+                session, wa_id=contact.wa_id, user_id=contact.user_id
+            )
+            await lock_contact(session, row.id)
+            turn = await _Turn.load(self, session, row.id, None, None)
+            await turn.begin_flow(flow, dict(data or {}))
+            return await turn.finish()
+
+    async def _process_next(self, contact_id: int) -> tuple[bool, list[Reply]]:
+        async with self.db.transaction() as session:
+            await lock_contact(session, contact_id)
+            # Only after holding the contact's lock pick its oldest pending message:
+            # claiming first would let another worker overtake it.
+            inbound = await session.scalar(
+                select(InboundMessage)
+                .where(
+                    InboundMessage.contact_id == contact_id,
+                    InboundMessage.status == InboundStatus.PENDING,
+                )
+                .order_by(InboundMessage.id)
+                .limit(1)
+            )
+            if inbound is None:
+                return False, []
+            message = UserMessage.from_payload(inbound.payload)
+            try:
+                async with session.begin_nested():
+                    turn = await _Turn.load(self, session, contact_id, message, inbound.id)
+                    await turn.run()
+                    replies = await turn.finish()
+            except Exception as exc:  # the message's work is rolled back; record why
+                log.exception("message %s for contact %s failed", inbound.id, contact_id)
+                replies = await self._record_failure(session, contact_id, inbound, message, exc)
+                inbound.status = InboundStatus.FAILED
+                inbound.error = f"{type(exc).__name__}: {exc}"[:2000]
+            else:
+                inbound.status = InboundStatus.DONE
+            inbound.processed_at = self.clock()
+            return True, replies
+
+    async def _record_failure(
+        self,
+        session: AsyncSession,
+        contact_id: int,
+        inbound: InboundMessage,
+        message: UserMessage,
+        exc: Exception,
+    ) -> list[Reply]:
+        now = self.clock()
+        conversation = await session.get(Conversation, contact_id, populate_existing=True)
+        if conversation is not None and conversation.flow_session_id is not None:
+            flow_session = await session.get(
+                FlowSession, conversation.flow_session_id, populate_existing=True
+            )
+            if flow_session is not None:
+                reason = f"{type(exc).__name__}: {exc}"
+                tracker = StepTracker(clock=self.clock)
+                tracker.error(
+                    conversation.state or flow_session.current_step or "?",
+                    message=reason,
+                    input_value=message.display,
+                )
+                write_events(session, flow_session, tracker.events)
+                flow_session.mark_ended(SessionStatus.ERROR, reason=reason, at=now)
+            conversation.clear_flow()
+            conversation.last_activity_at = now
+        replies: list[Reply] = [Text(APOLOGY)]
+        self._queue(session, contact_id, inbound.id, replies)
+        return replies
+
+    def _queue(
+        self, session: AsyncSession, contact_id: int, inbound_id: int | None, replies: list[Reply]
+    ) -> None:
+        status = OutboundStatus.SANDBOX if self.sandbox else OutboundStatus.QUEUED
+        now = self.clock()
+        for reply in replies:
+            session.add(
+                OutboundMessage(
+                    contact_id=contact_id,
+                    inbound_id=inbound_id,
+                    kind=reply_kind(reply),
+                    payload=reply_to_payload(reply),
+                    status=status,
+                    created_at=now,
+                    next_attempt_at=None if self.sandbox else now,
+                )
+            )
+
+
+class _Turn:
+    """Everything one message causes, inside its transaction."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        session: AsyncSession,
+        contact: Contact,
+        conversation: Conversation,
+        message: UserMessage | None,
+        inbound_id: int | None,
+    ) -> None:
+        self.engine = engine
+        self.app = engine.app
+        self.session = session
+        self.contact = contact
+        self.conversation = conversation
+        self.message = message
+        self.inbound_id = inbound_id
+        self.now = engine.clock()
+        self.flows = engine.app.flows  # read once: files may change during the message
+        self.replies: list[Reply] = []
+        self.flow_session: FlowSession | None = None
+        self.tracker: StepTracker | None = None
+        self.ctx = FlowContext(
+            session=session,
+            contact=contact,
+            conversation=conversation,
+            app=self.app,
+            now=self.now,
+            data=dict(conversation.data or {}),
+            message=message,
+        )
+
+    @classmethod
+    async def load(
+        cls,
+        engine: Engine,
+        session: AsyncSession,
+        contact_id: int,
+        message: UserMessage | None,
+        inbound_id: int | None,
+    ) -> _Turn:
+        contact = await session.get(Contact, contact_id, populate_existing=True)
+        if contact is None:
+            raise FlowError(f"contact {contact_id} does not exist")
+        conversation = await session.get(Conversation, contact_id, populate_existing=True)
+        if conversation is None:
+            conversation = Conversation(contact_id=contact_id, data={}, retry_count=0)
+            session.add(conversation)
+        turn = cls(engine, session, contact, conversation, message, inbound_id)
+        if message is not None:
+            contact.last_inbound_at = turn.now
+        if conversation.flow_session_id is not None:
+            turn.flow_session = await session.get(FlowSession, conversation.flow_session_id)
+            turn.tracker = StepTracker(
+                entered_at=conversation.step_entered_at,
+                retry_count=conversation.retry_count,
+                clock=engine.clock,
+            )
+        return turn
+
+    # routing --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Route the message: a tapped intent or flow, a typed intent, the flow, or idle."""
+        message = self.message
+        assert message is not None
+        if self.conversation.handed_off_at is not None:
+            return  # a person has this conversation; the bot stays quiet
+        await self._check_active_flow()
+        if message.kind == "reaction":
+            if message.emoji:
+                self.replies.append(Text(f"Thanks {message.emoji}!"))
+            await self._prompt_current()
+            return
+        if message.kind == "reply" and message.reply_id:
+            prefix, _, name = message.reply_id.partition(":")
+            if prefix == "intent" and name:
+                await self._run_intent(name)
+                return
+            if prefix == "flow" and name:
+                await self.begin_flow(name, {})
+                return
+        if message.kind in ("text", "reply") and message.text:
+            intent = self.app.match_intent(message.text, idle=self.spec is None)
+            if intent is not None:
+                await self._run_intent(intent.name)
+                return
+        if self.spec is not None:
+            await self._answer()
+            return
+        await self._idle()
+
+    @property
+    def spec(self) -> FlowSpec | None:
+        name = self.conversation.flow_name
+        if name is None or self.flow_session is None:
+            return None
+        return self.flows.get(name)
+
+    async def _check_active_flow(self) -> None:
+        """End the active session if it timed out or its flow no longer fits it."""
+        conversation = self.conversation
+        if conversation.flow_name is None:
+            return
+        spec = self.flows.get(conversation.flow_name)
+        if self.flow_session is None or self.flow_session.status is not SessionStatus.ACTIVE:
+            self._drop_flow()
+            return
+        if spec is None:
+            self._end_session(SessionStatus.ABANDONED, "the flow no longer exists")
+            self.replies.append(Text("Sorry, what we were doing is no longer available."))
+            return
+        idle_since = conversation.last_activity_at or self.flow_session.last_activity_at
+        if idle_since is not None and self.now - idle_since > spec.timeout:
+            self._end_session(SessionStatus.ABANDONED, "timed out without a reply")
+            self.replies.append(
+                Text("It's been a while, so I closed what we were doing. Let's start afresh.")
+            )
+            return
+        if conversation.state not in spec.machine.states_map:
+            # The flow file changed under a live conversation: restart it politely.
+            old = conversation.state
+            self._end_session(
+                SessionStatus.ABANDONED,
+                f"flow changed (version {spec.version}); step {old!r} no longer exists",
+            )
+            self.replies.append(
+                Text("We've just updated this conversation, so let's pick it up from the start.")
+            )
+            await self.begin_flow(spec.name, {})
+
+    async def _run_intent(self, name: str) -> None:
+        intent = self.app.intents.get(name)
+        if intent is None or name == "retry":
+            if name == "retry" and self.spec is not None:
+                await self._prompt_current()
+            else:
+                await self._show_menu(None)
+            return
+        if intent.handler is not None:
+            await _maybe_await(intent.handler(self.ctx))
+            self._take_context_effects()
+        if intent.flow is not None:
+            await self.begin_flow(intent.flow, {})
+            return
+        if intent.handler is not None:
+            return
+        await self._core_intent(intent)
+
+    async def _core_intent(self, intent: Intent) -> None:
+        if intent.name in ("menu", "greeting"):
+            if self.spec is not None:
+                self._end_session(SessionStatus.ABANDONED, "left for the main menu")
+            await self._show_menu(self.app.greeting)
+        elif intent.name == "help":
+            self.replies.append(Text(self._help_text()))
+            if self.spec is not None:
+                await self._prompt_current()
+        elif intent.name == "cancel":
+            if self.spec is not None:
+                self._end_session(SessionStatus.ABANDONED, "cancelled by the user")
+                self.replies.append(
+                    Text("OK, I've stopped that. Nothing more will happen. Type *menu* anytime.")
+                )
+            else:
+                self.replies.append(Text("There's nothing to cancel right now."))
+                await self._show_menu(None)
+        elif intent.name == "human":
+            self._hand_off("the user asked for a person")
+
+    def _help_text(self) -> str:
+        lines = [self.app.help_text, "", "You can type these at any time:"]
+        for intent in self.app.intents.values():
+            if intent.description and intent.keywords:
+                word = sorted(intent.keywords, key=len)[0]
+                lines.append(f"• *{word}*: {intent.description}")
+        return "\n".join(lines)
+
+    async def _show_menu(self, heading: str | None) -> None:
+        options = self.app.menu_options()
+        body = heading or "Here's what I can help with:"
+        if not options:
+            self.replies.append(Text(f"{body}\n\n{self._help_text()}"))
+        elif len(options) <= 3 and not any(o.description for o in options):
+            self.replies.append(Buttons(body, tuple(options)))
+        else:
+            self.replies.append(ListMenu(body, tuple(options), button=self.app.menu_button))
+
+    async def _idle(self) -> None:
+        message = self.message
+        assert message is not None
+        if message.kind in ("text", "reply") and message.text:
+            word = message.text.strip().casefold()
+            for index, item in enumerate(self.app.menu_items(), 1):
+                if word in (str(index), item.title.casefold()):
+                    if item.flow:
+                        await self.begin_flow(item.flow, {})
+                    elif item.intent:
+                        await self._run_intent(item.intent)
+                    return
+            await self._show_menu("Sorry, I didn't quite get that. Here's what I can help with:")
+            return
+        await self._show_menu(
+            "Thanks! I can't do anything with that kind of message here. "
+            "Here's what I can help with:"
+        )
+
+    # flows -------------------------------------------------------------------------------
+    async def begin_flow(self, name: str, data: dict[str, Any]) -> None:
+        """End any active flow and start ``name`` at its initial step."""
+        spec = self.flows.get(name)
+        if spec is None:
+            log.error("unknown flow %r asked for", name)
+            self.replies.append(Text("Sorry, that isn't available right now."))
+            await self._show_menu(None)
+            return
+        if self.spec is not None:
+            self._end_session(SessionStatus.ABANDONED, f"switched to {name}")
+        flow_session = FlowSession(
+            contact_id=self.contact.id,
+            flow_name=spec.name,
+            flow_version=spec.version,
+            started_at=self.now,
+            last_activity_at=self.now,
+            status=SessionStatus.ACTIVE,
+            context_data=_public(data),
+        )
+        self.session.add(flow_session)
+        await self.session.flush()
+        conversation = self.conversation
+        conversation.flow_name = spec.name
+        conversation.flow_version = spec.version
+        conversation.flow_session_id = flow_session.id
+        conversation.state = None
+        conversation.retry_count = 0
+        self.flow_session = flow_session
+        self.tracker = StepTracker(clock=self.engine.clock)
+        self.ctx.data = dict(data)
+        model = FlowModel(None, self.ctx.data, self.ctx)
+        machine = spec.machine(model=model, listeners=[self.tracker])
+        await _maybe_await(machine.activate_initial_state())
+        await self._settle(spec, model)
+
+    def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart:
+        assert self.tracker is not None
+        machine: StateChart = spec.machine(model=model, listeners=[self.tracker])
+        return machine
+
+    async def _answer(self) -> None:
+        spec = self.spec
+        message = self.message
+        assert spec is not None and message is not None and self.tracker is not None
+        state = self.conversation.state
+        assert state is not None
+        step = spec.step(state)
+        outcome = await self._validate(step, message)
+        if isinstance(outcome, Rejected):
+            await self._retry(step, outcome.reason)
+            return
+        data_before = copy.deepcopy(self.ctx.data)
+        events_before = len(self.tracker.events)
+        if step.save:
+            self.ctx.data[step.save] = outcome.value
+        self.ctx.value = outcome.value
+        model = FlowModel(state, self.ctx.data, self.ctx)
+        machine = self._machine(spec, model)
+        try:
+            async with self.session.begin_nested():
+                await _maybe_await(
+                    machine.send(
+                        ANSWER_EVENT,
+                        value=outcome.value,
+                        input_value=message.display,
+                        output_value=outcome.display,
+                    )
+                )
+        except ActionError as exc:
+            # A business rule said no (e.g. seats just sold out): nothing of the attempt
+            # stays; the user hears why and may answer again.
+            self._rollback_attempt(data_before, events_before)
+            await self._retry(step, str(exc))
+            return
+        if self.tracker.unmatched or model.state == state and self.tracker.transitions == 0:
+            self._rollback_attempt(data_before, events_before)
+            await self._retry(step, "Sorry, that answer doesn't work here.")
+            return
+        if step.has_options:
+            self.ctx.data.pop(SHOWN_KEY, None)
+        await self._settle(spec, model)
+
+    def _rollback_attempt(self, data_before: dict[str, Any], events_before: int) -> None:
+        assert self.tracker is not None
+        self.ctx.data = data_before
+        self.ctx.replies.clear()
+        self.ctx.next_flow = None
+        self.ctx.handoff_reason = None
+        del self.tracker.events[events_before:]
+        self.tracker.unmatched = False
+
+    async def _validate(self, step: Step, message: UserMessage) -> Outcome:
+        expect = step.validator
+        factory = BUILTIN_VALIDATORS.get(expect.kind) or self.app.registry.validators[expect.kind]
+        params = dict(expect.params)
+        templated = [str(v) for v in params.values() if isinstance(v, str) and "{" in v]
+        if templated:
+            values = await template_values(self.ctx, *templated)
+            for key, value in params.items():
+                if isinstance(value, str) and "{" in value:
+                    rendered = render(value, values)
+                    params[key] = int(rendered) if rendered.lstrip("-").isdigit() else rendered
+        validator: Validator = factory(**params)
+        context = ValidationContext(
+            options=shown_options(self.ctx.data, step),
+            today=self.ctx.today,
+            data=self.ctx.data,
+            default_region=self.app.default_region,
+        )
+        return validator(message, context)
+
+    async def _retry(self, step: Step, reason: str) -> None:
+        assert self.tracker is not None and self.message is not None
+        self.tracker.retry(step.name, input_value=self.message.display, reason=reason)
+        self.conversation.retry_count = self.tracker.retry_count
+        self.replies.append(Text(reason))
+        if self.tracker.retry_count % self.app.max_retries == 0:
+            self.replies.append(
+                Buttons(
+                    "This seems to be tricky. Would you like help from a person?",
+                    (
+                        Option("intent:human", "Talk to a person"),
+                        Option("intent:retry", "Try again"),
+                        Option("intent:menu", "Main menu"),
+                    ),
+                )
+            )
+            return
+        await self._prompt_current(step)
+
+    async def _prompt_current(self, step: Step | None = None) -> None:
+        spec = self.spec
+        if spec is None or self.conversation.state is None:
+            return
+        step = step or spec.step(self.conversation.state)
+        prompt = await step_prompt(self.ctx, step)
+        self.replies.extend(prompt or [])
+
+    async def _settle(self, spec: FlowSpec, model: FlowModel) -> None:
+        """Act on the state the machine rests in after the event."""
+        assert self.tracker is not None
+        conversation = self.conversation
+        self._take_context_effects()
+        conversation.state = model.state
+        conversation.step_entered_at = self.tracker.entered_at
+        conversation.retry_count = self.tracker.retry_count
+        if self.ctx.handoff_reason is not None:
+            self._hand_off(self.ctx.handoff_reason)
+            return
+        assert model.state is not None
+        step = spec.step(model.state)
+        next_flow = self.ctx.next_flow
+        self.ctx.next_flow = None
+        if step.final:
+            prompt = await step_prompt(self.ctx, step)
+            self.replies.extend(prompt or [])
+            assert self.flow_session is not None
+            self.flow_session.mark_completed(self.now)
+            self._close_session()
+            if next_flow is not None:
+                await self.begin_flow(*next_flow)
+            elif not prompt:
+                self.replies.append(Text("All done! Type *menu* if there's anything else."))
+            return
+        if next_flow is not None:
+            self._end_session(SessionStatus.ABANDONED, f"continued in {next_flow[0]}")
+            await self.begin_flow(*next_flow)
+            return
+        prompt = await step_prompt(self.ctx, step)
+        if prompt is None:
+            self.replies.append(
+                Text(step.empty or "Sorry, there's nothing to choose from right now.")
+            )
+            self._end_session(SessionStatus.ABANDONED, f"nothing to choose from at {step.name}")
+            return
+        self.replies.extend(prompt)
+
+    def _take_context_effects(self) -> None:
+        self.replies.extend(self.ctx.replies)
+        self.ctx.replies.clear()
+
+    # ending ------------------------------------------------------------------------------
+    def _end_session(self, status: SessionStatus, reason: str) -> None:
+        if self.flow_session is not None and self.flow_session.status is SessionStatus.ACTIVE:
+            self.flow_session.mark_ended(status, reason=reason, at=self.now)
+        self._close_session()
+
+    def _close_session(self) -> None:
+        """Write the session's events and detach it from the conversation."""
+        flow_session = self.flow_session
+        if flow_session is not None:
+            self._write_tracking(flow_session)
+            flow_session.context_data = _public(self.ctx.data)
+        self._drop_flow()
+
+    def _drop_flow(self) -> None:
+        self.conversation.clear_flow()
+        self.ctx.data = {}
+        self.flow_session = None
+        self.tracker = None
+
+    def _write_tracking(self, flow_session: FlowSession) -> None:
+        if self.tracker is not None:
+            write_events(self.session, flow_session, self.tracker.events)
+            self.tracker.events.clear()
+            if self.tracker.current_step is not None:
+                flow_session.current_step = self.tracker.current_step
+        if self.conversation.state is not None and flow_session.status is SessionStatus.ACTIVE:
+            flow_session.current_step = self.conversation.state
+        flow_session.last_activity_at = self.now
+
+    def _hand_off(self, reason: str) -> None:
+        if self.flow_session is not None:
+            self.flow_session.context_data = {
+                **_public(self.ctx.data),
+                "handoff": {"step": self.conversation.state, "reason": reason},
+            }
+            self._end_session(SessionStatus.ABANDONED, f"handed to a person: {reason}")
+        self.conversation.handed_off_at = self.now
+        self.conversation.handoff_reason = reason
+        self.replies.append(Text(HANDOFF_REPLY))
+
+    async def finish(self) -> list[Reply]:
+        """Persist the conversation, the tracking and the replies."""
+        conversation = self.conversation
+        conversation.last_activity_at = self.now
+        if self.flow_session is not None:
+            self._write_tracking(self.flow_session)
+            self.flow_session.context_data = _public(self.ctx.data)
+        conversation.data = dict(self.ctx.data) if conversation.flow_name else {}
+        self._take_context_effects()
+        if not self.replies and self.message is not None and conversation.handed_off_at is None:
+            if self.message.kind != "reaction":
+                await self._show_menu("Here's what I can help with:")
+        self.engine._queue(self.session, self.contact.id, self.inbound_id, self.replies)
+        await self.session.flush()
+        return list(self.replies)
+
+
+async def release_handoff(db: Database, contact_id: int) -> bool:
+    """Give a handed-off conversation back to the bot; returns whether it was handed off."""
+    async with db.transaction() as session:
+        await lock_contact(session, contact_id)
+        conversation = await session.get(Conversation, contact_id)
+        if conversation is None or conversation.handed_off_at is None:
+            return False
+        conversation.handed_off_at = None
+        conversation.handoff_reason = None
+        return True
+
+
+async def conversation_replies(db: Database, contact_id: int, after_id: int = 0) -> list[Reply]:
+    """The replies stored for a contact after outbound id ``after_id`` (for transcripts)."""
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.contact_id == contact_id, OutboundMessage.id > after_id)
+            .order_by(OutboundMessage.id)
+        )
+        return [reply_from_payload(r.kind, r.payload) for r in rows]

@@ -1,0 +1,390 @@
+"""Typed validators: turn a user's reply into a value, or say helpfully what is wrong.
+
+A validator is a callable ``(message, context) -> Accepted | Rejected``. The built-in ones
+are made by name from a flow file's ``expect:`` (``integer``, ``date``, ``choice``,
+``yes_no``, ``text``, ``person_name``, ``email``, ``phone``, ``media``, ``location``);
+applications add their own with :meth:`flows.App.validator`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import phonenumbers
+from dateutil import parser as date_parser
+from email_validator import EmailNotValidError, validate_email
+
+from flows.messages import MEDIA_KINDS, Option, UserMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid reply: ``value`` is saved (JSON-safe), ``display`` goes to analytics."""
+
+    value: Any
+    display: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An invalid reply, with the sentence the user sees before the question again."""
+
+    reason: str
+
+
+Outcome = Accepted | Rejected
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationContext:
+    """What a validator may look at besides the message."""
+
+    options: Sequence[Option] = ()
+    today: dt.date = field(default_factory=dt.date.today)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    default_region: str | None = None
+
+
+Validator = Callable[[UserMessage, ValidationContext], Outcome]
+ValidatorFactory = Callable[..., Validator]
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+}  # fmt: skip
+_YES = {"yes", "y", "yeah", "yep", "ok", "okay", "sure", "confirm", "true", "1"}
+_NO = {"no", "n", "nope", "nah", "false", "0"}
+
+
+def normalize(text: str) -> str:
+    """Lower-case, trimmed, inner spaces collapsed, surrounding punctuation removed."""
+    text = unicodedata.normalize("NFKC", text).casefold().strip()
+    text = re.sub(r"\s+", " ", text)
+    return text.strip(" .!?,;:'\"")
+
+
+def _text_of(message: UserMessage) -> str | None:
+    if message.kind in ("text", "reply") and message.text and message.text.strip():
+        return message.text.strip()
+    return None
+
+
+def _not_text(message: UserMessage) -> Rejected:
+    if message.kind == "sticker":
+        return Rejected("Thanks for the sticker! I can only read typed answers here.")
+    if message.kind == "reaction":
+        return Rejected("Thanks for the reaction! I need a typed answer to go on.")
+    if message.kind in MEDIA_KINDS:
+        return Rejected("I wasn't expecting a file here, a typed answer is what I need.")
+    if message.kind == "location":
+        return Rejected("I wasn't expecting a location here, a typed answer is what I need.")
+    return Rejected("I can't read that kind of message, please type your answer.")
+
+
+def text(*, min_length: int = 1, max_length: int = 1000) -> Validator:
+    """Any typed text of a sensible length."""
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        value = _text_of(message)
+        if value is None:
+            return _not_text(message)
+        if len(value) < min_length:
+            return Rejected(f"Please write at least {min_length} characters.")
+        if len(value) > max_length:
+            return Rejected(f"That is a bit long; please keep it under {max_length} characters.")
+        return Accepted(value, value)
+
+    return check
+
+
+def _bounds(minimum: Any, maximum: Any) -> str:
+    if minimum is not None and maximum is not None:
+        return f"between {minimum} and {maximum}"
+    if minimum is not None:
+        return f"of at least {minimum}"
+    if maximum is not None:
+        return f"of at most {maximum}"
+    return ""
+
+
+def integer(*, min: int | None = None, max: int | None = None) -> Validator:  # noqa: A002
+    """A whole number, optionally in ``[min, max]``; digits or English words to twelve."""
+    lo = None if min is None else int(min)
+    hi = None if max is None else int(max)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"integer: min {lo} is greater than max {hi}")
+    hint = f"Please send a whole number {_bounds(lo, hi)}".rstrip() + f", for example {lo or 1}."
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        word = normalize(raw).replace(",", "")
+        if word in _NUMBER_WORDS:
+            value = _NUMBER_WORDS[word]
+        elif re.fullmatch(r"[+-]?\d{1,9}", word):
+            value = int(word)
+        else:
+            return Rejected(f"“{raw}” isn't a number I understand. {hint}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if hi is not None and value > hi:
+                return Rejected(f"Sorry, {value} is more than the {hi} available. {hint}")
+            return Rejected(f"{value} is too small. {hint}")
+        return Accepted(value, str(value))
+
+    return check
+
+
+def number(*, min: float | None = None, max: float | None = None) -> Validator:  # noqa: A002
+    """A decimal number (e.g. an amount), optionally in ``[min, max]``; saved as a string."""
+    lo = None if min is None else Decimal(str(min))
+    hi = None if max is None else Decimal(str(max))
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        try:
+            value = Decimal(normalize(raw).replace(",", "").lstrip("$€£"))
+        except InvalidOperation:
+            return Rejected(f"Please send a number {_bounds(lo, hi)}, for example 25.50.")
+        if not value.is_finite() or (lo is not None and value < lo) or (hi is not None and value > hi):
+            return Rejected(f"Please send a number {_bounds(lo, hi)}.")
+        return Accepted(str(value), str(value))
+
+    return check
+
+
+def _as_date(value: Any, today: dt.date) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if str(value) == "today":
+        return today
+    return dt.date.fromisoformat(str(value))
+
+
+def date(
+    *,
+    min: Any = None,  # noqa: A002
+    max: Any = None,  # noqa: A002
+    future: bool = False,
+    dayfirst: bool = True,
+) -> Validator:
+    """A calendar date: ``2026-12-24``, ``24/12/2026``, ``24 Dec``, ``today``, ``tomorrow``.
+
+    ``min``/``max`` are ISO dates or ``today``; ``future`` means today or later.
+    Saved as an ISO date string.
+    """
+
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        word = normalize(raw)
+        today = ctx.today
+        value: dt.date | None
+        if word == "today":
+            value = today
+        elif word == "tomorrow":
+            value = today + dt.timedelta(days=1)
+        else:
+            try:
+                default = dt.datetime(today.year, today.month, 1)
+                value = date_parser.parse(raw, dayfirst=dayfirst, default=default).date()
+            except (ValueError, OverflowError):
+                value = None
+            # "24 Dec" without a year means the next 24 December.
+            if value is not None and not re.search(r"\d{4}", raw) and value < today:
+                value = value.replace(year=value.year + 1)
+        if value is None:
+            return Rejected(f"“{raw}” isn't a date I understand. Please write it like 24/12/2026.")
+        lo = _as_date(min, today)
+        hi = _as_date(max, today)
+        if future and (lo is None or lo < today):
+            lo = today
+        if lo is not None and value < lo:
+            return Rejected(f"Please choose a date from {lo:%d %b %Y} onwards.")
+        if hi is not None and value > hi:
+            return Rejected(f"Please choose a date no later than {hi:%d %b %Y}.")
+        return Accepted(value.isoformat(), value.isoformat())
+
+    return check
+
+
+def choice() -> Validator:
+    """One of the options shown: tapped, or typed as its number, id or title."""
+
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
+        options = list(ctx.options)
+        listing = ", ".join(f"{i}. {o.title}" for i, o in enumerate(options, 1))
+        hint = f"Please tap one of the options or reply with its number ({listing})."
+        if message.kind == "reply" and message.reply_id:
+            for option in options:
+                if option.id == message.reply_id:
+                    return Accepted(option.id, option.title)
+            return Rejected(f"That option is no longer available. {hint}")
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        word = normalize(raw)
+        if word.isdigit() and 1 <= int(word) <= len(options):
+            option = options[int(word) - 1]
+            return Accepted(option.id, option.title)
+        for option in options:
+            if word in (normalize(option.title), normalize(option.id)):
+                return Accepted(option.id, option.title)
+        return Rejected(f"I didn't recognise “{raw}”. {hint}")
+
+    return check
+
+
+def yes_no() -> Validator:
+    """Yes or no, in the usual spellings; saved as a boolean."""
+
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
+        if message.kind == "reply" and message.reply_id in ("yes", "no"):
+            return Accepted(message.reply_id == "yes", message.reply_id)
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        word = normalize(raw)
+        if word in _YES:
+            return Accepted(True, "yes")
+        if word in _NO:
+            return Accepted(False, "no")
+        return Rejected("Please answer yes or no.")
+
+    return check
+
+
+_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.’][^\W\d_]+)*\.?$")
+
+
+def person_name(*, min_words: int = 1) -> Validator:
+    """A person's name: letters (any script), spaces, apostrophes and hyphens."""
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        value = " ".join(raw.split())
+        if len(value) < 2 or len(value) > 100 or not _NAME_RE.match(value):
+            return Rejected(
+                "That doesn't look like a name. Please use letters only, e.g. Tendai Moyo."
+            )
+        if len(value.split(" ")) < min_words:
+            return Rejected("Please give the full name (first name and surname).")
+        if value.islower() or value.isupper():
+            value = " ".join(part.capitalize() for part in value.split(" "))
+        return Accepted(value, value)
+
+    return check
+
+
+def email() -> Validator:
+    """An e-mail address (syntax only; nothing is looked up); saved normalised."""
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        try:
+            result = validate_email(raw, check_deliverability=False)
+        except EmailNotValidError:
+            return Rejected(f"“{raw}” isn't a valid e-mail address, e.g. name@example.com.")
+        return Accepted(result.normalized, result.normalized)
+
+    return check
+
+
+def phone(*, region: str | None = None) -> Validator:
+    """A phone number, international or in the business's region; saved as E.164."""
+
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
+        raw = _text_of(message)
+        if raw is None:
+            return _not_text(message)
+        try:
+            number = phonenumbers.parse(raw, region or ctx.default_region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            return Rejected(
+                "That isn't a phone number I can use. Please include the country code, "
+                "e.g. +263 77 123 4567."
+            )
+        value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return Accepted(value, value)
+
+    return check
+
+
+def media(
+    *,
+    kinds: Sequence[str] = ("image", "document"),
+    mime_types: Sequence[str] = ("image/jpeg", "image/png", "application/pdf"),
+    max_mb: float = 10,
+) -> Validator:
+    """A file: a photo or a document of an allowed type and size."""
+    allowed = ", ".join(sorted({m.split("/")[-1].upper() for m in mime_types}))
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        if message.kind not in kinds or message.media is None:
+            return Rejected(f"Please send the file as a photo or document ({allowed}).")
+        file = message.media
+        mime = file.mime_type.split(";")[0].strip().lower()
+        if mime_types and mime not in mime_types:
+            return Rejected(f"That file type ({mime}) isn't accepted. Please send {allowed}.")
+        if file.size is not None and file.size > max_mb * 1024 * 1024:
+            return Rejected(f"That file is too large; the limit is {max_mb:g} MB.")
+        value = {
+            "id": file.id,
+            "kind": message.kind,
+            "mime_type": mime,
+            "filename": file.filename,
+            "sha256": file.sha256,
+        }
+        return Accepted(value, f"[{message.kind}] {file.filename or mime}")
+
+    return check
+
+
+def location() -> Validator:
+    """A shared map location; saved as ``{"latitude", "longitude", "name", "address"}``."""
+
+    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+        if message.kind != "location" or message.location is None:
+            return Rejected("Please share a location (tap 📎 then Location).")
+        loc = message.location
+        value = {
+            "latitude": loc.latitude,
+            "longitude": loc.longitude,
+            "name": loc.name,
+            "address": loc.address,
+        }
+        return Accepted(value, f"{loc.latitude},{loc.longitude}")
+
+    return check
+
+
+BUILTIN_VALIDATORS: dict[str, ValidatorFactory] = {
+    "choice": choice,
+    "date": date,
+    "email": email,
+    "integer": integer,
+    "location": location,
+    "media": media,
+    "number": number,
+    "person_name": person_name,
+    "phone": phone,
+    "text": text,
+    "yes_no": yes_no,
+}

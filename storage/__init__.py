@@ -1,0 +1,56 @@
+"""Storage: SQLAlchemy 2 async tables, sessions, migrations and queries.
+
+This package imports nothing else of Nyala's; every other package builds on it.
+"""
+
+from storage.base import Base, utcnow
+from storage.contacts import Contact, get_or_create_contact
+from storage.conversations import Conversation
+from storage.database import DEFAULT_DATABASE_URL, Database, display_url, lock_contact
+from storage.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    NyalaError,
+    StorageError,
+)
+from storage.files import StoredFile
+from storage.flow_sessions import (
+    FlowMetricSnapshot,
+    FlowSession,
+    FlowStepEvent,
+    SessionStatus,
+    SnapshotPeriod,
+    StepAction,
+)
+from storage.messages import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+from storage.migrate import migrate
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Base",
+    "ConflictError",
+    "Contact",
+    "Conversation",
+    "Database",
+    "DatabaseUnavailableError",
+    "FlowMetricSnapshot",
+    "FlowSession",
+    "FlowStepEvent",
+    "InboundMessage",
+    "InboundStatus",
+    "NotFoundError",
+    "NyalaError",
+    "OutboundMessage",
+    "OutboundStatus",
+    "SessionStatus",
+    "SnapshotPeriod",
+    "StepAction",
+    "StorageError",
+    "StoredFile",
+    "display_url",
+    "get_or_create_contact",
+    "lock_contact",
+    "migrate",
+    "utcnow",
+]

@@ -1,0 +1,160 @@
+"""The database: URL handling, engine set-up per backend, transactions and locks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage.errors import DatabaseUnavailableError, StorageError
+
+log = logging.getLogger("nyala.storage")
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///nyala.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Namespace of Nyala's advisory locks ("Ny"), so they never meet another app's.
+_LOCK_NAMESPACE = 0x4E79
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL, mapping the plain spellings to Nyala's async drivers.
+
+    ``postgresql://`` and ``postgres://`` mean asyncpg; ``sqlite://`` means aiosqlite.
+
+    Raises:
+        StorageError: the URL cannot be parsed or names an unsupported backend.
+    """
+    raw = url.strip()
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw.removeprefix("postgres://")
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise StorageError(f"invalid DATABASE_URL {raw!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise StorageError(
+        f"unsupported database {backend!r} in DATABASE_URL: use sqlite or postgresql"
+    )
+
+
+def display_url(url: URL | str) -> str:
+    """Render a URL for messages and logs, with the password hidden."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Make SQLite fit for a server and CLI commands sharing one file.
+
+    WAL lets readers work while one writer writes; the busy timeout makes a second writer
+    wait instead of failing; write transactions start with ``BEGIN IMMEDIATE`` so they
+    take the write lock up front instead of failing half-way on an upgrade.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("nyala_write", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """An async engine with its session factories.
+
+    Use :meth:`transaction` for work that writes and :meth:`read` for read-only work.
+    """
+
+    def __init__(self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_postgresql:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self.engine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(nyala_write=True), expire_on_commit=False
+        )
+        self._reader = async_sessionmaker(
+            self.engine.execution_options(nyala_write=False), expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is the embedded SQLite backend."""
+        return self.url.get_backend_name() == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        """Whether this is PostgreSQL."""
+        return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password hidden."""
+        return display_url(self.url)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        async with self._writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction (on SQLite it does not take the write lock)."""
+        async with self._reader() as session, session.begin():
+            yield session
+
+    async def check(self) -> None:
+        """Connect once, turning any failure into a one-line DatabaseUnavailableError."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, OperationalError, DBAPIError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise DatabaseUnavailableError(
+                f"cannot reach the database at {self.display_url}: {reason}"
+            ) from exc
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+async def lock_contact(session: AsyncSession, contact_id: int) -> None:
+    """Serialise work on one contact until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite needs nothing more, as
+    its write transactions already hold the database's single write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+            {"ns": _LOCK_NAMESPACE, "key": contact_id % 2_147_483_647},
+        )

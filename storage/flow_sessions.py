@@ -1,0 +1,154 @@
+"""Flow analytics tables: sessions, step events and periodic metric snapshots.
+
+Names and fields follow the original requirements (``FlowSession``, ``FlowStepEvent``,
+``FlowMetricSnapshot``); ``analytics.models`` re-exports them under those names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.base import Base, UTCDateTime, utcnow
+from storage.contacts import Contact
+from storage.types import BigIntId, JSONDoc, str_enum
+
+
+class SessionStatus(enum.StrEnum):
+    """Where a flow session ended up."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    ERROR = "error"
+
+
+class StepAction(enum.StrEnum):
+    """What happened at a step."""
+
+    ENTERED = "entered"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+    RETRY = "retry"
+
+
+class SnapshotPeriod(enum.StrEnum):
+    """Length of a metric snapshot's period."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class FlowSession(Base):
+    """One journey of one contact through one flow."""
+
+    __tablename__ = "flow_sessions"
+    __table_args__ = (
+        Index(None, "flow_name", "started_at"),
+        Index(None, "status", "last_activity_at"),
+        Index(None, "contact_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("contacts.id", ondelete="CASCADE")
+    )
+    flow_name: Mapped[str] = mapped_column(String(100))
+    # Hash of the flow's definition, so reports stay right when a flow changes.
+    flow_version: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[SessionStatus] = mapped_column(
+        str_enum(SessionStatus, "flow_session_status"), default=SessionStatus.ACTIVE
+    )
+    context_data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # The step the contact was at last: where an abandoned session dropped off.
+    current_step: Mapped[str | None] = mapped_column(String(100))
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_reason: Mapped[str | None] = mapped_column(Text)
+
+    contact: Mapped[Contact] = relationship(lazy="raise")
+    events: Mapped[list[FlowStepEvent]] = relationship(
+        back_populates="session", lazy="raise", order_by="FlowStepEvent.id"
+    )
+
+    def mark_completed(self, at: dt.datetime | None = None) -> None:
+        """Mark the session completed now (or at ``at``); the caller commits."""
+        self.status = SessionStatus.COMPLETED
+        self.completed_at = at or utcnow()
+        self.last_activity_at = self.completed_at
+
+    def mark_ended(
+        self, status: SessionStatus, *, reason: str | None = None, at: dt.datetime | None = None
+    ) -> None:
+        """End the session as abandoned or error, keeping why."""
+        self.status = status
+        self.completed_at = at or utcnow()
+        self.ended_reason = reason
+        if status is SessionStatus.ERROR and reason:
+            self.error_message = reason
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to end, or ``None`` while the session is still open."""
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+class FlowStepEvent(Base):
+    """One interaction at one step of a session."""
+
+    __tablename__ = "flow_step_events"
+    __table_args__ = (
+        Index(None, "session_id", "id"),
+        Index(None, "step_name", "action"),
+        Index(None, "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("flow_sessions.id", ondelete="CASCADE")
+    )
+    step_name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[StepAction] = mapped_column(str_enum(StepAction, "flow_step_action"))
+    timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    time_spent: Mapped[float | None] = mapped_column(Float)
+    input_value: Mapped[str | None] = mapped_column(Text)
+    output_value: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    session: Mapped[FlowSession] = relationship(back_populates="events", lazy="raise")
+
+
+class FlowMetricSnapshot(Base):
+    """Pre-calculated metrics of one flow over one day, week or month."""
+
+    __tablename__ = "flow_metric_snapshots"
+    __table_args__ = (UniqueConstraint("flow_name", "flow_version", "period", "period_start"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(100))
+    # Empty string means "all versions together".
+    flow_version: Mapped[str] = mapped_column(String(64), default="")
+    period: Mapped[SnapshotPeriod] = mapped_column(
+        str_enum(SnapshotPeriod, "snapshot_period")
+    )
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    total_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    completed_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    error_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    avg_duration_seconds: Mapped[float | None] = mapped_column(Float)
+    total_errors: Mapped[int] = mapped_column(Integer, default=0)
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

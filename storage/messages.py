@@ -1,0 +1,81 @@
+"""Inbound and outbound message rows: the durable inbox and outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.base import Base, UTCDateTime, utcnow
+from storage.types import BigIntId, JSONDoc, str_enum
+
+
+class InboundStatus(enum.StrEnum):
+    """Processing state of an inbound message."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboundStatus(enum.StrEnum):
+    """Delivery state of an outbound message, in the order it may only advance."""
+
+    SANDBOX = "sandbox"  # kept locally, never sent (no WhatsApp credentials / terminal chat)
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class InboundMessage(Base):
+    """One message a contact sent, stored before it is processed (once, in order)."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index(None, "contact_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    wa_message_id: Mapped[str] = mapped_column(String(256), unique=True)
+    contact_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("contacts.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[InboundStatus] = mapped_column(
+        str_enum(InboundStatus, "inbound_status"), default=InboundStatus.PENDING
+    )
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboundMessage(Base):
+    """One message for a contact, written in the transaction that decided to send it."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "contact_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("contacts.id", ondelete="CASCADE")
+    )
+    inbound_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    status: Mapped[OutboundStatus] = mapped_column(
+        str_enum(OutboundStatus, "outbound_status"), default=OutboundStatus.QUEUED
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    wa_message_id: Mapped[str | None] = mapped_column(String(256), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
