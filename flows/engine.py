@@ -289,6 +289,7 @@ class _Turn:
         self.inbound_id = inbound_id
         self.now = engine.clock()
         self.flows = engine.app.flows  # read once: files may change during the message
+        self.timed_out = False
         self.replies: list[Reply] = []
         self.flow_session: FlowSession | None = None
         self.tracker: StepTracker | None = None
@@ -337,7 +338,8 @@ class _Turn:
         assert message is not None
         if self.conversation.handed_off_at is not None:
             return  # a person has this conversation; the bot stays quiet
-        await self._check_active_flow()
+        if await self._check_active_flow():
+            return
         if message.kind == "reaction":
             if message.emoji:
                 self.replies.append(Text(f"Thanks {message.emoji}!"))
@@ -368,26 +370,28 @@ class _Turn:
             return None
         return self.flows.get(name)
 
-    async def _check_active_flow(self) -> None:
-        """End the active session if it timed out or its flow no longer fits it."""
+    async def _check_active_flow(self) -> bool:
+        """End the active session if it timed out or its flow no longer fits it.
+
+        Returns whether the message was used up (the flow restarted with a new question;
+        the message answered an old one and must not be applied to the new).
+        """
         conversation = self.conversation
         if conversation.flow_name is None:
-            return
+            return False
         spec = self.flows.get(conversation.flow_name)
         if self.flow_session is None or self.flow_session.status is not SessionStatus.ACTIVE:
             self._drop_flow()
-            return
+            return False
         if spec is None:
             self._end_session(SessionStatus.ABANDONED, "the flow no longer exists")
             self.replies.append(Text("Sorry, what we were doing is no longer available."))
-            return
+            return False
         idle_since = conversation.last_activity_at or self.flow_session.last_activity_at
         if idle_since is not None and self.now - idle_since > spec.timeout:
             self._end_session(SessionStatus.ABANDONED, "timed out without a reply")
-            self.replies.append(
-                Text("It's been a while, so I closed what we were doing. Let's start afresh.")
-            )
-            return
+            self.timed_out = True
+            return False
         if conversation.state not in spec.machine.states_map:
             # The flow file changed under a live conversation: restart it politely.
             old = conversation.state
@@ -399,6 +403,8 @@ class _Turn:
                 Text("We've just updated this conversation, so let's pick it up from the start.")
             )
             await self.begin_flow(spec.name, {})
+            return True
+        return False
 
     async def _run_intent(self, name: str) -> None:
         intent = self.app.intents.get(name)
@@ -460,6 +466,11 @@ class _Turn:
     async def _idle(self) -> None:
         message = self.message
         assert message is not None
+        if self.timed_out:
+            await self._show_menu(
+                "It's been a while, so I closed what we were doing. What would you like to do?"
+            )
+            return
         if message.kind in ("text", "reply") and message.text:
             word = message.text.strip().casefold()
             for index, item in enumerate(self.app.menu_items(), 1):
@@ -548,6 +559,7 @@ class _Turn:
         except ActionError as exc:
             # A business rule said no (e.g. seats just sold out): nothing of the attempt
             # stays; the user hears why and may answer again.
+            await self._reload_after_savepoint()
             self._rollback_attempt(data_before, events_before)
             await self._retry(step, str(exc))
             return
@@ -558,6 +570,13 @@ class _Turn:
         if step.has_options:
             self.ctx.data.pop(SHOWN_KEY, None)
         await self._settle(spec, model)
+
+    async def _reload_after_savepoint(self) -> None:
+        # Rolling back a savepoint expires what it touched; load it back asynchronously
+        # (a lazy load on attribute access would need I/O outside the event loop).
+        for row in (self.contact, self.conversation, self.flow_session):
+            if row is not None:
+                await self.session.refresh(row)
 
     def _rollback_attempt(self, data_before: dict[str, Any], events_before: int) -> None:
         assert self.tracker is not None

@@ -1,0 +1,143 @@
+"""Storage: URLs, UTC timestamps, SQLite concurrency settings, migrations, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, MetaData, Table, insert, select, text
+
+from storage import (
+    Contact,
+    Database,
+    DatabaseUnavailableError,
+    FlowSession,
+    SessionStatus,
+    StorageError,
+    get_or_create_contact,
+    migrate,
+)
+from storage.base import Money, UTCDateTime
+from storage.database import normalize_url
+from storage.migrate import current_revision, head_revision
+
+
+def test_plain_postgres_urls_mean_asyncpg() -> None:
+    assert normalize_url("postgresql://u:p@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgres://u:p@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+
+
+def test_unsupported_or_garbage_urls_are_one_line_errors() -> None:
+    with pytest.raises(StorageError, match="unsupported database 'mysql'"):
+        normalize_url("mysql://h/db")
+    with pytest.raises(StorageError, match="invalid DATABASE_URL"):
+        normalize_url("not a url")
+
+
+def test_display_url_hides_the_password() -> None:
+    db = Database("postgresql://nyala:s3cret@db.example:5432/nyala")
+    assert "s3cret" not in db.display_url
+    assert "***" in db.display_url
+
+
+async def test_unreachable_database_names_url_without_password() -> None:
+    db = Database("postgresql://nyala:s3cret@127.0.0.1:1/nyala")
+    with pytest.raises(DatabaseUnavailableError) as info:
+        await db.check()
+    await db.dispose()
+    message = str(info.value)
+    assert "s3cret" not in message
+    assert "127.0.0.1:1" in message
+    assert "\n" not in message
+
+
+async def test_migrate_is_idempotent_and_reaches_head(db: Database) -> None:
+    assert await current_revision(db) == head_revision()
+    before, after = await migrate(db)
+    assert before == after == head_revision()
+
+
+async def test_timestamps_are_aware_utc_on_both_backends(db: Database) -> None:
+    harare = dt.timezone(dt.timedelta(hours=2))
+    started = dt.datetime(2026, 7, 1, 10, 0, tzinfo=harare)
+    async with db.transaction() as session:
+        contact = await get_or_create_contact(session, wa_id="263770000009")
+        row = FlowSession(contact_id=contact.id, flow_name="f", started_at=started,
+                          last_activity_at=started)
+        session.add(row)
+    async with db.read() as session:
+        loaded = await session.scalar(select(FlowSession))
+    assert loaded is not None
+    assert loaded.started_at.tzinfo is not None
+    assert loaded.started_at == started
+    assert loaded.started_at.utcoffset() == dt.timedelta(0)
+    assert loaded.status is SessionStatus.ACTIVE
+
+
+async def test_naive_datetimes_are_refused(db: Database) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        async with db.transaction() as session:
+            contact = await get_or_create_contact(session, wa_id="263770000010")
+            session.add(FlowSession(contact_id=contact.id, flow_name="f",
+                                    started_at=dt.datetime(2026, 1, 1)))  # noqa: DTZ001
+            await session.flush()
+
+
+async def test_money_is_an_exact_decimal(db: Database) -> None:
+    table = Table("money_probe", MetaData(), Column("amount", Money()),
+                  Column("at", UTCDateTime()))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(table.create)
+        await conn.execute(insert(table).values(amount=Decimal("1234.57")))
+        value = (await conn.execute(select(table.c.amount))).scalar_one()
+        await conn.run_sync(table.drop)
+    assert value == Decimal("1234.57")
+    assert isinstance(value, Decimal)
+
+
+async def test_contacts_are_found_by_number_or_user_id(db: Database) -> None:
+    async with db.transaction() as session:
+        first = await get_or_create_contact(session, wa_id="263771111111", profile_name="A")
+        by_user = await get_or_create_contact(session, wa_id=None, user_id="ZW.abc123")
+        same = await get_or_create_contact(session, wa_id="263771111111", user_id="ZW.zzz")
+        assert same.id == first.id
+        assert same.user_id == "ZW.zzz"
+        assert by_user.id != first.id
+    with pytest.raises(ValueError, match="wa_id or a user_id"):
+        async with db.transaction() as session:
+            await get_or_create_contact(session, wa_id=None)
+
+
+async def test_sqlite_is_set_up_for_concurrent_use(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    await migrate(db)
+    async with db.read() as session:
+        mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+        timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
+        fks = (await session.execute(text("PRAGMA foreign_keys"))).scalar_one()
+    assert (mode, fks) == ("wal", 1)
+    assert timeout >= 5000
+
+    # Two engines on one file (a server and a CLI command): concurrent read-modify-write
+    # transactions never fail with "database is locked" and lose no update.
+    other = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    async with db.transaction() as session:
+        session.add(Contact(wa_id="1", attributes={"n": 0}))
+
+    async def bump(database: Database) -> None:
+        for _ in range(20):
+            async with database.transaction() as session:
+                contact = await session.scalar(select(Contact).where(Contact.wa_id == "1"))
+                assert contact is not None
+                contact.attributes = {"n": contact.attributes["n"] + 1}
+
+    await asyncio.gather(bump(db), bump(other))
+    async with db.read() as session:
+        contact = await session.scalar(select(Contact))
+    assert contact is not None and contact.attributes["n"] == 40
+    await db.dispose()
+    await other.dispose()
