@@ -241,7 +241,8 @@ class _Compiler:
         says = tuple(self.text(s, *at, "say") for s in ([say] if isinstance(say, str) else say))
         state: dict[str, Any] = {}
         if "enter" in raw:
-            state["enter"] = self.action_method(f"on_{name}", self.names(raw["enter"], *at, "enter"), *at, "enter")
+            entered = self.names(raw["enter"], *at, "enter")
+            state["enter"] = self.action_method(f"on_{name}", entered, *at, "enter")
         if final:
             for key in ("ask", "expect", "save", "next", "on", "do", "buttons", "choices", "skip_if"):
                 if key in raw:
@@ -291,6 +292,7 @@ class _Compiler:
                 branches.append(self.branch(branch, order, str(option_id), *at, "on", str(option_id)))
         default_target = following
         do = self.names(raw["do"], *at, "do") if "do" in raw else ()
+        self.check_names("action", do, self.registry.actions, *at, "do")
         if "next" in raw:
             nxt = raw["next"]
             if isinstance(nxt, str):
@@ -374,16 +376,31 @@ class _Compiler:
             return _Branch(self.target(value, order, *path), (), (), (), choice)
         if not isinstance(value, dict):
             raise self.fail("must be a step name or a mapping with 'next'", *path)
-        self.unknown_keys(value, BRANCH_KEYS, *[str(p) for p in path])
+        at = [str(p) for p in path]
+        self.unknown_keys(value, BRANCH_KEYS, *at)
         if "next" not in value:
             raise self.fail("a branch needs 'next' (the step to go to)", *path)
+        listed = {
+            key: self.names(value[key], *at, key) if key in value else ()
+            for key in ("do", "if", "unless")
+        }
+        self.check_names("action", listed["do"], self.registry.actions, *at, "do")
+        for key in ("if", "unless"):
+            self.check_names("condition", listed[key], self.registry.conditions, *at, key)
         return _Branch(
             self.target(value["next"], order, *path, "next"),
-            self.names(value["do"], *[str(p) for p in path], "do") if "do" in value else (),
-            self.names(value["if"], *[str(p) for p in path], "if") if "if" in value else (),
-            self.names(value["unless"], *[str(p) for p in path], "unless") if "unless" in value else (),
+            listed["do"],
+            listed["if"],
+            listed["unless"],
             choice,
         )
+
+    def check_names(
+        self, what: str, names: Sequence[str], known: Mapping[str, Any], *path: str
+    ) -> None:
+        for name in names:
+            if name not in known:
+                raise self.unknown_name(what, name, known, *path)
 
     def target(self, value: Any, order: list[str], *path: str | int) -> str:
         if not isinstance(value, str) or value not in order:
