@@ -20,8 +20,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
+from flows import App
 from storage import Database, migrate
 from storage.models import Base
+from tests.cafe import build_app
 
 PG_ADMIN_URL = os.environ.get("NYALA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")
@@ -108,3 +110,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def nyala_db(db: Database) -> AsyncIterator[Database]:
     """Overrides the shipped plugin's SQLite-only fixture: both backends here."""
     yield db
+
+
+@pytest.fixture
+def cafe(tmp_path: Path) -> App:
+    """A fresh test café app per test, its flow file in ``tmp_path / "flows"``."""
+    return build_app(tmp_path / "flows")

@@ -108,6 +108,18 @@ def name_known(ctx: FlowContext) -> bool:
 
 
 @app.condition()
+def phone_known(ctx: FlowContext) -> bool:
+    """Whether we have the guest's number from an earlier booking."""
+    return bool(_remembered(ctx).get("phone"))
+
+
+@app.condition()
+def email_known(ctx: FlowContext) -> bool:
+    """Whether we have the guest's e-mail address from an earlier booking."""
+    return bool(_remembered(ctx).get("email"))
+
+
+@app.condition()
 def large_party(ctx: FlowContext) -> bool:
     """Groups of seven or more eat from the set menu."""
     return int(ctx.data["party_size"]) >= 7
@@ -206,7 +218,7 @@ def optional_note(*, max_length: int = 300) -> Check:
 
 @app.action()
 def load_profile(ctx: FlowContext) -> None:
-    """Start a booking with the contact details we remember (``skip_if: known`` uses them)."""
+    """Start a booking with the contact details we remember from earlier bookings."""
     remembered = _remembered(ctx)
     for key in ("phone", "email"):
         if remembered.get(key):

@@ -19,7 +19,7 @@ from storage import (
     OutboundStatus,
     SessionStatus,
 )
-from tests.flows.conftest import ORDER_FLOW
+from tests.cafe import ORDER_FLOW
 
 
 async def order_until_confirm(chat: object) -> None:

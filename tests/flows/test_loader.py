@@ -8,7 +8,7 @@ import pytest
 
 from flows import App, FlowContext, FlowDefinitionError, load_flow_file, load_flow_text
 from flows.app import Registry
-from tests.flows.conftest import ORDER_FLOW, build_app
+from tests.cafe import ORDER_FLOW, build_app
 
 
 def registry() -> Registry:

@@ -1,10 +1,9 @@
-"""A small test application built on the public API, with one YAML and one Python flow."""
+"""A small test application (a café) built on the public API: one YAML, one Python flow."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from statemachine import State
 
 from flows import ActionError, App, Expect, Flow, FlowContext, Step
@@ -105,9 +104,3 @@ def build_app(flows_dir: Path, *, stock: int = 5) -> App:
     app.add_flow(RatingFlow)
     app.state = state  # type: ignore[attr-defined]  # test knob
     return app
-
-
-@pytest.fixture
-def cafe(tmp_path: Path) -> App:
-    """A fresh test app per test."""
-    return build_app(tmp_path / "flows")
