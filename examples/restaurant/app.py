@@ -120,6 +120,12 @@ def email_known(ctx: FlowContext) -> bool:
 
 
 @app.condition()
+def details_given(ctx: FlowContext) -> bool:
+    """Whether the guest got as far as the review (and is changing the time)."""
+    return "contact_method" in ctx.data
+
+
+@app.condition()
 def large_party(ctx: FlowContext) -> bool:
     """Groups of seven or more eat from the set menu."""
     return int(ctx.data["party_size"]) >= 7
