@@ -21,6 +21,7 @@ from flows.messages import (
     Location,
     LocationPin,
     Media,
+    MessageKind,
     Option,
     Reply,
     Template,
@@ -98,7 +99,7 @@ class TerminalChat:
             self._print(CHAT_HELP)
             return None
         if text.startswith("/file "):
-            return await self._file_message(Path(text.removeprefix("/file ").strip()).expanduser())
+            return await self._file_message(text.removeprefix("/file ").strip())
         if text.startswith("/location "):
             try:
                 lat, lon = (float(v) for v in text.removeprefix("/location ").split(","))
@@ -109,11 +110,13 @@ class TerminalChat:
                 id=self._next_id(), kind="location", location=Location(latitude=lat, longitude=lon)
             )
         if text.startswith("/"):
-            self._print(f"unknown command {text.split()[0]}. {CHAT_HELP}")
+            self._print(f"unknown command {text.split(maxsplit=1)[0]}. {CHAT_HELP}")
             return None
         if text.isdigit() and 1 <= int(text) <= len(self.options):
             option = self.options[int(text) - 1]
-            return UserMessage(id=self._next_id(), kind="reply", reply_id=option.id, text=option.title)
+            return UserMessage(
+                id=self._next_id(), kind="reply", reply_id=option.id, text=option.title
+            )
         for option in self.options:
             if text.casefold() == option.title.casefold():
                 return UserMessage(
@@ -121,9 +124,10 @@ class TerminalChat:
                 )
         return UserMessage(id=self._next_id(), kind="text", text=text)
 
-    async def _file_message(self, path: Path) -> UserMessage | None:
+    async def _file_message(self, name: str) -> UserMessage | None:
+        path = await asyncio.to_thread(lambda: Path(name).expanduser())
         try:
-            content = path.read_bytes()
+            content = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             self._print(f"cannot read {path}: {exc.strerror}")
             return None
@@ -133,7 +137,7 @@ class TerminalChat:
             session.add(row)
             await session.flush()
             file_id = row.id
-        kind = "image" if mime.startswith("image/") else "document"
+        kind: MessageKind = "image" if mime.startswith("image/") else "document"
         media = Media(
             id=f"stored:{file_id}", mime_type=mime, sha256=row.sha256,
             filename=path.name, size=len(content),

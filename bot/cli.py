@@ -98,11 +98,21 @@ def migrate_command(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--as", "phone", callback=_phone, metavar="PHONE",
-              help=f"chat as this number, international form (default +{DEFAULT_CHAT_PHONE})")
-@click.option("--files", "files_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("nyala-chat-files"), show_default=True,
-              help="where documents the bot sends are saved")
+@click.option(
+    "--as",
+    "phone",
+    callback=_phone,
+    metavar="PHONE",
+    help=f"chat as this number, international form (default +{DEFAULT_CHAT_PHONE})",
+)
+@click.option(
+    "--files",
+    "files_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("nyala-chat-files"),
+    show_default=True,
+    help="where documents the bot sends are saved",
+)
 @click.pass_context
 def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
     """Talk to the bot in the terminal (sandbox: nothing is ever sent to WhatsApp)."""
@@ -154,8 +164,7 @@ def flows_list(ctx: click.Context) -> None:
 
 
 @flows.command("validate")
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
 def flows_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Check flow files (names of actions, queries, ... against the app)."""
@@ -178,8 +187,13 @@ def flows_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
 @flows.command("diagram")
 @click.argument("name")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="file to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="file to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)",
+)
 @click.pass_context
 def flows_diagram(ctx: click.Context, name: str, output: Path) -> None:
     """Draw flow NAME's states and transitions."""
@@ -226,9 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        hint = " (see nyala --help)" if isinstance(exc, click.exceptions.NoSuchOption | click.exceptions.MissingParameter) else ""
+        hint = (
+            " (see nyala --help)"
+            if isinstance(exc, click.exceptions.NoSuchOption | click.exceptions.MissingParameter)
+            else ""
+        )
         if exc.ctx is not None and "No such command" in exc.format_message():
-            hint = f" (commands: {', '.join(sorted(exc.ctx.command.list_commands(exc.ctx)))})" if isinstance(exc.ctx.command, click.Group) else ""
+            hint = (
+                f" (commands: {', '.join(sorted(exc.ctx.command.list_commands(exc.ctx)))})"
+                if isinstance(exc.ctx.command, click.Group)
+                else ""
+            )
         click.echo(f"nyala: error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

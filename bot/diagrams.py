@@ -15,11 +15,15 @@ def write_diagram(spec: FlowSpec, output: Path) -> None:
     """Draw ``spec`` to ``output``; the format comes from the file extension."""
     fmt = output.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise FlowError(f"unknown diagram format {output.suffix!r}; use one of {', '.join(FORMATS)}")
+        raise FlowError(
+            f"unknown diagram format {output.suffix!r}; use one of {', '.join(FORMATS)}"
+        )
     if fmt == "mmd":
-        output.write_text(MermaidGraphMachine(spec.machine).get_mermaid(), encoding="utf-8")
+        mermaid = MermaidGraphMachine(spec.machine).get_mermaid()  # type: ignore[no-untyped-call]
+        output.write_text(mermaid, encoding="utf-8")
         return
-    graph = DotGraphMachine(spec.machine).get_graph()
+    # The diagram module of python-statemachine has no annotations.
+    graph = DotGraphMachine(spec.machine).get_graph()  # type: ignore[no-untyped-call]
     if fmt == "dot":
         output.write_text(graph.to_string(), encoding="utf-8")
         return

@@ -215,7 +215,9 @@ class App:
         if self.flows_dir is not None:
             if not self.flows_dir.is_dir():
                 raise FlowDefinitionError("flows folder not found", path=self.flows_dir)
-            files.extend(sorted(self.flows_dir.glob("*.yaml")) + sorted(self.flows_dir.glob("*.yml")))
+            files.extend(
+                sorted(self.flows_dir.glob("*.yaml")) + sorted(self.flows_dir.glob("*.yml"))
+            )
         return files
 
     def _load_file(self, path: Path) -> FlowSpec:
@@ -257,14 +259,18 @@ class App:
         flows = self.flows
         for item in self.menu:
             if item.flow and item.flow not in flows:
-                raise UnknownFlowError(f"menu item {item.title!r} names unknown flow {item.flow!r}")
+                raise UnknownFlowError(
+                    f"menu item {item.title!r} names unknown flow {item.flow!r}"
+                )
             if item.intent and item.intent not in self.intents:
                 raise UnknownFlowError(
                     f"menu item {item.title!r} names unknown intent {item.intent!r}"
                 )
         for intent in self.intents.values():
             if intent.flow and intent.flow not in flows:
-                raise UnknownFlowError(f"intent {intent.name!r} names unknown flow {intent.flow!r}")
+                raise UnknownFlowError(
+                    f"intent {intent.name!r} names unknown flow {intent.flow!r}"
+                )
 
     @property
     def intents(self) -> dict[str, Intent]:

@@ -42,7 +42,6 @@ from flows.prompts import SHOWN_KEY, render, shown_options, step_prompt, templat
 from flows.spec import ANSWER_EVENT, FlowSpec, Step
 from flows.validators import (
     BUILTIN_VALIDATORS,
-    Accepted,
     Outcome,
     Rejected,
     ValidationContext,
@@ -72,8 +71,7 @@ APOLOGY = (
     "Our team has been notified. Type *menu* to start again."
 )
 HANDOFF_REPLY = (
-    "I've asked a member of our team to take over. They'll reply right here as soon as "
-    "they can."
+    "I've asked a member of our team to take over. They'll reply right here as soon as they can."
 )
 
 
@@ -274,6 +272,7 @@ class _Turn:
     def __init__(
         self,
         engine: Engine,
+        *,
         session: AsyncSession,
         contact: Contact,
         conversation: Conversation,
@@ -319,7 +318,14 @@ class _Turn:
         if conversation is None:
             conversation = Conversation(contact_id=contact_id, data={}, retry_count=0)
             session.add(conversation)
-        turn = cls(engine, session, contact, conversation, message, inbound_id)
+        turn = cls(
+            engine=engine,
+            session=session,
+            contact=contact,
+            conversation=conversation,
+            message=message,
+            inbound_id=inbound_id,
+        )
         if message is not None:
             contact.last_inbound_at = turn.now
         if conversation.flow_session_id is not None:
@@ -523,15 +529,17 @@ class _Turn:
         await _maybe_await(machine.activate_initial_state())
         await self._settle(spec, model)
 
-    def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart:
+    def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart[Any]:
         assert self.tracker is not None
-        machine: StateChart = spec.machine(model=model, listeners=[self.tracker])
+        machine: StateChart[Any] = spec.machine(model=model, listeners=[self.tracker])
         return machine
 
     async def _answer(self) -> None:
         spec = self.spec
         message = self.message
-        assert spec is not None and message is not None and self.tracker is not None
+        assert spec is not None
+        assert message is not None
+        assert self.tracker is not None
         state = self.conversation.state
         assert state is not None
         step = spec.step(state)
@@ -563,7 +571,7 @@ class _Turn:
             self._rollback_attempt(data_before, events_before)
             await self._retry(step, str(exc))
             return
-        if self.tracker.unmatched or model.state == state and self.tracker.transitions == 0:
+        if self.tracker.unmatched or (model.state == state and self.tracker.transitions == 0):
             self._rollback_attempt(data_before, events_before)
             await self._retry(step, "Sorry, that answer doesn't work here.")
             return
@@ -608,7 +616,8 @@ class _Turn:
         return validator(message, context)
 
     async def _retry(self, step: Step, reason: str) -> None:
-        assert self.tracker is not None and self.message is not None
+        assert self.tracker is not None
+        assert self.message is not None
         self.tracker.retry(step.name, input_value=self.message.display, reason=reason)
         self.conversation.retry_count = self.tracker.retry_count
         self.replies.append(Text(reason))
@@ -727,9 +736,13 @@ class _Turn:
             self.flow_session.context_data = _public(self.ctx.data)
         conversation.data = dict(self.ctx.data) if conversation.flow_name else {}
         self._take_context_effects()
-        if not self.replies and self.message is not None and conversation.handed_off_at is None:
-            if self.message.kind != "reaction":
-                await self._show_menu("Here's what I can help with:")
+        if (
+            not self.replies
+            and self.message is not None
+            and self.message.kind != "reaction"
+            and conversation.handed_off_at is None
+        ):
+            await self._show_menu("Here's what I can help with:")
         self.engine._queue(self.session, self.contact.id, self.inbound_id, self.replies)
         await self.session.flush()
         return list(self.replies)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from flows.context import FlowContext
 
 
-class Flow(StateChart):  # type: ignore[misc]  # the library's metaclass is untyped
+class Flow(StateChart[Any]):
     """A conversation written as a python-statemachine ``StateChart``.
 
     Declare states named for what the bot waits for, transitions on the ``answer`` event
@@ -62,7 +62,7 @@ class Flow(StateChart):  # type: ignore[misc]  # the library's metaclass is unty
         """Compile the class into the engine's :class:`FlowSpec`, checking it first."""
         name = cls.flow_name or cls.__name__
         state_ids = {str(s.id) for s in cls.states}
-        for key, step in cls.steps.items():
+        for key in cls.steps:
             if key not in state_ids:
                 raise FlowDefinitionError(
                     f"steps names state {key!r}, which {cls.__name__} does not have",

@@ -75,7 +75,7 @@ _FlowYamlLoader.add_implicit_resolver(
 def _line_map(text: str) -> dict[Path_, int]:
     """Map each key path of the document to its 1-based line."""
     lines: dict[Path_, int] = {}
-    root = yaml.compose(text, Loader=_FlowYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    root = yaml.compose(text, Loader=_FlowYamlLoader)
 
     def walk(node: yaml.Node | None, path: Path_) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -122,6 +122,7 @@ class _Compiler:
         self.lines = lines
         self.registry = registry
         self.methods: dict[str, Callable[..., Any]] = {}
+        self.choice_methods: dict[str, str] = {}
 
     # error reporting ------------------------------------------------------------------
     def fail(self, message: str, *path: str | int) -> FlowDefinitionError:
@@ -179,10 +180,8 @@ class _Compiler:
         order = [str(k) for k in raw_steps]
         for step_name in order:
             if not _IDENT.match(step_name):
-                raise self.fail(
-                    "step names are lower_snake_case identifiers", "steps", step_name
-                )
-            if hasattr(StateChart, step_name) or step_name == ANSWER_EVENT:
+                raise self.fail("step names are lower_snake_case identifiers", "steps", step_name)
+            if hasattr(StateChart[Any], step_name) or step_name == ANSWER_EVENT:
                 raise self.fail(
                     f"{step_name!r} is reserved by the state machine; choose another name",
                     "steps",
@@ -197,7 +196,9 @@ class _Compiler:
         for index, step_name in enumerate(order):
             raw = raw_steps[step_name]
             if not isinstance(raw, dict):
-                raise self.fail("a step must be a mapping (ask, expect, save, ...)", "steps", step_name)
+                raise self.fail(
+                    "a step must be a mapping (ask, expect, save, ...)", "steps", step_name
+                )
             following = order[index + 1] if index + 1 < len(order) else None
             step, state = self.compile_step(step_name, raw, following, order)
             if step_name == start:
@@ -244,16 +245,32 @@ class _Compiler:
             entered = self.names(raw["enter"], *at, "enter")
             state["enter"] = self.action_method(f"on_{name}", entered, *at, "enter")
         if final:
-            for key in ("ask", "expect", "save", "next", "on", "do", "buttons", "choices", "skip_if"):
+            for key in (
+                "ask",
+                "expect",
+                "save",
+                "next",
+                "on",
+                "do",
+                "buttons",
+                "choices",
+                "skip_if",
+            ):
                 if key in raw:
-                    raise self.fail(f"a final step ends the flow and cannot have {key!r}", *at, key)
+                    raise self.fail(
+                        f"a final step ends the flow and cannot have {key!r}", *at, key
+                    )
             state["final"] = True
             return Step(name=name, say=says, final=True), state
 
         if "ask" not in raw:
             raise self.fail("a step needs 'ask' (the question) unless it is 'final: true'", *at)
         ask = self.text(raw["ask"], *at, "ask")
-        buttons = self.options(raw["buttons"], MAX_BUTTONS, BUTTON_TITLE_MAX, *at, "buttons") if "buttons" in raw else ()
+        buttons = (
+            self.options(raw["buttons"], MAX_BUTTONS, BUTTON_TITLE_MAX, *at, "buttons")
+            if "buttons" in raw
+            else ()
+        )
         choices: tuple[Option, ...] = ()
         choices_from = None
         if "choices" in raw:
@@ -261,13 +278,19 @@ class _Compiler:
             if isinstance(value, dict) and set(value) == {"from"}:
                 choices_from = self.text(value["from"], *at, "choices", "from")
                 if choices_from not in self.registry.queries:
-                    raise self.unknown_name("query", choices_from, self.registry.queries, *at, "choices", "from")
+                    raise self.unknown_name(
+                        "query", choices_from, self.registry.queries, *at, "choices", "from"
+                    )
             else:
                 choices = self.options(value, MAX_LIST_ROWS, ROW_TITLE_MAX, *at, "choices")
         if buttons and (choices or choices_from):
             raise self.fail("use either 'buttons' or 'choices', not both", *at, "choices")
         expect = self.expect(raw["expect"], *at, "expect") if "expect" in raw else None
-        if expect is not None and expect.kind == "choice" and not (buttons or choices or choices_from):
+        if (
+            expect is not None
+            and expect.kind == "choice"
+            and not (buttons or choices or choices_from)
+        ):
             raise self.fail("'expect: choice' needs 'buttons' or 'choices'", *at, "expect")
         save = raw.get("save")
         if save is not None and (not isinstance(save, str) or not _IDENT.match(save)):
@@ -280,16 +303,22 @@ class _Compiler:
         branches: list[_Branch] = []
         if "on" in raw:
             if not (buttons or choices or choices_from):
-                raise self.fail("'on' branches on a choice; the step needs buttons or choices", *at, "on")
+                raise self.fail(
+                    "'on' branches on a choice; the step needs buttons or choices", *at, "on"
+                )
             if not isinstance(raw["on"], dict):
                 raise self.fail("must map option ids to steps", *at, "on")
             for option_id, branch in raw["on"].items():
                 if option_ids and str(option_id) not in option_ids:
                     raise self.fail(
                         f"{option_id!r} is not one of the options ({', '.join(option_ids)})",
-                        *at, "on", str(option_id),
+                        *at,
+                        "on",
+                        str(option_id),
                     )
-                branches.append(self.branch(branch, order, str(option_id), *at, "on", str(option_id)))
+                branches.append(
+                    self.branch(branch, order, str(option_id), *at, "on", str(option_id))
+                )
         default_target = following
         do = self.names(raw["do"], *at, "do") if "do" in raw else ()
         self.check_names("action", do, self.registry.actions, *at, "do")
@@ -304,7 +333,9 @@ class _Compiler:
                     built = self.branch(branch, order, None, *at, "next", i)
                     if not built.if_ and not built.unless:
                         if i != len(nxt) - 1:
-                            raise self.fail("only the last branch may have no 'if'", *at, "next", i)
+                            raise self.fail(
+                                "only the last branch may have no 'if'", *at, "next", i
+                            )
                         default_target = built.target
                         do = (*do, *built.actions)
                     else:
@@ -366,7 +397,9 @@ class _Compiler:
             result["unless"] = [self.condition_method(c, "steps", step) for c in branch.unless]
         actions = (*do, *branch.actions)
         if actions:
-            result["on"] = self.action_method("do_" + "_and_".join(actions), actions, "steps", step)
+            result["on"] = self.action_method(
+                "do_" + "_and_".join(actions), actions, "steps", step
+            )
         return result
 
     def branch(
@@ -409,9 +442,7 @@ class _Compiler:
             raise self.fail(f"{value!r} is not a step of this flow{hint}", *path)
         return value
 
-    def options(
-        self, value: Any, limit: int, title_max: int, *path: str
-    ) -> tuple[Option, ...]:
+    def options(self, value: Any, limit: int, title_max: int, *path: str) -> tuple[Option, ...]:
         options: list[Option] = []
         if isinstance(value, dict):
             for key, title in value.items():
@@ -445,6 +476,7 @@ class _Compiler:
         return tuple(options)
 
     def expect(self, value: Any, *path: str) -> Expect:
+        params: Any
         if isinstance(value, str):
             kind, params = value, {}
         elif isinstance(value, dict) and len(value) == 1:
@@ -485,7 +517,7 @@ class _Compiler:
 
         # One callback runs the actions in order: callbacks of one phase may run
         # concurrently, and actions share one database session.
-        async def run_actions(self: StateChart) -> None:
+        async def run_actions(self: StateChart[Any]) -> None:
             for function in functions:
                 result = function(self.model.ctx)
                 if inspect.isawaitable(result):
@@ -501,7 +533,7 @@ class _Compiler:
         function = self.registry.conditions[name]
         method = f"if_{name}"
 
-        async def check(self: StateChart) -> bool:
+        async def check(self: StateChart[Any]) -> bool:
             result = function(self.model.ctx)
             if inspect.isawaitable(result):
                 result = await result
@@ -512,22 +544,25 @@ class _Compiler:
         return method
 
     def choice_method(self, option_id: str) -> str:
+        if option_id in self.choice_methods:
+            return self.choice_methods[option_id]
         method = "chose_" + re.sub(r"\W+", "_", option_id).strip("_").lower()
+        if method in self.methods:  # two option ids that differ only in punctuation
+            method = f"{method}_{len(self.methods)}"
+        self.choice_methods[option_id] = method
 
-        def chose(self: StateChart, value: Any = None) -> bool:
-            return value == option_id
+        def chose(self: StateChart[Any], value: Any = None) -> bool:
+            return bool(value == option_id)
 
         chose.__name__ = method
-        if method in self.methods and self.methods[method] is not None:
-            method = f"{method}_{len(self.methods)}"
         self.methods[method] = chose
         return method
 
     def known_method(self, key: str) -> str:
         method = f"known_{key}"
 
-        def known(self: StateChart) -> bool:
-            return self.model.data.get(key) not in (None, "", [])
+        def known(self: StateChart[Any]) -> bool:
+            return bool(self.model.data.get(key) not in (None, "", []))
 
         known.__name__ = method
         self.methods[method] = known

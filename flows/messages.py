@@ -162,9 +162,7 @@ class Buttons:
             raise ValueError(f"reply buttons need 1 to {MAX_BUTTONS} options")
         if len({o.id for o in self.options}) != len(self.options):
             raise ValueError("button ids must be unique")
-        titles = tuple(
-            Option(o.id, shorten(o.title, BUTTON_TITLE_MAX)) for o in self.options
-        )
+        titles = tuple(Option(o.id, shorten(o.title, BUTTON_TITLE_MAX)) for o in self.options)
         object.__setattr__(self, "options", titles)
         object.__setattr__(self, "body", shorten_body(self.body, BODY_MAX))
 
@@ -256,8 +254,7 @@ def reply_kind(reply: Reply) -> str:
 
 def reply_to_payload(reply: Reply) -> dict[str, Any]:
     """A JSON-safe dict for the outbound row."""
-    data = asdict(reply)
-    return data
+    return asdict(reply)
 
 
 def reply_from_payload(kind: str, data: dict[str, Any]) -> Reply:

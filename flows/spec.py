@@ -101,7 +101,7 @@ class FlowSpec:
     """
 
     name: str
-    machine: type[StateChart]
+    machine: type[StateChart[Any]]
     steps: Mapping[str, Step]
     version: str
     timeout: dt.timedelta = DEFAULT_TIMEOUT
@@ -137,7 +137,7 @@ def definition_hash(document: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def machine_structure(machine: type[StateChart]) -> list[Any]:
+def machine_structure(machine: type[StateChart[Any]]) -> list[Any]:
     """The states and transitions of a machine class as plain data (for hashing)."""
     structure: list[Any] = []
     for state in machine.states:

@@ -95,7 +95,9 @@ class ChatTester:
         message: UserMessage
         if tap is not None:
             option = self._find_option(tap)
-            message = UserMessage(id=message_id, kind="reply", reply_id=option.id, text=option.title)
+            message = UserMessage(
+                id=message_id, kind="reply", reply_id=option.id, text=option.title
+            )
         elif media is not None:
             message = UserMessage(id=message_id, kind=kind or "document", media=media)  # type: ignore[arg-type]
         elif location is not None:
@@ -136,7 +138,9 @@ class ChatTester:
 
     async def _contact_id(self) -> int:
         async with self.engine.db.read() as session:
-            contact_id = await session.scalar(select(Contact.id).where(Contact.wa_id == self.phone))
+            contact_id = await session.scalar(
+                select(Contact.id).where(Contact.wa_id == self.phone)
+            )
         assert contact_id is not None, "the contact has not sent anything yet"
         return contact_id
 
@@ -185,7 +189,9 @@ ChatFactory = Callable[..., Awaitable[ChatTester]]
 async def nyala_db(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated database for one test: SQLite in ``tmp_path`` unless
     ``NYALA_TEST_DATABASE_URL`` names another (which must be empty)."""
-    url = os.environ.get("NYALA_TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    url = (
+        os.environ.get("NYALA_TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    )
     db = Database(url)
     await migrate(db)
     try:
@@ -198,7 +204,9 @@ async def nyala_db(tmp_path: Path) -> AsyncIterator[Database]:
 def nyala_chat(nyala_db: Database) -> ChatFactory:
     """``await nyala_chat(app, phone=..., clock=...)`` → a :class:`ChatTester`."""
 
-    async def make(app: App, phone: str = "263770000001", clock: Clock | None = None, **kw: Any) -> ChatTester:
+    async def make(
+        app: App, phone: str = "263770000001", clock: Clock | None = None, **kw: Any
+    ) -> ChatTester:
         engine = Engine(nyala_db, app, clock=clock or utcnow, **kw)
         return ChatTester(engine, phone, clock)
 

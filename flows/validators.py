@@ -113,7 +113,7 @@ def _bounds(minimum: Any, maximum: Any) -> str:
     return ""
 
 
-def integer(*, min: int | None = None, max: int | None = None) -> Validator:  # noqa: A002
+def integer(*, min: int | None = None, max: int | None = None) -> Validator:
     """A whole number, optionally in ``[min, max]``; digits or English words to twelve."""
     lo = None if min is None else int(min)
     hi = None if max is None else int(max)
@@ -141,7 +141,7 @@ def integer(*, min: int | None = None, max: int | None = None) -> Validator:  # 
     return check
 
 
-def number(*, min: float | None = None, max: float | None = None) -> Validator:  # noqa: A002
+def number(*, min: float | None = None, max: float | None = None) -> Validator:
     """A decimal number (e.g. an amount), optionally in ``[min, max]``; saved as a string."""
     lo = None if min is None else Decimal(str(min))
     hi = None if max is None else Decimal(str(max))
@@ -154,7 +154,11 @@ def number(*, min: float | None = None, max: float | None = None) -> Validator: 
             value = Decimal(normalize(raw).replace(",", "").lstrip("$€£"))
         except InvalidOperation:
             return Rejected(f"Please send a number {_bounds(lo, hi)}, for example 25.50.")
-        if not value.is_finite() or (lo is not None and value < lo) or (hi is not None and value > hi):
+        if (
+            not value.is_finite()
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
             return Rejected(f"Please send a number {_bounds(lo, hi)}.")
         return Accepted(str(value), str(value))
 
@@ -173,8 +177,8 @@ def _as_date(value: Any, today: dt.date) -> dt.date | None:
 
 def date(
     *,
-    min: Any = None,  # noqa: A002
-    max: Any = None,  # noqa: A002
+    min: Any = None,
+    max: Any = None,
     future: bool = False,
     dayfirst: bool = True,
 ) -> Validator:
@@ -197,7 +201,8 @@ def date(
             value = today + dt.timedelta(days=1)
         else:
             try:
-                default = dt.datetime(today.year, today.month, 1)
+                # dateutil fills missing parts from a naive default; only .date() is used.
+                default = dt.datetime(today.year, today.month, 1)  # noqa: DTZ001
                 value = date_parser.parse(raw, dayfirst=dayfirst, default=default).date()
             except (ValueError, OverflowError):
                 value = None

@@ -139,9 +139,7 @@ class FlowMetricSnapshot(Base):
     flow_name: Mapped[str] = mapped_column(String(100))
     # Empty string means "all versions together".
     flow_version: Mapped[str] = mapped_column(String(64), default="")
-    period: Mapped[SnapshotPeriod] = mapped_column(
-        str_enum(SnapshotPeriod, "snapshot_period")
-    )
+    period: Mapped[SnapshotPeriod] = mapped_column(str_enum(SnapshotPeriod, "snapshot_period"))
     period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     period_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     total_sessions: Mapped[int] = mapped_column(Integer, default=0)

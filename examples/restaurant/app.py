@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -181,8 +181,10 @@ async def open_slots(ctx: FlowContext) -> list[Option]:
 def booking_summary(ctx: FlowContext) -> str:
     """The booking as the guest confirms it."""
     data = ctx.data
-    reach = f"Phone: {data['phone']}" if data.get("contact_method") == "phone" else (
-        f"E-mail: {data.get('email', '')}"
+    reach = (
+        f"Phone: {data['phone']}"
+        if data.get("contact_method") == "phone"
+        else (f"E-mail: {data.get('email', '')}")
     )
     lines = [
         "Please check your booking:",

@@ -19,8 +19,15 @@ async def test_manual_tracking_like_the_seed(db: Database) -> None:
         contact = await get_or_create_contact(s, wa_id="263770000001")
         session = await start_session(s, contact, "booking_flow", at=t0)
         await track_step(s, session, "traveler_count", "entered", at=t0)
-        await track_step(s, session, "traveler_count", StepAction.COMPLETED, time_spent=15.5,
-                         input_value="4", at=t0 + dt.timedelta(seconds=15.5))
+        await track_step(
+            s,
+            session,
+            "traveler_count",
+            StepAction.COMPLETED,
+            time_spent=15.5,
+            input_value="4",
+            at=t0 + dt.timedelta(seconds=15.5),
+        )
         session.mark_completed(t0 + dt.timedelta(seconds=20))
     async with db.read() as s:
         loaded = await s.scalar(select(FlowSession))

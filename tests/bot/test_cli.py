@@ -14,13 +14,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def nyala(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None,
-          ) -> subprocess.CompletedProcess[str]:
+def nyala(
+    *args: str,
+    cwd: Path,
+    stdin: str = "",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NYALA_APP")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, input=stdin, capture_output=True,
-        text=True, env=environment, timeout=120, check=False,
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -35,8 +45,7 @@ def test_piped_chat_completes_a_flow_on_a_fresh_database(tmp_path: Path) -> None
     assert result.stderr == ""
     db = sqlite3.connect(tmp_path / "nyala.db")
     (status,) = db.execute("select status from flow_sessions").fetchone()
-    actions = db.execute(
-        "select step_name, action from flow_step_events order by id").fetchall()
+    actions = db.execute("select step_name, action from flow_step_events order by id").fetchall()
     (wa_id,) = db.execute("select wa_id from contacts").fetchone()
     assert status == "completed"
     assert actions[:2] == [("ask_name", "entered"), ("ask_name", "completed")]
@@ -76,7 +85,9 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "cannot reach the database at postgresql+asyncpg://nyala:***@127.0.0.1:1/nyala" in lines[0]
+    assert (
+        "cannot reach the database at postgresql+asyncpg://nyala:***@127.0.0.1:1/nyala" in lines[0]
+    )
     assert "hunter2" not in result.stderr
 
 
@@ -95,8 +106,9 @@ def test_flows_list_validate_and_diagram(tmp_path: Path) -> None:
     ok = nyala("flows", "validate", str(flows_dir), cwd=tmp_path)
     assert ok.returncode == 0 and "ok:" in ok.stdout
     broken = tmp_path / "broken.yaml"
-    broken.write_text("flow: broken\nsteps:\n  a:\n    ask: hi\n    do: no_such_action\n"
-                      "  b:\n    final: true\n")
+    broken.write_text(
+        "flow: broken\nsteps:\n  a:\n    ask: hi\n    do: no_such_action\n  b:\n    final: true\n"
+    )
     bad = nyala("flows", "validate", str(broken), cwd=tmp_path)
     assert bad.returncode == 1
     assert f"{broken}:5: steps.a.do: unknown action 'no_such_action'" in bad.stderr

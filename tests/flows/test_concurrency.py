@@ -38,9 +38,7 @@ async def test_concurrent_workers_keep_one_contacts_messages_in_order(
         received = [await workers[0].receive(contact, m) for m in messages]
         contact_id = received[0].contact_id
         # Both workers race for the same contact, several times each.
-        await asyncio.gather(
-            *(workers[i % 2].process_pending(contact_id) for i in range(6))
-        )
+        await asyncio.gather(*(workers[i % 2].process_pending(contact_id) for i in range(6)))
         async with db.read() as session:
             inbound = (
                 await session.scalars(
@@ -56,7 +54,9 @@ async def test_concurrent_workers_keep_one_contacts_messages_in_order(
                     .order_by(OutboundMessage.id)
                 )
             ).all()
-            events = (await session.scalars(select(FlowStepEvent).order_by(FlowStepEvent.id))).all()
+            events = (
+                await session.scalars(select(FlowStepEvent).order_by(FlowStepEvent.id))
+            ).all()
         assert [m.status for m in inbound] == [InboundStatus.DONE] * 5
         processed = [m.processed_at for m in inbound]
         assert processed == sorted(processed)  # strictly in arrival order

@@ -243,8 +243,9 @@ async def test_a_new_engine_continues_the_conversation(cafe: App, nyala_db: Data
     await first.handle(contact, UserMessage(id="m2", kind="text", text="Grace Hopper"))
     del first  # a restart: nothing survives but the database
     second = Engine(nyala_db, cafe)
-    replies = await second.handle(contact, UserMessage(id="m3", kind="reply", reply_id="small",
-                                                       text="Small"))
+    replies = await second.handle(
+        contact, UserMessage(id="m3", kind="reply", reply_id="small", text="Small")
+    )
     assert [getattr(r, "body", None) for r in replies] == ["How many?"]
     async with nyala_db.read() as s:
         events = (await s.scalars(select(FlowStepEvent).order_by(FlowStepEvent.id))).all()

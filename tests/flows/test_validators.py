@@ -9,7 +9,18 @@ import pytest
 
 from flows import Accepted, Rejected, UserMessage
 from flows.messages import Media, Option
-from flows.validators import ValidationContext, choice, date, email, integer, media, person_name, phone, text, yes_no
+from flows.validators import (
+    ValidationContext,
+    choice,
+    date,
+    email,
+    integer,
+    media,
+    person_name,
+    phone,
+    text,
+    yes_no,
+)
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -27,8 +38,9 @@ def test_integer_accepts_digits_and_words(raw: str, value: int) -> None:
     assert integer(min=1, max=12)(say(raw), ctx()) == Accepted(value, str(value))
 
 
-@pytest.mark.parametrize(("raw", "hint"), [("0", "too small"), ("13", "more than the 12"),
-                                            ("lots", "isn't a number")])
+@pytest.mark.parametrize(
+    ("raw", "hint"), [("0", "too small"), ("13", "more than the 12"), ("lots", "isn't a number")]
+)
 def test_integer_rejections_say_what_is_wanted(raw: str, hint: str) -> None:
     outcome = integer(min=1, max=12)(say(raw), ctx())
     assert isinstance(outcome, Rejected)
@@ -37,8 +49,14 @@ def test_integer_rejections_say_what_is_wanted(raw: str, hint: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "iso"),
-    [("2027-07-14", "2027-07-14"), ("14/07/2027", "2027-07-14"), ("14 Jul 2027", "2027-07-14"),
-     ("tomorrow", "2026-11-26"), ("today", "2026-11-25"), ("3 Jan", "2027-01-03")],
+    [
+        ("2027-07-14", "2027-07-14"),
+        ("14/07/2027", "2027-07-14"),
+        ("14 Jul 2027", "2027-07-14"),
+        ("tomorrow", "2026-11-26"),
+        ("today", "2026-11-25"),
+        ("3 Jan", "2027-01-03"),
+    ],
 )
 def test_dates_in_common_spellings(raw: str, iso: str) -> None:
     assert date(future=True)(say(raw), ctx()) == Accepted(iso, iso)
@@ -67,8 +85,14 @@ def test_yes_no() -> None:
     assert isinstance(yes_no()(say("maybe"), ctx()), Rejected)
 
 
-@pytest.mark.parametrize(("raw", "value"), [("tendai moyo", "Tendai Moyo"), ("Seán O'Neill", "Seán O'Neill"),
-                                            ("Nomsa  Ndlovu-Dube", "Nomsa Ndlovu-Dube")])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("tendai moyo", "Tendai Moyo"),
+        ("Seán O'Neill", "Seán O'Neill"),
+        ("Nomsa  Ndlovu-Dube", "Nomsa Ndlovu-Dube"),
+    ],
+)
 def test_person_names(raw: str, value: str) -> None:
     assert person_name()(say(raw), ctx()) == Accepted(value, value)
 
@@ -81,18 +105,25 @@ def test_not_names(raw: str) -> None:
 def test_email_and_phone() -> None:
     assert email()(say("Ada@Example.com"), ctx()) == Accepted("Ada@example.com", "Ada@example.com")
     assert isinstance(email()(say("ada@"), ctx()), Rejected)
-    assert phone()(say("077 123 4567"), ctx(default_region="ZW")) == Accepted("+263771234567", "+263771234567")
+    assert phone()(say("077 123 4567"), ctx(default_region="ZW")) == Accepted(
+        "+263771234567", "+263771234567"
+    )
     assert phone()(say("+44 20 7946 0958"), ctx()) == Accepted("+442079460958", "+442079460958")
     assert isinstance(phone()(say("12"), ctx()), Rejected)
 
 
 def test_media_checks_kind_type_and_size() -> None:
     check = media(max_mb=1)
-    pdf = UserMessage(id="x", kind="document",
-                      media=Media(id="m1", mime_type="application/pdf", filename="id.pdf", size=1000))
+    pdf = UserMessage(
+        id="x",
+        kind="document",
+        media=Media(id="m1", mime_type="application/pdf", filename="id.pdf", size=1000),
+    )
     accepted = check(pdf, ctx())
     assert isinstance(accepted, Accepted) and accepted.value["id"] == "m1"
-    big = UserMessage(id="x", kind="image", media=Media(id="m2", mime_type="image/png", size=5 << 20))
+    big = UserMessage(
+        id="x", kind="image", media=Media(id="m2", mime_type="image/png", size=5 << 20)
+    )
     assert "too large" in check(big, ctx()).reason  # type: ignore[union-attr]
     gif = UserMessage(id="x", kind="image", media=Media(id="m3", mime_type="image/gif"))
     assert "isn't accepted" in check(gif, ctx()).reason  # type: ignore[union-attr]

@@ -66,8 +66,9 @@ async def test_timestamps_are_aware_utc_on_both_backends(db: Database) -> None:
     started = dt.datetime(2026, 7, 1, 10, 0, tzinfo=harare)
     async with db.transaction() as session:
         contact = await get_or_create_contact(session, wa_id="263770000009")
-        row = FlowSession(contact_id=contact.id, flow_name="f", started_at=started,
-                          last_activity_at=started)
+        row = FlowSession(
+            contact_id=contact.id, flow_name="f", started_at=started, last_activity_at=started
+        )
         session.add(row)
     async with db.read() as session:
         loaded = await session.scalar(select(FlowSession))
@@ -82,14 +83,20 @@ async def test_naive_datetimes_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with db.transaction() as session:
             contact = await get_or_create_contact(session, wa_id="263770000010")
-            session.add(FlowSession(contact_id=contact.id, flow_name="f",
-                                    started_at=dt.datetime(2026, 1, 1)))  # noqa: DTZ001
+            session.add(
+                FlowSession(
+                    contact_id=contact.id,
+                    flow_name="f",
+                    started_at=dt.datetime(2026, 1, 1),  # noqa: DTZ001
+                )
+            )
             await session.flush()
 
 
 async def test_money_is_an_exact_decimal(db: Database) -> None:
-    table = Table("money_probe", MetaData(), Column("amount", Money()),
-                  Column("at", UTCDateTime()))
+    table = Table(
+        "money_probe", MetaData(), Column("amount", Money()), Column("at", UTCDateTime())
+    )
     async with db.engine.begin() as conn:
         await conn.run_sync(table.create)
         await conn.execute(insert(table).values(amount=Decimal("1234.57")))
