@@ -291,7 +291,10 @@ class App:
         word = normalize(text)
         if not word:
             return None
-        for intent in self.intents.values():
+        core = {i.name: i for i in CORE_INTENTS}
+        # The application's words win over the core's (a flow may be triggered by "hello").
+        ranked = sorted(self.intents.values(), key=lambda i: core.get(i.name) is i)
+        for intent in ranked:
             if word in intent.keywords and (idle or not intent.idle_only):
                 return intent
         return None
