@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy import select
+
 from flows import ContactRef, Engine, UserMessage
 from flows.messages import (
     Document,
@@ -28,7 +30,7 @@ from flows.messages import (
     reply_options,
     reply_text,
 )
-from storage import StoredFile
+from storage import Contact, Conversation, StoredFile
 
 CHAT_HELP = (
     "Type a message, or the number of an option. Commands: /file PATH (send a photo or "
@@ -90,6 +92,11 @@ class TerminalChat:
             self.options = []
             for reply in replies:
                 await self._show(reply)
+            if not replies and await self._handed_off():
+                self._print(
+                    "     (a person has this conversation, so the bot stays quiet; give it "
+                    f"back with: nyala handoff release +{self.contact.wa_id})"
+                )
 
     def _next_id(self) -> str:
         return f"wamid.chat.{self._session}.{next(self._ids)}"
@@ -164,6 +171,14 @@ class TerminalChat:
             for number, option in enumerate(options, 1):
                 extra = f" ({option.description})" if option.description else ""
                 self._print(f"     {number}. {option.title}{extra}")
+
+    async def _handed_off(self) -> bool:
+        async with self.engine.db.read() as session:
+            contact_id = await session.scalar(
+                select(Contact.id).where(Contact.wa_id == self.contact.wa_id)
+            )
+            conversation = await session.get(Conversation, contact_id) if contact_id else None
+        return conversation is not None and conversation.handed_off_at is not None
 
     async def _save_document(self, reply: Document) -> None:
         async with self.engine.db.read() as session:

@@ -344,6 +344,8 @@ class _Compiler:
                 raise self.fail("must be a step name or a list of branches", *at, "next")
         elif following is None and not branches:
             raise self.fail("the last step needs 'next' or 'final: true'", *at)
+        elif option_ids and {b.choice for b in branches} >= set(option_ids):
+            default_target = None  # every option has its branch: no fall-through needed
 
         transitions: list[dict[str, Any]] = []
         for branch in branches:

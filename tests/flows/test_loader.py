@@ -51,7 +51,7 @@ def test_a_flow_file_compiles_to_a_statechart(tmp_path: Path) -> None:
     assert machine.atomic_configuration_update is True
     confirm = machine.states_map["confirm"]
     targets = [t.target.id if t.target else None for t in confirm.transitions]
-    assert targets == ["done", "cancelled", "done"]  # branches, then the default next step
+    assert targets == ["done", "cancelled", None]  # branches, then the catch-all
     skip = [t for t in machine.states_map["ask_name"].transitions if t.is_eventless]
     assert [t.target.id for t in skip] == ["ask_size"]
     assert spec.step("ask_count").validator.params == {"min": 1, "max": "{stock}"}
