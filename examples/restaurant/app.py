@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 from statemachine import State
@@ -181,11 +181,10 @@ async def open_slots(ctx: FlowContext) -> list[Option]:
 def booking_summary(ctx: FlowContext) -> str:
     """The booking as the guest confirms it."""
     data = ctx.data
-    reach = (
-        f"Phone: {data['phone']}"
-        if data.get("contact_method") == "phone"
-        else (f"E-mail: {data.get('email', '')}")
-    )
+    if data.get("contact_method") == "phone":
+        reach = f"Phone: {data['phone']}"
+    else:
+        reach = f"E-mail: {data['email']}"
     lines = [
         "Please check your booking:",
         f"• {data['party_size']} people, {when(ctx)} at {data['time_slot']}",
@@ -300,7 +299,7 @@ class FeedbackFlow(Flow):
         | awaiting_comment.to(thanked, on="store_feedback")
     )
 
-    steps = {
+    steps: ClassVar[dict[str, Step]] = {
         "awaiting_rating": Step(
             name="awaiting_rating",
             ask="How was your meal, {guest}? Pick a rating.",
