@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from flows.errors import FlowDefinitionError, UnknownFlowError
@@ -16,7 +16,7 @@ from flows.flow import Flow
 from flows.loader import load_flow_file
 from flows.messages import Option
 from flows.spec import FlowSpec
-from flows.validators import ValidatorFactory, normalize
+from flows.validators import BUILTIN_VALIDATORS, ValidatorFactory, normalize
 
 if TYPE_CHECKING:
     from flows.context import FlowContext
@@ -49,6 +49,7 @@ class Intent:
     handler: IntentHandler | None = None
     description: str = ""
     idle_only: bool = False
+    label: str = ""  # the word shown in help
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +80,14 @@ class Registry:
 # Core intents work in every application; applications add theirs.
 CORE_INTENTS = (
     Intent("menu", frozenset({"menu", "main menu", "home", "start", "start over"}),
-           description="show the main menu"),
+           description="show the main menu", label="menu"),
     Intent("help", frozenset({"help", "?", "info", "what can you do"}),
-           description="explain what I can do"),
+           description="explain what I can do", label="help"),
     Intent("cancel", frozenset({"cancel", "stop", "quit", "exit", "abort"}),
-           description="stop what we are doing"),
+           description="stop what we are doing", label="cancel"),
     Intent("human", frozenset({"human", "agent", "person", "talk to a person", "speak to someone",
                                "talk to someone", "real person"}),
-           description="talk to a person"),
+           description="talk to a person", label="agent"),
     Intent("greeting", frozenset({"hi", "hello", "hey", "hallo", "good morning",
                                   "good afternoon", "good evening", "howzit", "mhoro"}),
            idle_only=True),
@@ -137,31 +138,41 @@ class App:
         self._extra_files: list[Path] = []
 
     # registration -----------------------------------------------------------------------
-    def _register(self, table: dict[str, Any], kind: str, name: str | None) -> Callable[[F], F]:
+    def _register(
+        self, table: dict[str, Any], kind: str, name: str | Callable[..., Any] | None
+    ) -> Any:
         def decorator(function: F) -> F:
-            key = name or function.__name__
+            key = name if isinstance(name, str) else function.__name__
             if key in table:
                 raise ValueError(f"{kind} {key!r} is already registered")
+            if kind == "validator" and key in BUILTIN_VALIDATORS:
+                raise ValueError(f"validator {key!r} is built in; choose another name")
             table[key] = function
             return function
 
-        return decorator
+        # Both @app.action and @app.action("name") work.
+        return decorator(name) if callable(name) else decorator
 
     def action(self, name: str | None = None) -> Callable[[F], F]:
-        """Register an action: ``async def f(ctx: FlowContext) -> None``."""
-        return self._register(self.registry.actions, "action", name)
+        """Register an action: ``async def f(ctx: FlowContext) -> None``.
+
+        Use as ``@app.action``, ``@app.action()`` or ``@app.action("name")``.
+        """
+        return cast("Callable[[F], F]", self._register(self.registry.actions, "action", name))
 
     def query(self, name: str | None = None) -> Callable[[F], F]:
         """Register a query: returns options for a list, or a value for a prompt."""
-        return self._register(self.registry.queries, "query", name)
+        return cast("Callable[[F], F]", self._register(self.registry.queries, "query", name))
 
     def condition(self, name: str | None = None) -> Callable[[F], F]:
         """Register a guard: ``def f(ctx: FlowContext) -> bool`` (may be async)."""
-        return self._register(self.registry.conditions, "condition", name)
+        registered = self._register(self.registry.conditions, "condition", name)
+        return cast("Callable[[F], F]", registered)
 
     def validator(self, name: str | None = None) -> Callable[[F], F]:
         """Register a validator factory: ``def f(**params) -> Validator``."""
-        return self._register(self.registry.validators, "validator", name)
+        registered = self._register(self.registry.validators, "validator", name)
+        return cast("Callable[[F], F]", registered)
 
     def intent(
         self,
@@ -175,9 +186,10 @@ class App:
         """Add a global intent: ``keywords`` start ``flow`` or run ``handler`` anywhere."""
         if flow is None and handler is None:
             raise ValueError(f"intent {name!r} needs a flow or a handler")
-        intent = Intent(
-            name, frozenset(normalize(k) for k in keywords), flow, handler, description
-        )
+        words = [normalize(k) for k in keywords]
+        if not words:
+            raise ValueError(f"intent {name!r} needs at least one keyword")
+        intent = Intent(name, frozenset(words), flow, handler, description, label=words[0])
         self._intents[name] = intent
         return intent
 
@@ -283,6 +295,7 @@ class App:
                     frozenset(normalize(t) for t in spec.triggers),
                     flow=spec.name,
                     description=spec.description,
+                    label=normalize(spec.triggers[0]),
                 )
         return result
 

@@ -82,3 +82,16 @@ class FlowModel:
         self.state = state
         self.data = data
         self.ctx = ctx
+        # States entered while handling this message: a step's skip guard may only fire
+        # on arrival, never when the machine is rebuilt at it to take its answer.
+        self.entered: set[str] = set()
+
+
+class EntryRecorder:
+    """Listener that notes which states a machine enters into ``model.entered``."""
+
+    def __init__(self, model: FlowModel) -> None:
+        self.model = model
+
+    def on_enter_state(self, state: Any, **_: Any) -> None:
+        self.model.entered.add(str(state.id))

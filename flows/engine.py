@@ -25,7 +25,7 @@ from statemachine import StateChart
 
 from analytics.tracking import StepTracker, write_events
 from flows.app import App, Intent
-from flows.context import FlowContext, FlowModel
+from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.errors import ActionError, FlowError
 from flows.messages import (
     Buttons,
@@ -359,7 +359,9 @@ class _Turn:
             if prefix == "flow" and name:
                 await self.begin_flow(name, {})
                 return
-        if message.kind in ("text", "reply") and message.text:
+        # Typed words may be intents; a tapped option is always an answer, even one
+        # titled "Cancel" or "Help".
+        if message.kind == "text" and message.text:
             intent = self.app.match_intent(message.text, idle=self.spec is None)
             if intent is not None:
                 await self._run_intent(intent.name)
@@ -423,10 +425,24 @@ class _Turn:
         if intent.handler is not None:
             await _maybe_await(intent.handler(self.ctx))
             self._take_context_effects()
+            if self.ctx.handoff_reason is not None:
+                reason, self.ctx.handoff_reason = self.ctx.handoff_reason, None
+                self._hand_off(reason)
+                return
+            if self.ctx.next_flow is not None and intent.flow is None:
+                name, data = self.ctx.next_flow
+                self.ctx.next_flow = None
+                await self.begin_flow(name, data)
+                return
         if intent.flow is not None:
-            await self.begin_flow(intent.flow, {})
+            data = self.ctx.next_flow[1] if self.ctx.next_flow else {}
+            self.ctx.next_flow = None
+            await self.begin_flow(intent.flow, dict(data))
             return
         if intent.handler is not None:
+            # An intent that only answered (e.g. opening hours) leaves the flow where it
+            # was; ask its question again so the user knows how to go on.
+            await self._prompt_current()
             return
         await self._core_intent(intent)
 
@@ -454,9 +470,8 @@ class _Turn:
     def _help_text(self) -> str:
         lines = [self.app.help_text, "", "You can type these at any time:"]
         for intent in self.app.intents.values():
-            if intent.description and intent.keywords:
-                word = sorted(intent.keywords, key=len)[0]
-                lines.append(f"• *{word}*: {intent.description}")
+            if intent.description and intent.label:
+                lines.append(f"• *{intent.label}*: {intent.description}")
         return "\n".join(lines)
 
     async def _show_menu(self, heading: str | None) -> None:
@@ -525,13 +540,14 @@ class _Turn:
         self.tracker = StepTracker(clock=self.engine.clock)
         self.ctx.data = dict(data)
         model = FlowModel(None, self.ctx.data, self.ctx)
-        machine = spec.machine(model=model, listeners=[self.tracker])
+        machine = self._machine(spec, model)
         await _maybe_await(machine.activate_initial_state())
         await self._settle(spec, model)
 
     def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart[Any]:
         assert self.tracker is not None
-        machine: StateChart[Any] = spec.machine(model=model, listeners=[self.tracker])
+        listeners = [self.tracker, EntryRecorder(model)]
+        machine: StateChart[Any] = spec.machine(model=model, listeners=listeners)
         return machine
 
     async def _answer(self) -> None:
@@ -675,9 +691,8 @@ class _Turn:
             return
         prompt = await step_prompt(self.ctx, step)
         if prompt is None:
-            self.replies.append(
-                Text(step.empty or "Sorry, there's nothing to choose from right now.")
-            )
+            empty = step.empty or "Sorry, there's nothing to choose from right now."
+            self.replies.append(Text(render(empty, await template_values(self.ctx, empty))))
             self._end_session(SessionStatus.ABANDONED, f"nothing to choose from at {step.name}")
             return
         self.replies.extend(prompt)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from statemachine import StateChart
+from statemachine import State, StateChart
 from statemachine.exceptions import InvalidDefinition
 from statemachine.io import create_machine_class_from_definition
 
@@ -51,6 +51,25 @@ BRANCH_KEYS = ("next", "do", "if", "unless")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _reserved_names() -> frozenset[str]:
+    """Names a step may not take: the machine's own attributes, class and instance."""
+
+    class _Probe(StateChart[Any]):
+        start = State(initial=True)
+        end = State(final=True)
+        go = start.to(end)
+
+    class _Model:
+        state = None
+
+    probe = _Probe(model=_Model())
+    own = {"start", "end", "go"}
+    return frozenset(dir(StateChart)) | (frozenset(vars(probe)) - own) | {ANSWER_EVENT, "ctx"}
+
+
+_RESERVED_NAMES = _reserved_names()
 
 
 class _FlowYamlLoader(yaml.SafeLoader):
@@ -181,7 +200,7 @@ class _Compiler:
         for step_name in order:
             if not _IDENT.match(step_name):
                 raise self.fail("step names are lower_snake_case identifiers", "steps", step_name)
-            if hasattr(StateChart[Any], step_name) or step_name == ANSWER_EVENT:
+            if step_name in _RESERVED_NAMES:
                 raise self.fail(
                     f"{step_name!r} is reserved by the state machine; choose another name",
                     "steps",
@@ -320,6 +339,7 @@ class _Compiler:
                     self.branch(branch, order, str(option_id), *at, "on", str(option_id))
                 )
         default_target = following
+        default_actions: tuple[str, ...] = ()
         do = self.names(raw["do"], *at, "do") if "do" in raw else ()
         self.check_names("action", do, self.registry.actions, *at, "do")
         if "next" in raw:
@@ -337,7 +357,7 @@ class _Compiler:
                                 "only the last branch may have no 'if'", *at, "next", i
                             )
                         default_target = built.target
-                        do = (*do, *built.actions)
+                        default_actions = built.actions
                     else:
                         branches.append(built)
             else:
@@ -351,7 +371,8 @@ class _Compiler:
         for branch in branches:
             transitions.append(self.transition(name, branch, do))
         if default_target is not None:
-            transitions.append(self.transition(name, _Branch(default_target, (), (), ()), do))
+            default = _Branch(default_target, default_actions, (), ())
+            transitions.append(self.transition(name, default, do))
         else:
             # Valid answer, but no branch accepted it: a target-less catch-all makes that
             # visible to the tracker (recorded as a retry) instead of silently ignored.
@@ -360,7 +381,7 @@ class _Compiler:
 
         if "skip_if" in raw:
             skip = self.names(raw["skip_if"], *at, "skip_if")
-            conds = []
+            conds = [self.arrived_method(name)]
             for cond in skip:
                 if cond == "known":
                     if save is None:
@@ -558,6 +579,18 @@ class _Compiler:
 
         chose.__name__ = method
         self.methods[method] = chose
+        return method
+
+    def arrived_method(self, step: str) -> str:
+        method = f"just_entered_{step}"
+
+        def arrived(self: StateChart[Any]) -> bool:
+            # python-statemachine checks eventless transitions of a rebuilt state before
+            # the inbound event; a skip must only happen on arrival at the step.
+            return step in getattr(self.model, "entered", ())
+
+        arrived.__name__ = method
+        self.methods[method] = arrived
         return method
 
     def known_method(self, key: str) -> str:

@@ -145,7 +145,9 @@ def machine_structure(machine: type[StateChart[Any]]) -> list[Any]:
             [
                 str(t.event),
                 t.target.id if t.target is not None else None,
-                str(t.cond) if t.cond else "",
+                # Callback names, never the objects' reprs (those carry memory addresses).
+                [str(spec) for spec in t.cond],
+                [str(spec) for spec in t.on],
             ]
             for t in state.transitions
         ]

@@ -201,14 +201,18 @@ def date(
             value = today + dt.timedelta(days=1)
         else:
             try:
-                # dateutil fills missing parts from a naive default; only .date() is used.
-                default = dt.datetime(today.year, today.month, 1)  # noqa: DTZ001
+                # dateutil fills missing parts from a naive default (today, so a weekday
+                # name means the next such day); only .date() is used.
+                default = dt.datetime(today.year, today.month, today.day)  # noqa: DTZ001
                 value = date_parser.parse(raw, dayfirst=dayfirst, default=default).date()
             except (ValueError, OverflowError):
                 value = None
             # "24 Dec" without a year means the next 24 December.
             if value is not None and not re.search(r"\d{4}", raw) and value < today:
-                value = value.replace(year=value.year + 1)
+                try:
+                    value = value.replace(year=value.year + 1)
+                except ValueError:  # 29 February
+                    value = value.replace(year=value.year + 1, day=28)
         if value is None:
             return Rejected(f"“{raw}” isn't a date I understand. Please write it like 24/12/2026.")
         lo = _as_date(min, today)
