@@ -301,7 +301,8 @@ class App:
 
     def match_intent(self, text: str, *, idle: bool) -> Intent | None:
         """The intent whose keywords equal the normalised ``text``, if any."""
-        word = normalize(text)
+        # "?" alone normalises to nothing; match such words as typed.
+        word = normalize(text) or text.strip()
         if not word:
             return None
         core = {i.name: i for i in CORE_INTENTS}

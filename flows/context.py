@@ -55,9 +55,9 @@ class FlowContext:
         """Queue a message for the contact (sent after the transaction commits)."""
         self.replies.append(Text(reply) if isinstance(reply, str) else reply)
 
-    def start_flow(self, name: str, **data: Any) -> None:
-        """Start flow ``name`` once the current step is done (ending the current flow)."""
-        self.next_flow = (name, data)
+    def start_flow(self, flow: str, /, **data: Any) -> None:
+        """Start ``flow`` once the current step is done (ending the current flow)."""
+        self.next_flow = (flow, data)
 
     def hand_off(self, reason: str) -> None:
         """Hand the conversation to a person; the bot stays quiet until released."""

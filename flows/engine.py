@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import StateChart
@@ -148,6 +148,7 @@ class Engine:
                         kind=message.kind,
                         payload=message.to_payload(),
                         received_at=self.clock(),
+                        sent_at=message.timestamp,
                     )
                     session.add(inbound)
                     await session.flush()
@@ -196,7 +197,11 @@ class Engine:
                     InboundMessage.contact_id == contact_id,
                     InboundMessage.status == InboundStatus.PENDING,
                 )
-                .order_by(InboundMessage.id)
+                # The user's own order (WhatsApp's timestamp), then arrival.
+                .order_by(
+                    func.coalesce(InboundMessage.sent_at, InboundMessage.received_at),
+                    InboundMessage.id,
+                )
                 .limit(1)
             )
             if inbound is None:

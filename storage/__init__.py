@@ -23,7 +23,13 @@ from storage.flow_sessions import (
     SnapshotPeriod,
     StepAction,
 )
-from storage.messages import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+from storage.messages import (
+    IgnoredUpdate,
+    InboundMessage,
+    InboundStatus,
+    OutboundMessage,
+    OutboundStatus,
+)
 from storage.migrate import migrate
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
+    "IgnoredUpdate",
     "InboundMessage",
     "InboundStatus",
     "NotFoundError",

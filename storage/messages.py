@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.base import Base, UTCDateTime, utcnow
@@ -25,7 +25,7 @@ class OutboundStatus(enum.StrEnum):
     """Delivery state of an outbound message, in the order it may only advance."""
 
     SANDBOX = "sandbox"  # kept locally, never sent (no WhatsApp credentials / terminal chat)
-    QUEUED = "queued"
+    QUEUED = "queued"  # waiting, or claimed by a sender until next_attempt_at (its lease)
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
@@ -46,6 +46,8 @@ class InboundMessage(Base):
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the user sent it (WhatsApp's timestamp); a contact's messages run in this order.
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[InboundStatus] = mapped_column(
         str_enum(InboundStatus, "inbound_status"), default=InboundStatus.PENDING
     )
@@ -79,3 +81,23 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    # Resends after a timeout whose outcome was unknown (Meta has no idempotency key).
+    ambiguous_resends: Mapped[int] = mapped_column(Integer, default=0)
+    # Set while a sender has the request out: found set later, its outcome is unknown.
+    in_flight: Mapped[bool] = mapped_column(Boolean, default=False)
+    media_id: Mapped[str | None] = mapped_column(String(256))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    status_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class IgnoredUpdate(Base):
+    """A webhook update Nyala accepted (200) but does not act on, kept for inspection."""
+
+    __tablename__ = "ignored_updates"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    what: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)

@@ -7,7 +7,7 @@ from storage.contacts import Contact
 from storage.conversations import Conversation
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
-from storage.messages import InboundMessage, OutboundMessage
+from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
 
 __all__ = [
     "Base",
@@ -16,6 +16,7 @@ __all__ = [
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
+    "IgnoredUpdate",
     "InboundMessage",
     "OutboundMessage",
     "StoredFile",
