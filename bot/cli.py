@@ -8,6 +8,7 @@ database gives one line (URL without password) and exit status 1; never a traceb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -126,6 +127,111 @@ def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
         await TerminalChat(engine, phone or DEFAULT_CHAT_PHONE, files_dir=files_dir).run()
 
     _run(_with_db(settings, work))
+
+
+def _serve_process(settings_env: dict[str, str], app_target: str, host: str, port: int) -> None:
+    """One server process (also the body of each ``--workers`` child)."""
+    import os
+
+    from aiohttp import web
+
+    from bot.server import create_app
+
+    os.environ.update(settings_env)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    app = load_app(app_target)
+    web.run_app(
+        create_app(settings, app),
+        host=host,
+        port=port,
+        print=None,
+        reuse_port=True,
+        access_log=None,
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="server processes (PostgreSQL only)",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Run the WhatsApp webhook server (sandbox mode without WHATSAPP_ACCESS_TOKEN)."""
+    import multiprocessing
+
+    from bot.server import startup_warnings
+
+    settings: Settings = ctx.obj["settings"]
+    app = _app(ctx)
+    if workers > 1 and Database(settings.database_url).is_sqlite:
+        raise click.UsageError(
+            "--workers > 1 needs PostgreSQL: SQLite allows one writing process "
+            "(set DATABASE_URL=postgresql://...)"
+        )
+
+    async def check(db: Database) -> None:
+        return None
+
+    _run(_with_db(settings, check))
+    for note in startup_warnings(settings):
+        click.echo(f"note: {note}", err=True)
+    processes = f"{workers} process{'es' if workers > 1 else ''}"
+    database = Database(settings.database_url).display_url
+    click.echo(
+        f"nyala: serving {app.name} on http://{host}:{port} ({processes}, database {database})",
+        err=True,
+    )
+    env = {"NYALA_SEND_RATE": str(settings.send_rate / workers)}
+    target: str = ctx.obj["app"]
+    if workers == 1:
+        _serve_process(env, target, host, port)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    children = [
+        spawn.Process(target=_serve_process, args=(env, target, host, port), daemon=False)
+        for _ in range(workers)
+    ]
+    for child in children:
+        child.start()
+    try:
+        for child in children:
+            child.join()
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join()
+
+
+@cli.command("fake-graph")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8099, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    envvar="WHATSAPP_ACCESS_TOKEN",
+    required=True,
+    help="the access token clients must send (default: $WHATSAPP_ACCESS_TOKEN)",
+)
+def fake_graph(host: str, port: int, token: str) -> None:
+    """Run a local fake of the Graph API that validates every request against Meta's spec."""
+    from bot.fake_graph import run_fake_graph
+
+    def ready(url: str) -> None:
+        click.echo(f"fake Graph API listening at {url} (set WHATSAPP_API_BASE={url})", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_fake_graph(host, port, token, on_ready=ready))
 
 
 @cli.command()

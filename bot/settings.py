@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage import DEFAULT_DATABASE_URL
 
+DEFAULT_API_BASE = "https://graph.facebook.com/v23.0"
+
 DEFAULT_APP = "flows.safari:app"
 
 
@@ -32,6 +34,32 @@ class Settings(BaseSettings):
     whatsapp_app_secret: SecretStr | None = Field(
         None, validation_alias=AliasChoices("WHATSAPP_APP_SECRET", "whatsapp_app_secret")
     )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token")
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices("WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id"),
+    )
+    whatsapp_api_base: str = Field(
+        DEFAULT_API_BASE, validation_alias=AliasChoices("WHATSAPP_API_BASE", "whatsapp_api_base")
+    )
+    send_rate: float = Field(
+        80.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_RATE", "send_rate")
+    )
+    graph_timeout: float = Field(
+        15.0, gt=0, validation_alias=AliasChoices("NYALA_GRAPH_TIMEOUT", "graph_timeout")
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=1024,
+        validation_alias=AliasChoices("NYALA_MAX_BODY_BYTES", "max_body_bytes"),
+    )
+
+    @property
+    def sandbox(self) -> bool:
+        """No access token: replies are stored and shown, never sent."""
+        return self.whatsapp_access_token is None
 
     @field_validator("log_level")
     @classmethod

@@ -1,0 +1,334 @@
+"""The outbox sender: claims due outbound rows and sends them through the Graph API.
+
+Guarantees, with any number of processes on one PostgreSQL:
+
+* one contact's messages go out one after another, in order: a row is only claimed when
+  no earlier row of that contact is still waiting, and the next waits until Meta accepted
+  (or finally refused) the previous;
+* a claim is a lease (``next_attempt_at`` moved into the future, ``in_flight`` set); a
+  crashed sender's rows become due again when the lease ends;
+* a message is resent only when Meta did not accept it or the outcome is unknown (a
+  timeout, or a crash while in flight): those resends are counted
+  (``ambiguous_resends``, ``nyala_outbound_ambiguous_resends``);
+* retryable errors back off exponentially with jitter; a pair-rate limit (131056) backs
+  off that recipient only; permanent errors are marked ``failed`` with code and reason;
+* free-form messages to a contact outside the 24-hour window are not sent (they would
+  fail with 131047): they are marked failed with that code, visibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from bot.errors import (
+    GraphTimeoutError,
+    GraphUnavailableError,
+    OutsideWindowError,
+    PairRateLimitError,
+    WhatsAppAPIError,
+    WhatsAppError,
+)
+from bot.graph import GraphClient
+from bot.message_bodies import mark_read_body, message_body, recipient
+from bot.metrics import Metrics
+from flows.messages import Document, Template, reply_from_payload
+from storage import Contact, Database, OutboundMessage, OutboundStatus, StoredFile, utcnow
+
+log = logging.getLogger("nyala.outbox")
+
+Clock = Callable[[], dt.datetime]
+WINDOW = dt.timedelta(hours=24)
+MARK_READ = "mark_read"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row this sender holds the lease of, with what it needs to send it."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    to: str
+    last_inbound_at: dt.datetime | None
+    attempts: int
+    media_id: str | None
+    ambiguous: bool
+
+
+class Outbox:
+    """Sends queued outbound rows.
+
+    Args:
+        db: the database.
+        client: the Graph API client.
+        metrics: where to count.
+        rate: messages per second for this process (``None``: unlimited).
+        max_attempts: attempts before a retryable failure becomes permanent.
+        lease: how long a claim holds a row.
+        batch: rows claimed at once.
+        poll_interval: seconds between looks for work when nothing woke the sender.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        client: GraphClient,
+        metrics: Metrics,
+        *,
+        rate: float | None = 80.0,
+        max_attempts: int = 8,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        batch: int = 50,
+        poll_interval: float = 0.5,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.metrics = metrics
+        # A bucket of one token refilled at the rate: never a burst above the limit.
+        self.limiter = AsyncLimiter(1, 1 / rate) if rate else None
+        self.max_attempts = max_attempts
+        self.lease = lease
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (called after replies were queued in this process)."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        while True:
+            try:
+                sent = await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must survive a database restart
+                log.exception("outbox round failed; retrying")
+                sent = 0
+                await asyncio.sleep(1.0)
+            if sent == 0:
+                self.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_interval)
+
+    async def send_due(self) -> int:
+        """Claim and send one batch of due rows; returns how many were claimed."""
+        claimed = await self.claim()
+        if not claimed:
+            return 0
+        self.metrics.outbox_backlog.set(len(claimed))
+        await asyncio.gather(*(self._send(row) for row in claimed))
+        self.metrics.outbox_backlog.set(0)
+        return len(claimed)
+
+    async def claim(self) -> list[Claimed]:
+        """Take the lease of due rows, at most one per contact (the oldest waiting)."""
+        now = self.clock()
+        earlier = aliased(OutboundMessage)
+        blocked = exists().where(
+            and_(
+                earlier.contact_id == OutboundMessage.contact_id,
+                earlier.status == OutboundStatus.QUEUED,
+                earlier.id < OutboundMessage.id,
+            )
+        )
+        query = (
+            select(OutboundMessage, Contact.wa_id, Contact.user_id, Contact.last_inbound_at)
+            .join(Contact, Contact.id == OutboundMessage.contact_id)
+            .where(
+                OutboundMessage.status == OutboundStatus.QUEUED,
+                OutboundMessage.next_attempt_at <= now,
+                ~blocked,
+            )
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .limit(self.batch)
+        )
+        if self.db.is_postgresql:
+            query = query.with_for_update(skip_locked=True, of=OutboundMessage)
+        claimed: list[Claimed] = []
+        async with self.db.transaction() as session:
+            rows = (await session.execute(query)).all()
+            for row, wa_id, user_id, last_inbound in rows:
+                ambiguous = row.in_flight
+                if ambiguous:
+                    row.ambiguous_resends += 1
+                    self.metrics.ambiguous_resends.inc()
+                row.in_flight = True
+                row.attempts += 1
+                row.next_attempt_at = now + self.lease
+                claimed.append(
+                    Claimed(
+                        id=row.id,
+                        kind=row.kind,
+                        payload=dict(row.payload),
+                        to=recipient(wa_id, user_id),
+                        last_inbound_at=last_inbound,
+                        attempts=row.attempts,
+                        media_id=row.media_id,
+                        ambiguous=ambiguous,
+                    )
+                )
+        return claimed
+
+    async def _send(self, row: Claimed) -> None:
+        media_id = row.media_id
+        try:
+            if row.kind == MARK_READ:
+                await self._limited()
+                await self.client.mark_read(str(row.payload["message_id"]))
+                await self._done(row.id, None, media_id)
+                return
+            reply = reply_from_payload(row.kind, row.payload)
+            if not isinstance(reply, Template) and not self._in_window(row):
+                raise OutsideWindowError(
+                    "not sent: more than 24 hours since the contact last wrote; "
+                    "only an approved template may be sent",
+                    code=131047,
+                )
+            if isinstance(reply, Document) and media_id is None:
+                media_id = await self._upload(reply)
+            body = message_body(reply, to=row.to, media_id=media_id)
+            await self._limited()
+            wamid = await self.client.send_message(body)
+        except GraphTimeoutError as exc:
+            await self._retry(row, exc, media_id, keep_in_flight=True)
+        except GraphUnavailableError as exc:
+            await self._retry(row, exc, media_id)
+        except WhatsAppAPIError as exc:
+            if exc.retryable:
+                await self._retry(row, exc, media_id)
+            else:
+                await self._fail(row, exc, media_id)
+        except WhatsAppError as exc:
+            await self._retry(row, exc, media_id)
+        except Exception as exc:  # a bug must not kill the sender, nor loop forever
+            log.exception("outbound %s could not be sent", row.id)
+            await self._fail(row, exc, media_id)
+        else:
+            self.metrics.outbound_sent.labels(kind=row.kind).inc()
+            await self._done(row.id, wamid, media_id)
+
+    def _in_window(self, row: Claimed) -> bool:
+        last = row.last_inbound_at
+        return last is not None and self.clock() - last < WINDOW
+
+    async def _limited(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+
+    async def _upload(self, document: Document) -> str:
+        async with self.db.read() as session:
+            stored = await session.get(StoredFile, document.file_id)
+        if stored is None:
+            raise WhatsAppError(f"stored file {document.file_id} is missing")
+        return await self.client.upload_media(
+            stored.data, mime_type=stored.mime_type, filename=document.filename
+        )
+
+    async def _done(self, row_id: int, wamid: str | None, media_id: str | None) -> None:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id == row_id)
+                .values(
+                    status=OutboundStatus.SENT,
+                    wa_message_id=wamid,
+                    sent_at=now,
+                    status_at=now,
+                    in_flight=False,
+                    media_id=media_id,
+                    next_attempt_at=None,
+                    last_error=None,
+                    error_code=None,
+                )
+            )
+
+    def _backoff(self, row: Claimed, exc: WhatsAppError) -> float:
+        if isinstance(exc, PairRateLimitError):
+            # Meta suggests 4^X seconds for the pair rate limit (other users unaffected).
+            return float(max(6.0, min(4.0**row.attempts, 900.0)))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            return float(retry_after)
+        base = min(2.0 ** (row.attempts - 1), 300.0)
+        return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not cryptography
+
+    async def _retry(
+        self,
+        row: Claimed,
+        exc: WhatsAppError,
+        media_id: str | None,
+        *,
+        keep_in_flight: bool = False,
+    ) -> None:
+        if row.attempts >= self.max_attempts:
+            await self._fail(row, exc, media_id)
+            return
+        delay = self._backoff(row, exc)
+        code = getattr(exc, "code", None)
+        reason = type(exc).__name__
+        self.metrics.outbound_retries.labels(reason=reason).inc()
+        log.warning("outbound %s: %s; retry in %.1f s", row.id, reason, delay)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id == row.id)
+                .values(
+                    next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
+                    # After a timeout Meta may have accepted it: a resend is ambiguous.
+                    in_flight=keep_in_flight,
+                    media_id=media_id,
+                    last_error=str(exc)[:2000],
+                    error_code=code,
+                )
+            )
+
+    async def _fail(self, row: Claimed, exc: Exception, media_id: str | None) -> None:
+        code = getattr(exc, "code", None)
+        self.metrics.outbound_failed.labels(code=str(code)).inc()
+        log.warning("outbound %s failed permanently: %s", row.id, type(exc).__name__)
+        now = self.clock()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id == row.id)
+                .values(
+                    status=OutboundStatus.FAILED,
+                    status_at=now,
+                    in_flight=False,
+                    next_attempt_at=None,
+                    media_id=media_id,
+                    last_error=str(exc)[:2000],
+                    error_code=code,
+                )
+            )
+
+
+def mark_read_row(
+    contact_id: int, inbound_id: int, message_id: str, now: dt.datetime
+) -> OutboundMessage:
+    """An outbox row that marks an inbound message as read (before the replies to it)."""
+    return OutboundMessage(
+        contact_id=contact_id,
+        inbound_id=inbound_id,
+        kind=MARK_READ,
+        payload=mark_read_body(message_id),
+        status=OutboundStatus.QUEUED,
+        created_at=now,
+        next_attempt_at=now,
+    )

@@ -1,0 +1,331 @@
+"""``nyala serve`` over real HTTP on loopback, against the fake Graph API, both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+
+from bot.fake_graph import FakeGraph
+from bot.meta_spec import MetaSpec
+from bot.server import create_app
+from bot.settings import Settings
+from flows import App
+from storage import Database, InboundMessage, OutboundMessage, OutboundStatus
+from tests.bot.webhooks import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    message,
+    messages_payload,
+    signed,
+    status_payload,
+)
+
+CUSTOMER = "263771110001"
+
+
+@dataclass
+class Running:
+    """A server, the fake Graph API it talks to and a client."""
+
+    url: str
+    http: ClientSession
+    fake: FakeGraph
+    db: Database
+
+    async def post(self, document: Any, *, headers: dict[str, str] | None = None) -> int:
+        raw, signed_headers = signed(document)
+        async with self.http.post(
+            f"{self.url}/webhook", data=raw, headers=headers or signed_headers
+        ) as response:
+            return response.status
+
+    async def count(self, model: Any) -> int:
+        async with self.db.read() as session:
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def eventually(check: Callable[[], Any], within: float = 15.0) -> None:
+    """Wait until ``check()`` is truthy (awaiting it if needed)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def settings_for(database_url: str, api_base: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "whatsapp_app_secret": APP_SECRET,
+        "whatsapp_verify_token": VERIFY_TOKEN,
+        "whatsapp_access_token": ACCESS_TOKEN,
+        "whatsapp_phone_number_id": PHONE_NUMBER_ID,
+        "whatsapp_api_base": api_base,
+        "send_rate": 500.0,
+        "graph_timeout": 1.0,
+        "max_body_bytes": 64 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeGraph]:
+    graph = FakeGraph(token=ACCESS_TOKEN, phone_number_id=PHONE_NUMBER_ID, hang=2.0)
+    await graph.start()
+    try:
+        yield graph
+    finally:
+        await graph.stop()
+
+
+@pytest_asyncio.fixture
+async def server(
+    database_url: str, cafe: App, fake: FakeGraph, db: Database
+) -> AsyncIterator[Running]:
+    app = create_app(settings_for(database_url, fake.base_url), cafe)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        async with ClientSession() as http:
+            yield Running(str(test_server.make_url("")).rstrip("/"), http, fake, db)
+    finally:
+        await test_server.close()
+
+
+async def test_the_verification_handshake(server: Running) -> None:
+    query = {
+        "hub.mode": "subscribe",
+        "hub.challenge": "1158201444",
+        "hub.verify_token": VERIFY_TOKEN,
+    }
+    async with server.http.get(f"{server.url}/webhook", params=query) as response:
+        assert response.status == 200
+        assert await response.text() == "1158201444"
+    query["hub.verify_token"] = "wrong"
+    async with server.http.get(f"{server.url}/webhook", params=query) as response:
+        assert response.status == 403
+
+
+async def test_a_whole_conversation_by_webhook(server: Running) -> None:
+    assert await server.post(messages_payload(message(CUSTOMER, text="order"))) == 200
+    await eventually(lambda: "Your name?" in _texts(server))
+    await server.post(messages_payload(message(CUSTOMER, text="Ada Lovelace")))
+    await eventually(lambda: "Which size, Ada Lovelace?" in _texts(server))
+    await server.post(messages_payload(message(CUSTOMER, reply=("large", "Large"))))
+    await eventually(lambda: "How many?" in _texts(server))
+    await server.post(messages_payload(message(CUSTOMER, text="2")))
+    await eventually(lambda: "2 large for Ada Lovelace. Confirm?" in _texts(server))
+    await server.post(messages_payload(message(CUSTOMER, reply=("yes", "Confirm"))))
+    await eventually(lambda: "Order placed, Ada Lovelace!" in _texts(server))
+    spec = MetaSpec.load()
+    for sent in server.fake.sent:
+        assert spec.validate_message(sent.body) == []
+        assert sent.body["to"] == f"+{CUSTOMER}"
+    # Each inbound message was marked as read, before its replies.
+    await eventually(lambda: len(server.fake.marked_read) == 5)
+
+
+def _texts(server: Running) -> list[str]:
+    texts = []
+    for sent in server.fake.sent:
+        body = sent.body
+        if body["type"] == "text":
+            texts.append(body["text"]["body"])
+        elif body["type"] == "interactive":
+            texts.append(body["interactive"]["body"]["text"])
+    return texts
+
+
+async def test_redeliveries_are_processed_once(server: Running) -> None:
+    payload = messages_payload(message(CUSTOMER, text="order", wamid="wamid.DUP1"))
+    assert [await server.post(payload) for _ in range(3)] == [200, 200, 200]
+    await eventually(lambda: "Your name?" in _texts(server))
+    await asyncio.sleep(0.3)
+    assert _texts(server).count("Your name?") == 1
+    assert await server.count(InboundMessage) == 1
+
+
+async def test_bad_requests_are_refused_and_store_nothing(server: Running) -> None:
+    raw, headers = signed(messages_payload(message(CUSTOMER, text="hi")))
+    url = f"{server.url}/webhook"
+    async with server.http.post(url, data=raw, headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 401
+    wrong = {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}
+    async with server.http.post(url, data=raw, headers=wrong) as r:
+        assert r.status == 403
+    bad_raw, bad_headers = signed(b'{"object": "whatsapp_business_account", "entry": [')
+    async with server.http.post(url, data=bad_raw, headers=bad_headers) as r:
+        assert r.status == 400
+    not_utf8, not_utf8_headers = signed(b"\xff\xfe{}")
+    async with server.http.post(url, data=not_utf8, headers=not_utf8_headers) as r:
+        assert r.status == 400
+    huge = messages_payload(message(CUSTOMER, text="x" * 100_000))
+    huge_raw, huge_headers = signed(huge)
+    async with server.http.post(url, data=huge_raw, headers=huge_headers) as r:
+        assert r.status == 413
+    assert await server.count(InboundMessage) == 0
+
+
+async def test_well_formed_but_unknown_updates_get_200(server: Running) -> None:
+    assert await server.post({"object": "page", "entry": []}) == 200
+    assert await server.post({"something": "else"}) == 200
+    assert await server.post([1, 2, 3]) == 200
+    unknown_field = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "account_update", "value": {}}]}],
+    }
+    assert await server.post(unknown_field) == 200
+    assert await server.count(InboundMessage) == 0
+
+
+@pytest.mark.parametrize("index", range(16))
+async def test_every_webhook_example_of_the_spec_is_accepted(server: Running, index: int) -> None:
+    name, example = MetaSpec.load().webhook_examples()[index]
+    assert await server.post(example) == 200, name
+
+
+async def test_statuses_move_forward_only(server: Running) -> None:
+    await server.post(messages_payload(message(CUSTOMER, text="order")))
+    await eventually(lambda: "Your name?" in _texts(server))
+    wamid = next(s.wamid for s in server.fake.sent if s.body["type"] == "text")
+    for status in ("delivered", "read", "delivered", "sent"):
+        assert await server.post(status_payload(wamid, status, CUSTOMER)) == 200
+    async with server.db.read() as session:
+        row = await session.scalar(
+            select(OutboundMessage).where(OutboundMessage.wa_message_id == wamid)
+        )
+    assert row is not None and row.status is OutboundStatus.READ
+
+
+async def test_a_failed_status_is_recorded_with_its_code(server: Running) -> None:
+    await server.post(messages_payload(message(CUSTOMER, text="order")))
+    await eventually(lambda: "Your name?" in _texts(server))
+    wamid = next(s.wamid for s in server.fake.sent if s.body["type"] == "text")
+    error = {
+        "code": 131047,
+        "title": "Re-engagement message",
+        "message": "Re-engagement message",
+        "error_data": {"details": "Message failed to send because more than 24 hours have passed"},
+    }
+    await server.post(status_payload(wamid, "failed", CUSTOMER, errors=[error]))
+    async with server.db.read() as session:
+        row = await session.scalar(
+            select(OutboundMessage).where(OutboundMessage.wa_message_id == wamid)
+        )
+    assert row is not None
+    assert (row.status, row.error_code) == (OutboundStatus.FAILED, 131047)
+    assert row.last_error is not None and "24 hours" in row.last_error
+
+
+async def test_transient_graph_errors_are_retried(server: Running) -> None:
+    server.fake.fail_next(2, "server_error")
+    await server.post(messages_payload(message(CUSTOMER, text="order")))
+    await eventually(lambda: "Your name?" in _texts(server), within=20)
+    assert server.fake.injected["server_error"] == 2
+    assert _texts(server).count("Your name?") == 1
+
+
+async def test_a_timeout_after_acceptance_is_an_ambiguous_resend(server: Running) -> None:
+    server.fake.fail_next(1, "timeout_after")
+    await server.post(messages_payload(message(CUSTOMER, text="order")))
+    await eventually(lambda: _texts(server).count("Your name?") == 2, within=30)
+    async with server.db.read() as session:
+        row = await session.scalar(
+            select(OutboundMessage).where(OutboundMessage.kind == "buttons")
+        )
+        reply = await session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "text"))
+    assert reply is not None
+    assert (reply.status, reply.ambiguous_resends) == (OutboundStatus.SENT, 1)
+    async with server.http.get(f"{server.url}/metrics") as response:
+        text = await response.text()
+    assert "nyala_outbound_ambiguous_resends_total 1.0" in text
+    assert row is None
+
+
+async def test_permanent_errors_are_marked_failed(server: Running) -> None:
+    server.fake.fail_next(1, "undeliverable")
+    await server.post(messages_payload(message(CUSTOMER, text="order")))
+
+    async def failed() -> bool:
+        async with server.db.read() as session:
+            row = await session.scalar(
+                select(OutboundMessage).where(OutboundMessage.kind == "text")
+            )
+        return row is not None and row.status is OutboundStatus.FAILED
+
+    await eventually(failed)
+    async with server.db.read() as session:
+        row = await session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "text"))
+    assert row is not None and row.error_code == 131026
+
+
+async def test_health_and_metrics(server: Running) -> None:
+    async with server.http.get(f"{server.url}/healthz") as response:
+        assert response.status == 200
+        assert (await response.json())["status"] == "ok"
+    await server.post(messages_payload(message(CUSTOMER, text="hi")))
+    async with server.http.get(f"{server.url}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    assert 'nyala_webhook_requests_total{status="200"} 1.0' in text
+    assert "nyala_inbound_stored_total 1.0" in text
+
+
+async def test_without_an_app_secret_posts_are_refused(
+    database_url: str, cafe: App, fake: FakeGraph
+) -> None:
+    app = create_app(settings_for(database_url, fake.base_url, whatsapp_app_secret=None), cafe)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        raw, headers = signed(messages_payload(message(CUSTOMER, text="hi")))
+        async with (
+            ClientSession() as http,
+            http.post(test_server.make_url("/webhook"), data=raw, headers=headers) as response,
+        ):
+            assert response.status == 503
+            assert "WHATSAPP_APP_SECRET" in await response.text()
+    finally:
+        await test_server.close()
+
+
+async def test_sandbox_mode_stores_replies_and_sends_nothing(
+    database_url: str, cafe: App, fake: FakeGraph, db: Database
+) -> None:
+    settings = settings_for(database_url, fake.base_url, whatsapp_access_token=None)
+    test_server = TestServer(create_app(settings, cafe), host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        raw, headers = signed(messages_payload(message(CUSTOMER, text="order")))
+        async with (
+            ClientSession() as http,
+            http.post(test_server.make_url("/webhook"), data=raw, headers=headers) as response,
+        ):
+            assert response.status == 200
+
+        async def stored() -> bool:
+            async with db.read() as session:
+                rows = (await session.scalars(select(OutboundMessage))).all()
+            return [r.status for r in rows] == [OutboundStatus.SANDBOX]
+
+        await eventually(stored)
+        assert fake.requests == []
+    finally:
+        await test_server.close()
