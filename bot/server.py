@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 
@@ -82,7 +83,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             phone_number_id=str(settings.whatsapp_phone_number_id),
             timeout=settings.graph_timeout,
         )
-        outbox = Outbox(db, client, metrics, rate=settings.send_rate)
+        outbox = Outbox(
+            db,
+            client,
+            metrics,
+            rate=settings.send_rate,
+            lease=dt.timedelta(seconds=settings.send_lease_seconds),
+        )
         app[OUTBOX] = outbox
     inbox = Inbox(engine, metrics, on_replies=outbox.wake if outbox else None)
     app[ENGINE] = engine

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     send_rate: float = Field(
         80.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_RATE", "send_rate")
     )
+    send_lease_seconds: float = Field(
+        60.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_LEASE", "send_lease_seconds")
+    )
     graph_timeout: float = Field(
         15.0, gt=0, validation_alias=AliasChoices("NYALA_GRAPH_TIMEOUT", "graph_timeout")
     )

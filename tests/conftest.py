@@ -87,7 +87,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-async def _empty_tables(db: Database) -> None:
+async def empty_tables(db: Database) -> None:
+    """Empty every table (PostgreSQL; SQLite tests get a fresh file instead)."""
     if not db.is_postgresql:
         return
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -99,7 +100,7 @@ async def _empty_tables(db: Database) -> None:
 async def db(database_url: str) -> AsyncIterator[Database]:
     """A :class:`Database` on each backend, empty at the start of the test."""
     database = Database(database_url)
-    await _empty_tables(database)
+    await empty_tables(database)
     try:
         yield database
     finally:

@@ -1,0 +1,57 @@
+"""``python -m bench [--quick] [--profile]``: run the benchmarks, write the docs."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+from bench.database import ADMIN_URL, bench_database
+from bench.report import markdown, table, write
+from bench.runner import FULL, QUICK, main_async
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; 0 on success, 1 on a failure, 130 when interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Nyala's benchmarks on PostgreSQL (loopback only); writes "
+        "docs/benchmarks.md and docs/benchmarks.json.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 short repetitions (well under 2 minutes)"
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the table, do not touch docs/"
+    )
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
+    print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)
+    try:
+        with bench_database() as url:
+            report = main_async(cfg, url, command)
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped, benchmark database dropped", file=sys.stderr)
+        return 130
+    if args.no_write:
+        print(markdown(report))
+        return 0
+    md, js = write(report)
+    print()
+    print(table(report.figures))
+    print()
+    for note in report.notes:
+        print(f"- {note}")
+    print(f"\nwrote {md} and {js}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

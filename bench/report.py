@@ -1,0 +1,219 @@
+"""The results: figures beside their ceilings, as a Markdown table and as JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.stats import Summary
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+MARKDOWN = DOCS / "benchmarks.md"
+JSON_FILE = DOCS / "benchmarks.json"
+LIBRARIES = ("aiohttp", "asyncpg", "SQLAlchemy", "python-statemachine")
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One measured figure, with the ceiling it is compared to."""
+
+    key: str
+    label: str
+    unit: str
+    nyala: Summary
+    ceiling_label: str | None = None
+    ceiling: Summary | None = None
+    better: Literal["higher", "lower"] = "higher"
+
+    @property
+    def ratio(self) -> float | None:
+        """Nyala's median over the ceiling's (throughput: below 1 is slower; latency:
+        above 1 is slower)."""
+        if self.ceiling is None or not self.ceiling.median:
+            return None
+        return self.nyala.median / self.ceiling.median
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "key": self.key,
+            "label": self.label,
+            "unit": self.unit,
+            "better": self.better,
+            "nyala": self.nyala.to_json(),
+            "ceiling_label": self.ceiling_label,
+            "ceiling": self.ceiling.to_json() if self.ceiling else None,
+            "ratio": self.ratio,
+        }
+
+
+@dataclass
+class Report:
+    """Everything one run produced."""
+
+    mode: str
+    command: str
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The raw results."""
+        return {
+            "mode": self.mode,
+            "command": self.command,
+            "machine": self.machine,
+            "config": self.config,
+            "figures": [f.to_json() for f in self.figures],
+            "notes": self.notes,
+            "details": self.details,
+        }
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(postgresql: str) -> dict[str, Any]:
+    """What the figures were measured on."""
+    libraries: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "ram_gib": _memory_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "postgresql": postgresql,
+        "libraries": libraries,
+    }
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(summary: Summary | None, unit: str) -> str:
+    if summary is None:
+        return "—"
+    return f"**{_number(summary.median)}** {unit} ({_number(summary.low)}–{_number(summary.high)})"
+
+
+def table(figures: list[Figure]) -> str:
+    """The Markdown table: each figure beside its ceiling and the ratio."""
+    lines = [
+        "| figure | Nyala: median (min–max) | ceiling | ceiling: median (min–max) "
+        "| Nyala ÷ ceiling |",
+        "|---|---|---|---|---|",
+    ]
+    for figure in figures:
+        ratio = figure.ratio
+        lines.append(
+            f"| {figure.label} | {_cell(figure.nyala, figure.unit)} "
+            f"| {figure.ceiling_label or '—'} | {_cell(figure.ceiling, figure.unit)} "
+            f"| {'—' if ratio is None else f'{ratio:.2f}×'} |"
+        )
+    return "\n".join(lines)
+
+
+_METHOD = """\
+## What is measured
+
+- **Webhook ack**: `nyala serve` (`python -m bot serve`, sandbox: no access token, so
+  nothing is sent; an app secret, so every signature is checked; PostgreSQL) in its own
+  process. An aiohttp client in the benchmark's process keeps {connections} keep-alive
+  connections busy for {duration:g} s per repetition (after a {warmup:g} s warm-up); each
+  POST is a signed Meta-like payload with one text message from one of
+  {webhook_contacts:,} contacts and a unique wamid. Latency is per request, send to
+  answer read. Nyala answers 200 after storing the message durably (one transaction),
+  and processes it right after in the same process, so acknowledging competes with
+  processing. **Ceiling**: a bare aiohttp handler in its own process that reads the body,
+  checks the same HMAC, `json.loads` it and answers 200 (no database), driven by the same
+  generator in the same run.
+- **End-to-end**: {e2e_messages:,} messages ({e2e_contacts} contacts, each sending the
+  test café's order-flow script of {script_length} messages: trigger, name, size, count,
+  confirm, then another order) through Nyala's `Engine` in the benchmark's process:
+  `Engine.receive` stores each message, `Engine.process_pending` processes it (inbound →
+  state transition → step events → reply row), at most {concurrency} contacts at once.
+  Timed from the first store until the last message is processed. **Ceiling**: the same
+  number of messages, same contacts in flight, each one bare asyncpg transaction (pool
+  of {concurrency}) of four statements on the same tables: insert the inbound row, update
+  the conversation's state, insert a step event, insert a reply row.
+- **Webhook → reply row**: the messages of each webhook-ack repetition, from the first
+  POST until the server wrote the last one's `processed_at` (the benchmark polls the
+  database until none is pending). This is the whole pipeline at saturation in one
+  server process.
+- **State machine alone**: python-statemachine rebuilds the test café's order-flow
+  machine at a stored state and sends it one `answer` event (`ask_size → ask_count`,
+  `ask_count → confirm`), {machine_iterations:,} times per repetition; with the
+  engine's listeners (step tracker, entry recorder), as the engine does, and without.
+
+Every figure is the median of {repetitions} repetitions with the range; Nyala and its
+ceiling alternate within a run. Throughput ratios below 1 and latency ratios above 1 mean
+Nyala is slower than its ceiling. The load generator, the servers and PostgreSQL share
+the machine's cores, so the ceilings are ceilings of this set-up, not of the hardware.
+"""
+
+
+def markdown(report: Report) -> str:
+    """The whole ``docs/benchmarks.md``."""
+    m = report.machine
+    libraries = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{report.command}` on {m['date']}; rerun it to refresh this page "
+        "(raw results: [`benchmarks.json`](benchmarks.json)).",
+        "",
+        f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}",
+        f"- **Software**: Python {m['python']}, PostgreSQL {m['postgresql']}; {libraries}",
+        f"- **Mode**: {report.mode}, {report.config['repetitions']} repetitions per figure",
+        "",
+        table(report.figures),
+        "",
+    ]
+    if report.notes:
+        parts += [*(f"- {note}" for note in report.notes), ""]
+    parts.append(_METHOD.format(**report.config))
+    return "\n".join(parts)
+
+
+def write(report: Report) -> tuple[Path, Path]:
+    """Write ``docs/benchmarks.md`` and ``docs/benchmarks.json``."""
+    DOCS.mkdir(exist_ok=True)
+    MARKDOWN.write_text(markdown(report))
+    JSON_FILE.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return MARKDOWN, JSON_FILE

@@ -1,0 +1,399 @@
+"""Runs every benchmark in order and collects the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event
+
+from bench import cpu
+from bench.database import server_version
+from bench.end_to_end import (
+    Processed,
+    asyncpg_rate,
+    engine_rate,
+    machine_us,
+    order_flow,
+    script,
+)
+from bench.load import LoadResult
+from bench.report import Figure, Report, machine_info
+from bench.servers import (
+    APP_SECRET,
+    bare_command,
+    bare_env,
+    free_port,
+    nyala_command,
+    nyala_env,
+    running,
+)
+from bench.stats import Summary
+from bench.webhook import Drained, Payloads, ack_run, inbound_mark, wait_processed
+from flows import Engine
+from storage import Database
+from tests.cafe import build_app
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """How much of everything one mode does."""
+
+    mode: str
+    repetitions: int
+    connections: int
+    warmup: float
+    duration: float
+    webhook_contacts: int
+    drain_timeout: float
+    e2e_contacts: int
+    e2e_conversations: int
+    concurrency: int
+    machine_iterations: int
+
+
+QUICK = Config(
+    mode="quick",
+    repetitions=3,
+    connections=16,
+    warmup=1.0,
+    duration=2.0,
+    webhook_contacts=500,
+    drain_timeout=30.0,
+    e2e_contacts=32,
+    e2e_conversations=1,
+    concurrency=8,
+    machine_iterations=1000,
+)
+FULL = Config(
+    mode="full",
+    repetitions=5,
+    connections=16,
+    warmup=2.0,
+    duration=5.0,
+    webhook_contacts=2000,
+    drain_timeout=90.0,
+    e2e_contacts=64,
+    e2e_conversations=2,
+    concurrency=8,
+    machine_iterations=3000,
+)
+
+Progress = Callable[[str], None]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def _statements_per_message(
+    db: Database, engine: Engine, conn: asyncpg.Connection
+) -> dict[str, float]:
+    """SQL round trips Nyala makes per message (an untimed, instrumented run)."""
+    counts = {"statements": 0, "transaction_control": 0}
+
+    def statement(*_: Any) -> None:
+        counts["statements"] += 1
+
+    def control(*_: Any) -> None:
+        counts["transaction_control"] += 1
+
+    sync = db.engine.sync_engine
+    controls = ("begin", "commit", "rollback", "savepoint", "release_savepoint")
+    event.listen(sync, "before_cursor_execute", statement)
+    for name in controls:
+        event.listen(sync, name, control)
+    try:
+        processed = await engine_rate(engine, conn, contacts=4, conversations=2, concurrency=1)
+    finally:
+        event.remove(sync, "before_cursor_execute", statement)
+        for name in controls:
+            event.remove(sync, name, control)
+    return {k: round(v / processed.messages, 2) for k, v in counts.items()}
+
+
+async def _machine(cfg: Config, workdir: Path, say: Progress) -> tuple[list[float], list[float]]:
+    spec = order_flow(build_app(workdir / "machine-flows"))
+    await machine_us(spec, 200, listeners=True)  # warm-up
+    with_listeners: list[float] = []
+    bare: list[float] = []
+    for rep in range(cfg.repetitions):
+        with_listeners.append(await machine_us(spec, cfg.machine_iterations, listeners=True))
+        bare.append(await machine_us(spec, cfg.machine_iterations, listeners=False))
+        say(
+            f"  machine {rep + 1}/{cfg.repetitions}: {with_listeners[-1]:.0f} µs with "
+            f"listeners, {bare[-1]:.0f} µs without"
+        )
+    return with_listeners, bare
+
+
+async def _end_to_end(
+    cfg: Config, url: str, workdir: Path, say: Progress
+) -> tuple[list[Processed], list[Processed], dict[str, Any]]:
+    app = build_app(workdir / "e2e-flows")
+    db = Database(url)
+    engine = Engine(db, app, sandbox=True)
+    conn = await asyncpg.connect(url)
+    pool = await asyncpg.create_pool(url, min_size=cfg.concurrency, max_size=cfg.concurrency)
+    nyala: list[Processed] = []
+    ceiling: list[Processed] = []
+    extra: dict[str, Any] = {"cores_busy_nyala": [], "cores_busy_ceiling": []}
+    roles: dict[str, list[int] | None] = {"bench": [os.getpid()], "postgresql": None}
+    size = {"contacts": cfg.e2e_contacts, "conversations": cfg.e2e_conversations}
+    try:
+        # Warm-up: connections, statement caches, flow loading.
+        await engine_rate(engine, conn, contacts=8, conversations=1, concurrency=cfg.concurrency)
+        await asyncpg_rate(pool, conn, contacts=8, conversations=1, concurrency=cfg.concurrency)
+        extra["per_message"] = await _statements_per_message(db, engine, conn)
+        for rep in range(cfg.repetitions):
+            before = cpu.snapshot(roles)
+            nyala.append(await engine_rate(engine, conn, concurrency=cfg.concurrency, **size))
+            middle = cpu.snapshot(roles)
+            ceiling.append(await asyncpg_rate(pool, conn, concurrency=cfg.concurrency, **size))
+            after = cpu.snapshot(roles)
+            extra["cores_busy_nyala"].append(cpu.busy(before, middle))
+            extra["cores_busy_ceiling"].append(cpu.busy(middle, after))
+            say(
+                f"  end-to-end {rep + 1}/{cfg.repetitions}: Nyala {nyala[-1].rate:.0f} msg/s, "
+                f"asyncpg {ceiling[-1].rate:.0f} msg/s"
+            )
+    finally:
+        await pool.close()
+        await conn.close()
+        await db.dispose()
+    return nyala, ceiling, extra
+
+
+@dataclass
+class WebhookRuns:
+    """The webhook benchmark's repetitions."""
+
+    nyala: list[LoadResult]
+    bare: list[LoadResult]
+    drained: list[Drained]
+    cores_nyala: list[dict[str, float]]
+    cores_bare: list[dict[str, float]]
+
+
+async def _webhook(cfg: Config, url: str, workdir: Path, say: Progress) -> WebhookRuns:
+    nyala_port, bare_port = free_port(), free_port()
+    runs = WebhookRuns([], [], [], [], [])
+    payloads = Payloads(f"{secrets.randbelow(10_000):04d}", cfg.webhook_contacts, APP_SECRET)
+    env = nyala_env(url, workdir / "server-flows")
+    async with (
+        running("nyala", nyala_command(nyala_port), nyala_port, env, workdir) as nyala,
+        running("bare", bare_command(bare_port), bare_port, bare_env(), workdir) as bare,
+    ):
+        conn = await asyncpg.connect(url)
+        try:
+            await ack_run(nyala.url, payloads, connections=cfg.connections, duration=cfg.warmup)
+            await wait_processed(conn, 0, dt.datetime.now(dt.UTC), cfg.drain_timeout)
+            await ack_run(bare.url, payloads, connections=cfg.connections, duration=cfg.warmup)
+            for rep in range(cfg.repetitions):
+                mark = await inbound_mark(conn)
+                nyala_roles = {
+                    "server": [nyala.process.pid],
+                    "postgresql": None,
+                    "generator": [os.getpid()],
+                }
+                before = cpu.snapshot(nyala_roles)
+                started = dt.datetime.now(dt.UTC)
+                runs.nyala.append(
+                    await ack_run(
+                        nyala.url, payloads, connections=cfg.connections, duration=cfg.duration
+                    )
+                )
+                runs.cores_nyala.append(cpu.busy(before, cpu.snapshot(nyala_roles)))
+                runs.drained.append(await wait_processed(conn, mark, started, cfg.drain_timeout))
+                bare_roles = {"server": [bare.process.pid], "generator": [os.getpid()]}
+                before = cpu.snapshot(bare_roles)
+                runs.bare.append(
+                    await ack_run(
+                        bare.url, payloads, connections=cfg.connections, duration=cfg.duration
+                    )
+                )
+                runs.cores_bare.append(cpu.busy(before, cpu.snapshot(bare_roles)))
+                n, b, d = runs.nyala[-1], runs.bare[-1], runs.drained[-1]
+                say(
+                    f"  webhook {rep + 1}/{cfg.repetitions}: Nyala {n.rate:.0f} req/s "
+                    f"(p50 {n.p50_ms:.1f} ms, p99 {n.p99_ms:.1f} ms), {d.done + d.failed} "
+                    f"processed in {d.seconds:.1f} s; bare {b.rate:.0f} req/s "
+                    f"(p50 {b.p50_ms:.1f} ms, p99 {b.p99_ms:.1f} ms)"
+                )
+        finally:
+            await conn.close()
+    return runs
+
+
+def _mean_cores(samples: list[dict[str, float]]) -> dict[str, float]:
+    if not samples:
+        return {}
+    return {k: round(sum(s.get(k, 0.0) for s in samples) / len(samples), 2) for k in samples[0]}
+
+
+def _cores_text(cores: dict[str, float]) -> str:
+    return ", ".join(f"{role} {value:.2f}" for role, value in cores.items())
+
+
+async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress = _say) -> Report:
+    """Every benchmark; the report (not yet written)."""
+    postgresql = await server_version(url)
+    script_length = len(script(cfg.e2e_conversations))
+    config = {
+        **asdict(cfg),
+        "script_length": script_length,
+        "e2e_messages": cfg.e2e_contacts * script_length,
+    }
+    report = Report(cfg.mode, command, machine_info(postgresql), config)
+
+    say("state machine alone…")
+    with_listeners, bare_machine = await _machine(cfg, workdir, say)
+    say("end-to-end (Engine vs bare asyncpg)…")
+    nyala, ceiling, e2e = await _end_to_end(cfg, url, workdir, say)
+    say("webhook ack (nyala serve vs bare aiohttp)…")
+    web = await _webhook(cfg, url, workdir, say)
+
+    ack_label = "bare aiohttp handler: HMAC + `json.loads`, 200"
+    report.figures = [
+        Figure(
+            "webhook_ack_rate",
+            f"Webhook ack throughput ({cfg.connections} connections)",
+            "req/s",
+            Summary.of([r.rate for r in web.nyala]),
+            ack_label,
+            Summary.of([r.rate for r in web.bare]),
+        ),
+        Figure(
+            "webhook_ack_p50",
+            "Webhook ack latency p50",
+            "ms",
+            Summary.of([r.p50_ms for r in web.nyala]),
+            ack_label,
+            Summary.of([r.p50_ms for r in web.bare]),
+            better="lower",
+        ),
+        Figure(
+            "webhook_ack_p99",
+            "Webhook ack latency p99",
+            "ms",
+            Summary.of([r.p99_ms for r in web.nyala]),
+            ack_label,
+            Summary.of([r.p99_ms for r in web.bare]),
+            better="lower",
+        ),
+        Figure(
+            "end_to_end_rate",
+            f"End-to-end processed messages (Engine, {cfg.concurrency} contacts at once)",
+            "msg/s",
+            Summary.of([p.rate for p in nyala]),
+            "bare asyncpg transaction per message: 4 statements",
+            Summary.of([p.rate for p in ceiling]),
+        ),
+        Figure(
+            "server_pipeline_rate",
+            "Webhook → reply row through the server (flood, one process)",
+            "msg/s",
+            Summary.of([d.rate for d in web.drained]),
+        ),
+        Figure(
+            "machine_us",
+            "State machine alone: rebuild at a state + 1 event, with the engine's listeners",
+            "µs/msg",
+            Summary.of(with_listeners),
+            better="lower",
+        ),
+        Figure(
+            "machine_bare_us",
+            "State machine alone, without listeners",
+            "µs/msg",
+            Summary.of(bare_machine),
+            better="lower",
+        ),
+    ]
+
+    engine_median = report.figures[3].nyala.median
+    per_message_us = 1e6 / engine_median
+    machine_median = report.figures[5].nyala.median
+    per = e2e["per_message"]
+    replies = sum(p.replies for p in nyala) / sum(p.messages for p in nyala)
+    events = sum(p.step_events for p in nyala) / sum(p.messages for p in nyala)
+    cores_e2e = _mean_cores(e2e["cores_busy_nyala"])
+    cores_ceiling = _mean_cores(e2e["cores_busy_ceiling"])
+    cores_ack = _mean_cores(web.cores_nyala)
+    cores_bare = _mean_cores(web.cores_bare)
+    report.notes = [
+        f"End-to-end, Nyala takes {per_message_us:,.0f} µs of wall time per message at its "
+        f"median rate; the state machine (with listeners) is {machine_median:,.0f} µs of "
+        f"that ({machine_median / per_message_us:.0%}). Per message it makes "
+        f"{per['statements']:g} SQL statements plus {per['transaction_control']:g} "
+        "BEGIN/COMMIT/SAVEPOINT/RELEASE (storing and processing are two transactions); "
+        "the ceiling makes 4 plus BEGIN/COMMIT.",
+        f"Each message wrote {replies:.2f} reply rows and {events:.2f} step events on "
+        "average (the ceiling: 1 and 1).",
+        f"Cores busy (mean over repetitions), end-to-end Nyala: {_cores_text(cores_e2e)}; "
+        f"ceiling: {_cores_text(cores_ceiling)}. Webhook ack, Nyala: "
+        f"{_cores_text(cores_ack)}; bare handler: {_cores_text(cores_bare)}.",
+    ]
+    problems = _problems(web, nyala + ceiling)
+    report.notes += problems
+    report.details = {
+        "end_to_end": {
+            "nyala": [asdict(p) | {"rate": p.rate} for p in nyala],
+            "ceiling": [asdict(p) | {"rate": p.rate} for p in ceiling],
+            **e2e,
+        },
+        "webhook": {
+            "nyala": [_load_json(r) for r in web.nyala],
+            "bare": [_load_json(r) for r in web.bare],
+            "processed": [asdict(d) | {"rate": d.rate} for d in web.drained],
+            "cores_busy_nyala": web.cores_nyala,
+            "cores_busy_bare": web.cores_bare,
+        },
+        "machine": {"with_listeners_us": with_listeners, "without_listeners_us": bare_machine},
+    }
+    return report
+
+
+def _load_json(result: LoadResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "errors": result.errors,
+        "seconds": result.seconds,
+        "rate": result.rate,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "statuses": result.statuses,
+    }
+
+
+def _problems(web: WebhookRuns, processed: list[Processed]) -> list[str]:
+    notes = []
+    errors = sum(r.errors for r in web.nyala) + sum(r.errors for r in web.bare)
+    if errors:
+        notes.append(f"**Warning**: {errors} webhook requests did not get a 200 (see JSON).")
+    if not all(d.complete for d in web.drained):
+        notes.append("**Warning**: the server had not processed every message in time.")
+    failed = sum(d.failed for d in web.drained) + sum(p.failed for p in processed)
+    missing = sum(p.messages - p.done - p.failed for p in processed)
+    if failed or missing:
+        notes.append(f"**Warning**: {failed} messages failed, {missing} were not processed.")
+    stored = sum(d.stored for d in web.drained)
+    acked = sum(r.ok for r in web.nyala)
+    if stored != acked:
+        notes.append(f"**Warning**: {acked} webhooks acknowledged but {stored} rows stored.")
+    return notes
+
+
+def main_async(cfg: Config, url: str, command: str) -> Report:
+    """Run everything in a fresh event loop with a temporary working folder."""
+    with tempfile.TemporaryDirectory(prefix="nyala-bench-") as workdir:
+        return asyncio.run(run(cfg, url, Path(workdir), command))
