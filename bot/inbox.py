@@ -164,6 +164,16 @@ async def _apply_status(session: AsyncSession, status: StatusUpdate, now: dt.dat
         if current in (OutboundStatus.DELIVERED, OutboundStatus.READ, OutboundStatus.FAILED):
             return True  # a failure after delivery is stale news
         error = status.errors[0] if status.errors else None
+        if error is not None and error.code == 131047 and row.fallback and row.kind != "template":
+            # The window had closed after all: send the action's template instead.
+            row.kind = "template"
+            row.payload = dict(row.fallback)
+            row.status = OutboundStatus.QUEUED
+            row.wa_message_id = None
+            row.next_attempt_at = now
+            row.last_error = "131047 outside the 24-hour window: resent as its template"
+            row.error_code = 131047
+            return True
         row.status = OutboundStatus.FAILED
         row.error_code = error.code if error else None
         row.last_error = (

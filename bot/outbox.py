@@ -64,6 +64,7 @@ class Claimed:
     attempts: int
     media_id: str | None
     ambiguous: bool
+    fallback: dict[str, Any] | None
 
 
 class Outbox:
@@ -180,6 +181,7 @@ class Outbox:
                         attempts=row.attempts,
                         media_id=row.media_id,
                         ambiguous=ambiguous,
+                        fallback=dict(row.fallback) if row.fallback else None,
                     )
                 )
         return claimed
@@ -193,17 +195,27 @@ class Outbox:
                 await self._done(row.id, None, media_id)
                 return
             reply = reply_from_payload(row.kind, row.payload)
+            fallback = reply_from_payload("template", row.fallback) if row.fallback else None
             if not isinstance(reply, Template) and not self._in_window(row):
-                raise OutsideWindowError(
-                    "not sent: more than 24 hours since the contact last wrote; "
-                    "only an approved template may be sent",
-                    code=131047,
-                )
+                if fallback is None:
+                    raise OutsideWindowError(
+                        "not sent: more than 24 hours since the contact last wrote; "
+                        "only an approved template may be sent",
+                        code=131047,
+                    )
+                reply = fallback  # the window is closed: the action's template instead
             if isinstance(reply, Document) and media_id is None:
                 media_id = await self._upload(reply)
             body = message_body(reply, to=row.to, media_id=media_id)
             await self._limited()
-            wamid = await self.client.send_message(body)
+            try:
+                wamid = await self.client.send_message(body)
+            except OutsideWindowError:
+                # Meta's clock says the window closed (131047 synchronously).
+                if fallback is None or isinstance(reply, Template):
+                    raise
+                await self._limited()
+                wamid = await self.client.send_message(message_body(fallback, to=row.to))
         except GraphTimeoutError as exc:
             await self._retry(row, exc, media_id, keep_in_flight=True)
         except GraphUnavailableError as exc:

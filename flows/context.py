@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.messages import Reply, Text, UserMessage
+from flows.messages import Reply, Template, Text, UserMessage
 from storage import Contact, Conversation, StoredFile
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class FlowContext:
     message: UserMessage | None = None
     value: Any = None
     replies: list[Reply] = field(default_factory=list)
+    # Templates to send instead of a reply when the 24-hour window is closed (by id()).
+    fallbacks: dict[int, Template] = field(default_factory=dict)
     next_flow: tuple[str, dict[str, Any]] | None = None
     handoff_reason: str | None = None
 
@@ -51,9 +53,18 @@ class FlowContext:
         """Today in the business's timezone."""
         return self.app.today(self.now)
 
-    def reply(self, reply: Reply | str) -> None:
-        """Queue a message for the contact (sent after the transaction commits)."""
-        self.replies.append(Text(reply) if isinstance(reply, str) else reply)
+    def reply(self, reply: Reply | str, *, fallback: Template | None = None) -> None:
+        """Queue a message for the contact (sent after the transaction commits).
+
+        Args:
+            reply: the message (a string is a text message).
+            fallback: an approved template sent instead if the contact's 24-hour window
+                is closed when the message goes out (WhatsApp allows only templates then).
+        """
+        message = Text(reply) if isinstance(reply, str) else reply
+        self.replies.append(message)
+        if fallback is not None:
+            self.fallbacks[id(message)] = fallback
 
     def start_flow(self, flow: str, /, **data: Any) -> None:
         """Start ``flow`` once the current step is done (ending the current flow)."""

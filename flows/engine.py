@@ -32,6 +32,7 @@ from flows.messages import (
     ListMenu,
     Option,
     Reply,
+    Template,
     Text,
     UserMessage,
     reply_from_payload,
@@ -253,11 +254,17 @@ class Engine:
         return replies
 
     def _queue(
-        self, session: AsyncSession, contact_id: int, inbound_id: int | None, replies: list[Reply]
+        self,
+        session: AsyncSession,
+        contact_id: int,
+        inbound_id: int | None,
+        replies: list[Reply],
+        fallbacks: Mapping[int, Template] | None = None,
     ) -> None:
         status = OutboundStatus.SANDBOX if self.sandbox else OutboundStatus.QUEUED
         now = self.clock()
         for reply in replies:
+            fallback = (fallbacks or {}).get(id(reply))
             session.add(
                 OutboundMessage(
                     contact_id=contact_id,
@@ -267,6 +274,7 @@ class Engine:
                     status=status,
                     created_at=now,
                     next_attempt_at=None if self.sandbox else now,
+                    fallback=reply_to_payload(fallback) if fallback is not None else None,
                 )
             )
 
@@ -763,7 +771,9 @@ class _Turn:
             and conversation.handed_off_at is None
         ):
             await self._show_menu("Here's what I can help with:")
-        self.engine._queue(self.session, self.contact.id, self.inbound_id, self.replies)
+        self.engine._queue(
+            self.session, self.contact.id, self.inbound_id, self.replies, self.ctx.fallbacks
+        )
         await self.session.flush()
         return list(self.replies)
 

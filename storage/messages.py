@@ -87,6 +87,8 @@ class OutboundMessage(Base):
     # Set while a sender has the request out: found set later, its outcome is unknown.
     in_flight: Mapped[bool] = mapped_column(Boolean, default=False)
     media_id: Mapped[str | None] = mapped_column(String(256))
+    # An approved template to send instead when the 24-hour customer window is closed.
+    fallback: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     status_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ from bot.meta_spec import MetaSpec
 from bot.server import create_app
 from bot.settings import Settings
 from flows import App
-from storage import Database, InboundMessage, OutboundMessage, OutboundStatus
+from flows.messages import Template, Text, reply_to_payload
+from storage import (
+    Database,
+    InboundMessage,
+    OutboundMessage,
+    OutboundStatus,
+    get_or_create_contact,
+)
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -329,3 +337,72 @@ async def test_sandbox_mode_stores_replies_and_sends_nothing(
         assert fake.requests == []
     finally:
         await test_server.close()
+
+
+TEMPLATE = Template("tour_reminder", "en_US", ("Ada",), "Your tour is in 7 days")
+
+
+async def queue_direct(
+    db: Database, *, last_inbound_hours_ago: float, fallback: Template | None
+) -> int:
+    """Queue a business-initiated text for a contact last heard from a while ago."""
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as session:
+        contact = await get_or_create_contact(session, wa_id=CUSTOMER)
+        contact.last_inbound_at = now - dt.timedelta(hours=last_inbound_hours_ago)
+        row = OutboundMessage(
+            contact_id=contact.id,
+            kind="text",
+            payload=reply_to_payload(Text("Your tour is in 7 days, Ada!")),
+            status=OutboundStatus.QUEUED,
+            next_attempt_at=now,
+            fallback=reply_to_payload(fallback) if fallback else None,
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
+
+
+async def outbound(db: Database, row_id: int) -> OutboundMessage:
+    async with db.read() as session:
+        row = await session.get(OutboundMessage, row_id)
+    assert row is not None
+    return row
+
+
+async def test_outside_the_window_without_a_template_nothing_is_sent(server: Running) -> None:
+    row_id = await queue_direct(server.db, last_inbound_hours_ago=30, fallback=None)
+    await eventually(lambda: _status_is(server.db, row_id, OutboundStatus.FAILED))
+    row = await outbound(server.db, row_id)
+    assert row.error_code == 131047
+    assert server.fake.sent == []
+
+
+async def test_outside_the_window_the_template_is_sent(server: Running) -> None:
+    row_id = await queue_direct(server.db, last_inbound_hours_ago=30, fallback=TEMPLATE)
+    await eventually(lambda: _status_is(server.db, row_id, OutboundStatus.SENT))
+    [sent] = server.fake.sent
+    assert sent.body["type"] == "template"
+    assert sent.body["template"]["name"] == "tour_reminder"
+
+
+async def test_a_synchronous_131047_falls_back_to_the_template(server: Running) -> None:
+    server.fake.fail_next(1, "outside_window")
+    row_id = await queue_direct(server.db, last_inbound_hours_ago=1, fallback=TEMPLATE)
+    await eventually(lambda: _status_is(server.db, row_id, OutboundStatus.SENT))
+    assert [s.body["type"] for s in server.fake.sent] == ["template"]
+
+
+async def test_a_131047_status_resends_as_the_template(server: Running) -> None:
+    row_id = await queue_direct(server.db, last_inbound_hours_ago=1, fallback=TEMPLATE)
+    await eventually(lambda: _status_is(server.db, row_id, OutboundStatus.SENT))
+    wamid = server.fake.sent[0].wamid
+    error = {"code": 131047, "title": "Re-engagement message"}
+    assert await server.post(status_payload(wamid, "failed", CUSTOMER, errors=[error])) == 200
+    await eventually(lambda: len(server.fake.sent) == 2)
+    assert [s.body["type"] for s in server.fake.sent] == ["text", "template"]
+    await eventually(lambda: _status_is(server.db, row_id, OutboundStatus.SENT))
+
+
+async def _status_is(db: Database, row_id: int, status: OutboundStatus) -> bool:
+    return (await outbound(db, row_id)).status is status

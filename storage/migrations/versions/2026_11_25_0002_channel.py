@@ -47,6 +47,7 @@ def upgrade() -> None:
             sa.Column("in_flight", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("media_id", sa.String(length=256), nullable=True))
+        batch_op.add_column(sa.Column("fallback", _JSON, nullable=True))
         batch_op.add_column(
             sa.Column("sent_at", storage.base.UTCDateTime(timezone=True), nullable=True)
         )
@@ -58,7 +59,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
         for column in (
-            "status_at", "sent_at", "media_id", "in_flight", "ambiguous_resends", "error_code",
+            "status_at", "sent_at", "fallback", "media_id", "in_flight", "ambiguous_resends",
+            "error_code",
         ):  # fmt: skip
             batch_op.drop_column(column)
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
