@@ -46,6 +46,18 @@ def script(conversations: int) -> tuple[str, ...]:
     return SCRIPT_FIRST + SCRIPT_AGAIN * (conversations - 1)
 
 
+def script_text(conversations: int) -> str:
+    """The script in words, for the docs."""
+    first = f"the order flow's {len(SCRIPT_FIRST)} messages (trigger, name, size, count, confirm)"
+    if conversations == 1:
+        return first
+    again = "once more" if conversations == 2 else f"{conversations - 1} more times"
+    return (
+        f"{len(script(conversations))} messages: {first}, then the next order "
+        f"{again} ({len(SCRIPT_AGAIN)} messages: the name is known, its step is skipped)"
+    )
+
+
 def _wa_id(run: int, index: int, offset: int) -> str:
     # Digits like WhatsApp's wa_id; unique per run of this process.
     return f"{offset}{run:04d}{index:06d}"

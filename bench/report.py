@@ -163,9 +163,8 @@ _METHOD = """\
   processing. **Ceiling**: a bare aiohttp handler in its own process that reads the body,
   checks the same HMAC, `json.loads` it and answers 200 (no database), driven by the same
   generator in the same run.
-- **End-to-end**: {e2e_messages:,} messages ({e2e_contacts} contacts, each sending the
-  test café's order-flow script of {script_length} messages: trigger, name, size, count,
-  confirm, then another order) through Nyala's `Engine` in the benchmark's process:
+- **End-to-end**: {e2e_messages:,} messages from {e2e_contacts} contacts, each sending
+  {script_text} (`tests/cafe.py`), through Nyala's `Engine` in the benchmark's process:
   `Engine.receive` stores each message, `Engine.process_pending` processes it (inbound →
   state transition → step events → reply row), at most {concurrency} contacts at once.
   Timed from the first store until the last message is processed. **Ceiling**: the same

@@ -25,6 +25,7 @@ from bench.end_to_end import (
     machine_us,
     order_flow,
     script,
+    script_text,
 )
 from bench.load import LoadResult
 from bench.report import Figure, Report, machine_info
@@ -252,6 +253,7 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         **asdict(cfg),
         "script_length": script_length,
         "e2e_messages": cfg.e2e_contacts * script_length,
+        "script_text": script_text(cfg.e2e_conversations),
     }
     report = Report(cfg.mode, command, machine_info(postgresql), config)
 
