@@ -9,11 +9,26 @@ from types import FrameType
 
 from bench.database import ADMIN_URL, bench_database
 from bench.report import markdown, table, write
-from bench.runner import FULL, QUICK, main_async
+from bench.runner import FULL, QUICK, Config, main_async
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _profile(cfg: Config) -> int:
+    from bench import profile
+
+    if not profile.available():
+        print(profile.INSTALL_HINT, file=sys.stderr)
+        return 1
+    try:
+        with bench_database() as url:
+            print(profile.profile_end_to_end(cfg, url))
+    except KeyboardInterrupt:
+        print("interrupted: benchmark database dropped", file=sys.stderr)
+        return 130
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="3 short repetitions (well under 2 minutes)"
     )
     parser.add_argument(
-        "--no-write", action="store_true", help="print the table, do not touch docs/"
+        "--no-write", action="store_true", help="print the results, do not touch docs/"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: profile one end-to-end Engine run with pyinstrument (.[bench] extra)",
     )
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
+    if args.profile:
+        return _profile(cfg)
     command = "python -m bench" + (" --quick" if args.quick else "")
     signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
     print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)

@@ -144,6 +144,7 @@ def _serve_process(settings_env: dict[str, str], app_target: str, host: str, por
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." is noise
     app = load_app(app_target)
     web.run_app(
         create_app(settings, app),
