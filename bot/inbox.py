@@ -22,15 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
 from bot.outbox import mark_read_row
-from bot.payloads import IncomingMessage, StatusUpdate, WebhookBatch
+from bot.payloads import IncomingMessage, WebhookBatch
+from bot.statuses import apply_status
 from flows import Engine
 from storage import (
     Database,
     IgnoredUpdate,
     InboundMessage,
     InboundStatus,
-    OutboundMessage,
-    OutboundStatus,
     get_or_create_contact,
     utcnow,
 )
@@ -38,21 +37,6 @@ from storage import (
 log = logging.getLogger("nyala.inbox")
 
 Clock = Callable[[], dt.datetime]
-
-# Delivery statuses only move forward (a late "delivered" never undoes "read").
-_RANK = {
-    OutboundStatus.QUEUED: 0,
-    OutboundStatus.SENT: 1,
-    OutboundStatus.DELIVERED: 2,
-    OutboundStatus.READ: 3,
-}
-_STATUS = {
-    "sent": OutboundStatus.SENT,
-    "delivered": OutboundStatus.DELIVERED,
-    "read": OutboundStatus.READ,
-    "played": OutboundStatus.READ,
-    "failed": OutboundStatus.FAILED,
-}
 
 
 @dataclass
@@ -104,7 +88,7 @@ async def _store(
         existing.add(incoming.message.id)
         await _store_message(session, incoming, mark_read=mark_read, now=now, result=result)
     for status in batch.statuses:
-        if await _apply_status(session, status, now):
+        if await apply_status(session, status, now):
             result.statuses += 1
         else:
             result.ignored += 1
@@ -143,51 +127,6 @@ async def _store_message(
         session.add(mark_read_row(contact.id, row.id, incoming.message.id, now))
     result.contacts.add(contact.id)
     result.new_messages += 1
-
-
-async def _apply_status(session: AsyncSession, status: StatusUpdate, now: dt.datetime) -> bool:
-    target = _STATUS.get(status.status)
-    row = await session.scalar(
-        select(OutboundMessage).where(OutboundMessage.wa_message_id == status.wa_message_id)
-    )
-    if row is None or target is None:
-        session.add(
-            IgnoredUpdate(
-                received_at=now,
-                what=f"status {status.status!r} of {status.wa_message_id}"[:200],
-                reason="unknown message" if row is None else "unknown status",
-            )
-        )
-        return False
-    current = row.status
-    if target is OutboundStatus.FAILED:
-        if current in (OutboundStatus.DELIVERED, OutboundStatus.READ, OutboundStatus.FAILED):
-            return True  # a failure after delivery is stale news
-        error = status.errors[0] if status.errors else None
-        if error is not None and error.code == 131047 and row.fallback and row.kind != "template":
-            # The window had closed after all: send the action's template instead.
-            row.kind = "template"
-            row.payload = dict(row.fallback)
-            row.status = OutboundStatus.QUEUED
-            row.wa_message_id = None
-            row.next_attempt_at = now
-            row.last_error = "131047 outside the 24-hour window: resent as its template"
-            row.error_code = 131047
-            return True
-        row.status = OutboundStatus.FAILED
-        row.error_code = error.code if error else None
-        row.last_error = (
-            " ".join(p for p in (error.title, error.message, error.details) if p)[:2000]
-            if error
-            else "failed (no reason given)"
-        )
-        row.status_at = status.timestamp or now
-        return True
-    if current is OutboundStatus.FAILED or _RANK.get(current, 0) >= _RANK[target]:
-        return True  # duplicate or out of order: never move backwards
-    row.status = target
-    row.status_at = status.timestamp or now
-    return True
 
 
 class Inbox:

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.errors import (
@@ -42,6 +43,7 @@ from bot.errors import (
 from bot.graph import GraphClient
 from bot.message_bodies import mark_read_body, message_body, recipient
 from bot.metrics import Metrics
+from bot.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
 from storage import Contact, Database, OutboundMessage, OutboundStatus, StoredFile, utcnow
 
@@ -254,21 +256,33 @@ class Outbox:
     async def _done(self, row_id: int, wamid: str | None, media_id: str | None) -> None:
         now = self.clock()
         async with self.db.transaction() as session:
-            await session.execute(
-                update(OutboundMessage)
-                .where(OutboundMessage.id == row_id)
-                .values(
-                    status=OutboundStatus.SENT,
-                    wa_message_id=wamid,
-                    sent_at=now,
-                    status_at=now,
-                    in_flight=False,
-                    media_id=media_id,
-                    next_attempt_at=None,
-                    last_error=None,
-                    error_code=None,
-                )
+            await self._record_sent(session, row_id, wamid, media_id, now)
+            if wamid is not None:
+                await apply_early_statuses(session, wamid, now)
+
+    async def _record_sent(
+        self,
+        session: AsyncSession,
+        row_id: int,
+        wamid: str | None,
+        media_id: str | None,
+        now: dt.datetime,
+    ) -> None:
+        await session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == row_id)
+            .values(
+                status=OutboundStatus.SENT,
+                wa_message_id=wamid,
+                sent_at=now,
+                status_at=now,
+                in_flight=False,
+                media_id=media_id,
+                next_attempt_at=None,
+                last_error=None,
+                error_code=None,
             )
+        )
 
     def _backoff(self, row: Claimed, exc: WhatsAppError) -> float:
         if isinstance(exc, PairRateLimitError):
