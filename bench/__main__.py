@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from types import FrameType
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + (" --quick" if args.quick else "")
     signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
     print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(
+            f"note: the machine is busy (load average {load:.2f}); figures will be lower",
+            file=sys.stderr,
+        )
     try:
         with bench_database() as url:
             report = main_async(cfg, url, command)

@@ -34,6 +34,16 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
+def _machine_seconds() -> float:
+    """Busy CPU seconds of the whole machine, all cores (0 if unreadable)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """CPU seconds so far per role, and the wall clock."""
@@ -48,15 +58,25 @@ def snapshot(roles: Mapping[str, Sequence[int] | None]) -> Snapshot:
     for role, pids in roles.items():
         chosen = _postgres_pids() if pids is None else pids
         seconds[role] = sum(_process_seconds(pid) for pid in chosen)
+    seconds[MACHINE] = _machine_seconds()
     return Snapshot(time.perf_counter(), seconds)
 
 
+MACHINE = "machine"
+
+
 def busy(before: Snapshot, after: Snapshot) -> dict[str, float]:
-    """Cores kept busy per role between two snapshots (1.0 = one core all the time)."""
+    """Cores kept busy per role between two snapshots (1.0 = one core all the time).
+
+    ``other`` is what the rest of the machine used meanwhile (other work skews figures).
+    """
     wall = after.wall - before.wall
     if wall <= 0:
         return {}
-    return {
-        role: round((after.seconds[role] - before.seconds.get(role, 0.0)) / wall, 3)
+    used = {
+        role: (after.seconds[role] - before.seconds.get(role, 0.0)) / wall
         for role in after.seconds
     }
+    total = used.pop(MACHINE)
+    used["other"] = max(0.0, total - sum(used.values()))
+    return {role: round(value, 2) for role, value in used.items()}

@@ -115,6 +115,7 @@ def machine_info(postgresql: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": postgresql,
         "libraries": libraries,
+        "load_average_before": [round(v, 2) for v in os.getloadavg()],
     }
 
 

@@ -258,7 +258,9 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
     report = Report(cfg.mode, command, machine_info(postgresql), config)
 
     say("state machine alone…")
+    before = cpu.snapshot({"bench": [os.getpid()]})
     with_listeners, bare_machine = await _machine(cfg, workdir, say)
+    cores_machine = cpu.busy(before, cpu.snapshot({"bench": [os.getpid()]}))
     say("end-to-end (Engine vs bare asyncpg)…")
     nyala, ceiling, e2e = await _end_to_end(cfg, url, workdir, say)
     say("webhook ack (nyala serve vs bare aiohttp)…")
@@ -332,6 +334,12 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
     cores_ceiling = _mean_cores(e2e["cores_busy_ceiling"])
     cores_ack = _mean_cores(web.cores_nyala)
     cores_bare = _mean_cores(web.cores_bare)
+    other = [
+        cores_machine.get("other", 0.0),
+        *(c.get("other", 0.0) for c in e2e["cores_busy_nyala"] + e2e["cores_busy_ceiling"]),
+        *(c.get("other", 0.0) for c in web.cores_nyala + web.cores_bare),
+    ]
+    other_mean = sum(other) / len(other)
     report.notes = [
         f"End-to-end, Nyala takes {per_message_us:,.0f} µs of wall time per message at its "
         f"median rate; the state machine (with listeners) is {machine_median:,.0f} µs of "
@@ -345,6 +353,16 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         f"ceiling: {_cores_text(cores_ceiling)}. Webhook ack, Nyala: "
         f"{_cores_text(cores_ack)}; bare handler: {_cores_text(cores_bare)}.",
     ]
+    if other_mean > 0.15:
+        report.notes.append(
+            f"**Warning**: other processes kept {other_mean:.2f} cores busy on average "
+            f"(up to {max(other):.2f}) while this ran: the figures are lower than on a "
+            "quiet machine."
+        )
+    else:
+        report.notes.append(
+            f"Other processes used {other_mean:.2f} cores on average while this ran."
+        )
     problems = _problems(web, nyala + ceiling)
     report.notes += problems
     report.details = {
@@ -360,7 +378,11 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
             "cores_busy_nyala": web.cores_nyala,
             "cores_busy_bare": web.cores_bare,
         },
-        "machine": {"with_listeners_us": with_listeners, "without_listeners_us": bare_machine},
+        "machine": {
+            "with_listeners_us": with_listeners,
+            "without_listeners_us": bare_machine,
+            "cores_busy": cores_machine,
+        },
     }
     return report
 

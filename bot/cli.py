@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -205,6 +206,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     ]
     for child in children:
         child.start()
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a supervisor's stop reaches every worker
     try:
         for child in children:
             child.join()
