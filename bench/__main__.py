@@ -18,14 +18,14 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _profile(cfg: Config) -> int:
-    from bench import profile
+    from bench import profiling
 
-    if not profile.available():
-        print(profile.INSTALL_HINT, file=sys.stderr)
+    if not profiling.available():
+        print(profiling.INSTALL_HINT, file=sys.stderr)
         return 1
     try:
         with bench_database() as url:
-            print(profile.profile_end_to_end(cfg, url))
+            print(profiling.profile_end_to_end(cfg, url))
     except KeyboardInterrupt:
         print("interrupted: benchmark database dropped", file=sys.stderr)
         return 130
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
     print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)
     load = os.getloadavg()[0]
-    if load > 0.5:
+    if load > 1.0:
         print(
             f"note: the machine is busy (load average {load:.2f}); figures will be lower",
             file=sys.stderr,
