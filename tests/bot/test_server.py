@@ -20,13 +20,14 @@ from bot.meta_spec import MetaSpec
 from bot.server import create_app
 from bot.settings import Settings
 from flows import App
-from flows.messages import Template, Text, reply_to_payload
+from flows.messages import Document, Template, Text, reply_to_payload
 from storage import (
     Database,
     IgnoredUpdate,
     InboundMessage,
     OutboundMessage,
     OutboundStatus,
+    StoredFile,
     get_or_create_contact,
 )
 from tests.bot.webhooks import (
@@ -430,3 +431,28 @@ async def test_emoji_rtl_and_long_texts_are_handled(server: Running) -> None:
     async with server.db.read() as session:
         row = await session.scalar(select(InboundMessage))
     assert row is not None and row.payload["text"] == text
+
+
+async def test_documents_are_uploaded_then_sent_by_media_id(server: Running) -> None:
+    pdf = b"%PDF-1.4\n% a receipt\n"
+    now = dt.datetime.now(dt.UTC)
+    async with server.db.transaction() as session:
+        contact = await get_or_create_contact(session, wa_id=CUSTOMER)
+        contact.last_inbound_at = now
+        stored = StoredFile.from_bytes("Receipt_RCT-2026-000001.pdf", "application/pdf", pdf)
+        session.add(stored)
+        await session.flush()
+        document = Document(stored.id, "Receipt_RCT-2026-000001.pdf", "Your receipt")
+        session.add(
+            OutboundMessage(
+                contact_id=contact.id, kind="document", payload=reply_to_payload(document),
+                status=OutboundStatus.QUEUED, next_attempt_at=now,
+            )
+        )  # fmt: skip
+    await eventually(lambda: len(server.fake.sent) == 1)
+    [sent] = server.fake.sent
+    media_id = sent.body["document"]["id"]
+    assert sent.body["document"]["filename"] == "Receipt_RCT-2026-000001.pdf"
+    assert sent.body["document"]["caption"] == "Your receipt"
+    assert server.fake.media[media_id].content == pdf
+    assert server.fake.media[media_id].mime_type == "application/pdf"
