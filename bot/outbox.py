@@ -45,7 +45,15 @@ from bot.message_bodies import mark_read_body, message_body, recipient
 from bot.metrics import Metrics
 from bot.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
-from storage import Contact, Database, OutboundMessage, OutboundStatus, StoredFile, utcnow
+from storage import (
+    Contact,
+    Database,
+    OutboundMessage,
+    OutboundStatus,
+    StoredFile,
+    lock_name,
+    utcnow,
+)
 
 log = logging.getLogger("nyala.outbox")
 
@@ -256,6 +264,8 @@ class Outbox:
     async def _done(self, row_id: int, wamid: str | None, media_id: str | None) -> None:
         now = self.clock()
         async with self.db.transaction() as session:
+            if wamid is not None:
+                await lock_name(session, f"wamid:{wamid}")
             await self._record_sent(session, row_id, wamid, media_id, now)
             if wamid is not None:
                 await apply_early_statuses(session, wamid, now)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.payloads import StatusError, StatusUpdate
-from storage import IgnoredUpdate, OutboundMessage, OutboundStatus
+from storage import IgnoredUpdate, OutboundMessage, OutboundStatus, lock_name
 
 # Delivery statuses only move forward (a late "delivered" never undoes "read").
 _RANK = {
@@ -33,6 +33,9 @@ async def apply_status(session: AsyncSession, status: StatusUpdate, now: dt.date
     fallback requeues it as that template.
     """
     target = _STATUS.get(status.status)
+    # Serialised with the sender recording this wamid (apply_early_statuses): a status
+    # that overtakes the record is either seen here or left for the sender, never lost.
+    await lock_name(session, f"wamid:{status.wa_message_id}")
     row = await session.scalar(
         select(OutboundMessage).where(OutboundMessage.wa_message_id == status.wa_message_id)
     )
@@ -99,7 +102,11 @@ def _status_payload(status: StatusUpdate) -> dict[str, object]:
 
 
 async def apply_early_statuses(session: AsyncSession, wamid: str, now: dt.datetime) -> int:
-    """Apply statuses that arrived before ``wamid`` was recorded; returns how many."""
+    """Apply statuses that arrived before ``wamid`` was recorded; returns how many.
+
+    Call it in the transaction that records ``wamid``.
+    """
+    await lock_name(session, f"wamid:{wamid}")
     early = (
         await session.scalars(
             select(IgnoredUpdate)

@@ -6,7 +6,13 @@ This package imports nothing else of Nyala's; every other package builds on it.
 from storage.base import Base, utcnow
 from storage.contacts import Contact, get_or_create_contact
 from storage.conversations import Conversation
-from storage.database import DEFAULT_DATABASE_URL, Database, display_url, lock_contact
+from storage.database import (
+    DEFAULT_DATABASE_URL,
+    Database,
+    display_url,
+    lock_contact,
+    lock_name,
+)
 from storage.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -58,6 +64,7 @@ __all__ = [
     "display_url",
     "get_or_create_contact",
     "lock_contact",
+    "lock_name",
     "migrate",
     "utcnow",
 ]

@@ -25,6 +25,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///nyala.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Namespace of Nyala's advisory locks ("Ny"), so they never meet another app's.
 _LOCK_NAMESPACE = 0x4E79
+_NAME_LOCK_NAMESPACE = 0x4E7A
 
 
 def normalize_url(url: str) -> URL:
@@ -145,6 +146,19 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+async def lock_name(session: AsyncSession, name: str) -> None:
+    """Serialise work on a named thing (e.g. one WhatsApp message id) until commit.
+
+    PostgreSQL: a transaction-scoped advisory lock on the name's hash; SQLite: nothing
+    more is needed (one writer at a time).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:name))"),
+            {"ns": _NAME_LOCK_NAMESPACE, "name": name},
+        )
 
 
 async def lock_contact(session: AsyncSession, contact_id: int) -> None:
