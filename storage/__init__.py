@@ -4,6 +4,18 @@ This package imports nothing else of Nyala's; every other package builds on it.
 """
 
 from storage.base import Base, utcnow
+from storage.bookings import (
+    PAID_STATUSES,
+    AuditEntry,
+    Booking,
+    BookingStatus,
+    Customer,
+    IdStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Traveler,
+)
 from storage.contacts import Contact, get_or_create_contact
 from storage.conversations import Conversation
 from storage.database import (
@@ -37,18 +49,26 @@ from storage.messages import (
     OutboundStatus,
 )
 from storage.migrate import migrate
+from storage.tours import Departure, Tour
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "PAID_STATUSES",
+    "AuditEntry",
     "Base",
+    "Booking",
+    "BookingStatus",
     "ConflictError",
     "Contact",
     "Conversation",
+    "Customer",
     "Database",
     "DatabaseUnavailableError",
+    "Departure",
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
+    "IdStatus",
     "IgnoredUpdate",
     "InboundMessage",
     "InboundStatus",
@@ -56,11 +76,16 @@ __all__ = [
     "NyalaError",
     "OutboundMessage",
     "OutboundStatus",
+    "Payment",
+    "PaymentMethod",
+    "PaymentStatus",
     "SessionStatus",
     "SnapshotPeriod",
     "StepAction",
     "StorageError",
     "StoredFile",
+    "Tour",
+    "Traveler",
     "display_url",
     "get_or_create_contact",
     "lock_contact",

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from storage.base import Base
+from storage.bookings import AuditEntry, Booking, Customer, Payment, Traveler
 from storage.contacts import Contact
 from storage.conversations import Conversation
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
+from storage.tours import Departure, Tour
 
 __all__ = [
+    "AuditEntry",
     "Base",
+    "Booking",
     "Contact",
     "Conversation",
+    "Customer",
+    "Departure",
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
     "IgnoredUpdate",
     "InboundMessage",
     "OutboundMessage",
+    "Payment",
     "StoredFile",
+    "Tour",
+    "Traveler",
 ]
