@@ -8,6 +8,7 @@ to a folder and named in one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import mimetypes
 import sys
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from flows import ContactRef, Engine, UserMessage
 from flows.messages import (
@@ -27,10 +28,16 @@ from flows.messages import (
     Option,
     Reply,
     Template,
+    reply_from_payload,
     reply_options,
     reply_text,
 )
-from storage import Contact, Conversation, StoredFile
+from flows.safari.omari import SandboxOmari
+from flows.safari.payments import set_provider
+from storage import Contact, Conversation, OutboundMessage, StoredFile
+
+# How long the chat waits for sandbox payments to confirm themselves before the next line.
+SETTLE_SECONDS = 10.0
 
 CHAT_HELP = (
     "Type a message, or the number of an option. Commands: /file PATH (send a photo or "
@@ -59,6 +66,9 @@ class TerminalChat:
         self.interactive = stdin.isatty()
         self._ids = itertools.count(1)
         self._session = f"{int(time.time() * 1000):x}"
+        # Mobile money in the chat is the sandbox Omari: it confirms payments itself.
+        self.payments = SandboxOmari(engine.db, sandbox=True)
+        self._shown_up_to = 0  # the last outbound row shown that was not a reply
 
     def _print(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
@@ -70,7 +80,16 @@ class TerminalChat:
             f"Chatting with {self.engine.app.name} as +{self.contact.wa_id} "
             "(sandbox: nothing is sent to WhatsApp). Type /quit to leave."
         )
+        set_provider(self.payments)
+        try:
+            await self._converse()
+        finally:
+            await self.payments.close()
+
+    async def _converse(self) -> None:
+        self._shown_up_to = await self._last_outbound_id()
         while True:
+            await self._show_later_messages()
             if self.interactive:
                 self.stdout.write("you> ")
                 self.stdout.flush()
@@ -179,6 +198,40 @@ class TerminalChat:
             )
             conversation = await session.get(Conversation, contact_id) if contact_id else None
         return conversation is not None and conversation.handed_off_at is not None
+
+    async def _last_outbound_id(self) -> int:
+        async with self.engine.db.read() as session:
+            last = await session.scalar(
+                select(func.max(OutboundMessage.id))
+                .join(Contact, Contact.id == OutboundMessage.contact_id)
+                .where(Contact.wa_id == self.contact.wa_id)
+            )
+        return int(last or 0)
+
+    async def _show_later_messages(self) -> None:
+        """Show messages queued for this contact outside a reply and not shown yet (e.g. a
+        sandbox payment confirming itself a moment after the bot asked for it)."""
+        if self.payments.pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await self.payments.settle()
+        async with self.engine.db.read() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboundMessage)
+                    .join(Contact, Contact.id == OutboundMessage.contact_id)
+                    .where(
+                        Contact.wa_id == self.contact.wa_id,
+                        OutboundMessage.id > self._shown_up_to,
+                        # Replies to a message carry its id and were shown as its answer.
+                        OutboundMessage.inbound_id.is_(None),
+                    )
+                    .order_by(OutboundMessage.id)
+                )
+            ).all()
+        for row in rows:
+            await self._show(reply_from_payload(row.kind, row.payload))
+            self._shown_up_to = row.id
 
     async def _save_document(self, reply: Document) -> None:
         async with self.engine.db.read() as session:

@@ -124,10 +124,35 @@ def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
     app = _app(ctx)
 
     async def work(db: Database) -> None:
+        await _autoload_demo(db, app)
         engine = Engine(db, app, sandbox=True)
         await TerminalChat(engine, phone or DEFAULT_CHAT_PHONE, files_dir=files_dir).run()
 
     _run(_with_db(settings, work))
+
+
+async def _autoload_demo(db: Database, app: App) -> None:
+    """Load the safari demo data into a fresh SQLite database, so a first run just works.
+
+    Only for the built-in safari bot on SQLite, and only when there are no tours at all.
+    """
+    from sqlalchemy import select
+
+    import flows.safari
+    from flows.safari.demo import load_demo_data
+    from storage import Tour
+
+    if not db.is_sqlite or app is not flows.safari.app:
+        return
+    async with db.read() as session:
+        if await session.scalar(select(Tour.id).limit(1)) is not None:
+            return
+    data = await load_demo_data(db, tz=app.timezone)
+    click.echo(
+        f"loaded demo data: {len(data.tours)} tours, {len(data.bookings)} bookings "
+        "(nyala demo-data shows them)",
+        err=True,
+    )
 
 
 def _serve_process(settings_env: dict[str, str], app_target: str, host: str, port: int) -> None:
@@ -183,7 +208,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         )
 
     async def check(db: Database) -> None:
-        return None
+        await _autoload_demo(db, app)
 
     _run(_with_db(settings, check))
     for note in startup_warnings(settings):
@@ -219,6 +244,26 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
             child.terminate()
         for child in children:
             child.join()
+
+
+@cli.command("demo-data")
+@click.option("--json", "as_json", is_flag=True, help="print the demo objects as JSON (only that)")
+@click.pass_context
+def demo_data(ctx: click.Context, as_json: bool) -> None:
+    """Load the safari demo tours, departures and bookings (idempotent) and show them."""
+    import json
+
+    from flows.safari import app as safari_app
+    from flows.safari.demo import DemoData, describe, load_demo_data
+
+    settings: Settings = ctx.obj["settings"]
+
+    async def work(db: Database) -> DemoData:
+        return await load_demo_data(db, tz=safari_app.timezone)
+
+    data = _run(_with_db(settings, work))
+    for line in [json.dumps(data.to_json(), indent=2)] if as_json else describe(data):
+        click.echo(line)
 
 
 @cli.command("fake-graph")

@@ -20,10 +20,13 @@ from analytics import abandon_idle_sessions
 from bot.graph import GraphClient
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.omari import OmariCallback
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.webhook import Webhook
 from flows import App, Engine
+from flows.safari.omari import CALLBACK_PATH, OmariClient, SandboxOmari
+from flows.safari.payments import PaymentProvider, set_provider
 from storage import Database, migrate
 
 log = logging.getLogger("nyala.bot")
@@ -36,6 +39,12 @@ ENGINE = web.AppKey("engine", Engine)
 INBOX = web.AppKey("inbox", Inbox)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOK = web.AppKey("webhook", Webhook)
+OMARI_CALLBACK = web.AppKey("omari_callback", OmariCallback)
+
+
+def _live(settings: Settings) -> bool:
+    """Replies go to WhatsApp (else they are stored as sandbox rows)."""
+    return not settings.sandbox and bool(settings.whatsapp_phone_number_id)
 
 
 def startup_warnings(settings: Settings) -> list[str]:
@@ -54,7 +63,67 @@ def startup_warnings(settings: Settings) -> list[str]:
         )
     elif not settings.whatsapp_phone_number_id:
         notes.append("WHATSAPP_PHONE_NUMBER_ID is not set: replies cannot be sent")
+    notes.extend(_omari_warnings(settings))
     return notes
+
+
+def _omari_warnings(settings: Settings) -> list[str]:
+    if not settings.omari_configured:
+        if bool(settings.omari_api_base) != (settings.omari_merchant_key is not None):
+            return ["OMARI_API_BASE and OMARI_MERCHANT_KEY must be set together: Omari is off"]
+        if _live(settings):
+            return [
+                "OMARI_API_BASE and OMARI_MERCHANT_KEY are not set: mobile money is off "
+                "(the self-confirming sandbox Omari is never used with live WhatsApp)"
+            ]
+        return [
+            "OMARI_API_BASE and OMARI_MERCHANT_KEY are not set: Omari payments run in "
+            "sandbox (they confirm themselves; no money moves)"
+        ]
+    notes: list[str] = []
+    if settings.public_url is None:
+        notes.append(
+            "NYALA_PUBLIC_URL is not set: Omari could not call back, so mobile money is off"
+        )
+    if settings.omari_callback_secret is None:
+        notes.append(
+            f"OMARI_CALLBACK_SECRET is not set: POST {CALLBACK_PATH} answers 503 and "
+            "mobile money is off"
+        )
+    return notes
+
+
+def payment_provider(
+    settings: Settings,
+    db: Database,
+    http: aiohttp.ClientSession,
+) -> PaymentProvider | None:
+    """The Omari provider the settings call for (``None``: mobile money is off).
+
+    :class:`OmariClient` when ``OMARI_API_BASE``, ``OMARI_MERCHANT_KEY``,
+    ``OMARI_CALLBACK_SECRET`` and ``NYALA_PUBLIC_URL`` are set; else :class:`SandboxOmari`,
+    but only while replies are sandboxed too: with live WhatsApp a self-confirming
+    provider would give bookings away.
+    """
+    if settings.omari_configured:
+        # Without a way back (URL) or a way to trust it (secret), customers would pay and
+        # their bookings never be confirmed.
+        if (
+            settings.public_url is None
+            or settings.omari_callback_secret is None
+            or settings.omari_merchant_key is None
+        ):
+            return None
+        return OmariClient(
+            http,
+            base_url=str(settings.omari_api_base),
+            merchant_key=settings.omari_merchant_key.get_secret_value(),
+            callback_url=settings.public_url + CALLBACK_PATH,
+            timeout=settings.omari_timeout,
+        )
+    if _live(settings) or bool(settings.omari_api_base) or settings.omari_merchant_key:
+        return None  # live WhatsApp, or Omari half-configured: mobile money is off
+    return SandboxOmari(db, sandbox=True)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -70,7 +139,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[DATABASE]
     metrics = app[METRICS]
-    live = not settings.sandbox and bool(settings.whatsapp_phone_number_id)
+    live = _live(settings)
     engine = Engine(db, app[FLOW_APP], sandbox=not live)
     session = aiohttp.ClientSession()
     outbox: Outbox | None = None
@@ -104,6 +173,16 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         verify_token=token.get_secret_value() if token else None,
         mark_read=live,
     )
+    callback_secret = settings.omari_callback_secret
+    app[OMARI_CALLBACK] = OmariCallback(
+        db,
+        secret=callback_secret.get_secret_value() if callback_secret else None,
+        sandbox=not live,
+        on_replies=outbox.wake if outbox else None,
+    )
+    provider = payment_provider(settings, db, session)
+    if provider is not None:
+        set_provider(provider)
     tasks = [asyncio.create_task(inbox.run_recovery(), name="inbox-recovery")]
     if outbox is not None:
         tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
@@ -115,6 +194,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await inbox.drain()
+    if isinstance(provider, SandboxOmari):
+        await provider.close()
     await session.close()
 
 
@@ -138,6 +219,10 @@ async def _verify(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     return await request.app[WEBHOOK].receive(request)
+
+
+async def _omari_callback(request: web.Request) -> web.Response:
+    return await request.app[OMARI_CALLBACK].receive(request)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -171,4 +256,5 @@ def create_app(settings: Settings, flow_app: App) -> web.Application:
     app.router.add_post("/webhook", _receive)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_post(CALLBACK_PATH, _omari_callback)
     return app

@@ -58,11 +58,41 @@ class Settings(BaseSettings):
         gt=1024,
         validation_alias=AliasChoices("NYALA_MAX_BODY_BYTES", "max_body_bytes"),
     )
+    public_url: str | None = Field(
+        None, validation_alias=AliasChoices("NYALA_PUBLIC_URL", "public_url")
+    )
+    omari_api_base: str | None = Field(
+        None, validation_alias=AliasChoices("OMARI_API_BASE", "omari_api_base")
+    )
+    omari_merchant_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMARI_MERCHANT_KEY", "omari_merchant_key")
+    )
+    omari_callback_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMARI_CALLBACK_SECRET", "omari_callback_secret")
+    )
+    omari_timeout: float = Field(
+        15.0, gt=0, validation_alias=AliasChoices("OMARI_TIMEOUT", "omari_timeout")
+    )
 
     @property
     def sandbox(self) -> bool:
         """No access token: replies are stored and shown, never sent."""
         return self.whatsapp_access_token is None
+
+    @property
+    def omari_configured(self) -> bool:
+        """Omari's API and merchant key are set: payments go to the real (or fake) API."""
+        return bool(self.omari_api_base) and self.omari_merchant_key is not None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("NYALA_PUBLIC_URL must start with https:// (or http://)")
+        return url
 
     @field_validator("log_level")
     @classmethod

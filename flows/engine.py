@@ -750,7 +750,15 @@ class _Turn:
                 **_public(self.ctx.data),
                 "handoff": {"step": self.conversation.state, "reason": reason},
             }
-            self._end_session(SessionStatus.ABANDONED, f"handed to a person: {reason}")
+            spec = self.spec
+            state = self.conversation.state
+            if spec is not None and state is not None and spec.step(state).final:
+                # A flow whose purpose is the hand-off (support) completed it.
+                self.flow_session.mark_completed(self.now)
+                self.flow_session.ended_reason = f"handed to a person: {reason}"
+                self._close_session()
+            else:
+                self._end_session(SessionStatus.ABANDONED, f"handed to a person: {reason}")
         self.conversation.handed_off_at = self.now
         self.conversation.handoff_reason = reason
         self.replies.append(Text(HANDOFF_REPLY))

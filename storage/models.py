@@ -9,6 +9,7 @@ from storage.conversations import Conversation
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
+from storage.provider_events import ProviderEvent
 from storage.tours import Departure, Tour
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "InboundMessage",
     "OutboundMessage",
     "Payment",
+    "ProviderEvent",
     "StoredFile",
     "Tour",
     "Traveler",

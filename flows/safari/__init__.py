@@ -1,110 +1,80 @@
 """The reference bot of a safari tour operator, written with Nyala's public API only.
 
-It registers its actions, queries and conditions on an :class:`flows.App` and keeps its
-conversations as flow files in ``flows/``, exactly as a customer's bot would.
+It registers its actions, queries, conditions and validators on an :class:`flows.App`
+and keeps its conversations as flow files in ``flows/``, exactly as a customer's bot
+would; one flow, ``payment_flow``, is a :class:`flows.Flow` class (see
+:mod:`flows.safari.payment` for why). The callables live in one module per flow:
+
+* :mod:`~flows.safari.booking`: ``booking_flow`` (choose a tour and date, name the
+  travellers, book through :mod:`~flows.safari.operations`);
+* :mod:`~flows.safari.payment`: ``payment_flow`` (Omari mobile money or bank transfer);
+* :mod:`~flows.safari.id_upload`: ``id_upload_flow`` (the travellers' ID documents);
+* :mod:`~flows.safari.customers`: what we know about the customer, ``update_details_flow``;
+* :mod:`~flows.safari.support`: ``support_flow`` (hand the chat to a person);
+* :mod:`~flows.safari.enquiry`: ``enquiry_flow`` (a tailor-made quote).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from flows import App, FlowContext
+from flows import App
 
-app = App(
+# Annotated: the flow modules import `app` while this module is still loading.
+app: App = App(
     "Savannah Trails Safaris",
     flows_dir=Path(__file__).parent / "flows",
     greeting="Hello from Savannah Trails Safaris 🦁 What would you like to do?",
     help_text=(
-        "I'm the Savannah Trails assistant. I can put together a safari quote for you, "
+        "I'm the Savannah Trails assistant. I can book you on a tour, take payments, "
+        "collect your travellers' IDs, update your details, put together a safari quote, "
         "or get a person from our team to help."
     ),
     timezone="Africa/Harare",
     default_region="ZW",
 )
 
+# The flow modules register their callables on `app`, so they are imported after it.
+from flows.safari import (  # noqa: E402
+    booking,
+    customers,
+    enquiry,
+    id_upload,
+    support,
+)
+from flows.safari.payment import PaymentFlow  # noqa: E402
 
-def _remembered(ctx: FlowContext) -> dict[str, Any]:
-    return dict(ctx.contact.attributes or {})
+__all__ = ["app", "booking", "customers", "enquiry", "id_upload", "support"]
 
+app.add_flow(PaymentFlow)
 
-def _remember(ctx: FlowContext, **facts: Any) -> None:
-    # Assign a new dict so SQLAlchemy sees the change to the JSON column.
-    ctx.contact.attributes = {**_remembered(ctx), **facts}
+# Every way to a person (typed "agent", the "Talk to a person" button offered after
+# repeated invalid answers, the menu) goes through support_flow, which asks what it is
+# about before handing over; this replaces the core intent of the same name.
+app.intent(
+    "human",
+    [
+        "support",
+        "agent",
+        "human",
+        "person",
+        "talk to a person",
+        "speak to someone",
+        "talk to someone",
+        "real person",
+    ],
+    flow="support_flow",
+    description="talk to a person from our team",
+)
 
-
-@app.condition()
-def name_known(ctx: FlowContext) -> bool:
-    """Whether we already know the customer's name."""
-    return bool(_remembered(ctx).get("name"))
-
-
-@app.condition()
-def email_known(ctx: FlowContext) -> bool:
-    """Whether we already know the customer's e-mail address."""
-    return bool(_remembered(ctx).get("email"))
-
-
-@app.query()
-def customer_name(ctx: FlowContext) -> str:
-    """The customer's first name, for friendly prompts."""
-    name = ctx.data.get("name") or _remembered(ctx).get("name") or ctx.contact.profile_name
-    return str(name).split(" ")[0] if name else "there"
-
-
-@app.action()
-def remember_name(ctx: FlowContext) -> None:
-    """Keep the name for next time (later flows skip asking it)."""
-    _remember(ctx, name=ctx.data["name"])
-
-
-@app.action()
-def remember_email(ctx: FlowContext) -> None:
-    """Keep the e-mail address for next time."""
-    _remember(ctx, email=ctx.data["email"])
-
-
-INTERESTS = {
-    "big_five": "Big Five game drive",
-    "walking": "Walking safari",
-    "falls": "Victoria Falls",
-    "canoe": "Zambezi canoeing",
-    "birding": "Birding",
-}
-
-
-@app.query()
-def enquiry_summary(ctx: FlowContext) -> str:
-    """The enquiry as the customer will confirm it."""
-    data = ctx.data
-    remembered = _remembered(ctx)
-    return "\n".join(
-        [
-            "Here's your enquiry:",
-            f"• Name: {data.get('name') or remembered.get('name', '')}",
-            f"• Interest: {INTERESTS.get(data.get('interest', ''), data.get('interest', ''))}",
-            f"• Travel date: {data.get('travel_date', '')}",
-            f"• Travellers: {data.get('group_size', '')}",
-            f"• E-mail: {data.get('email') or remembered.get('email', '')}",
-            "",
-            "Shall I send it to our safari planners?",
-        ]
-    )
-
-
-@app.action()
-def record_enquiry(ctx: FlowContext) -> None:
-    """Keep the enquiry with the customer so the team can prepare a quote."""
-    enquiries = list(_remembered(ctx).get("enquiries", []))
-    enquiries.append(
-        {
-            "interest": ctx.data.get("interest"),
-            "travel_date": ctx.data.get("travel_date"),
-            "group_size": ctx.data.get("group_size"),
-            "received_at": ctx.now.isoformat(),
-        }
-    )
-    _remember(ctx, enquiries=enquiries)
-
-
-app.add_menu_item("Talk to a person", intent="human", description="A planner replies here")
+# The main menu, in this order (more than three rows: sent as a list).
+MENU = (
+    ("Book a tour", "booking_flow", "Choose a tour and date, and book your seats"),
+    ("My bookings & payments", "payment_flow", "See what's due and pay by Omari or transfer"),
+    ("Upload IDs", "id_upload_flow", "Send your travellers' passports or IDs"),
+    ("Update my details", "update_details_flow", "Change your name, e-mail or phone number"),
+    ("Talk to a person", "support_flow", "Someone from our team replies here"),
+    ("Plan a safari", "enquiry_flow", "Tell us your dates and we'll send a tailor-made quote"),
+)
+for title, flow_name, description in MENU:
+    app.add_menu_item(title, flow=flow_name, description=description)

@@ -100,7 +100,8 @@ async def create_booking(
     last seat twice.
 
     Raises:
-        ActionError: the departure is unknown, in the past or has too few seats left.
+        ActionError: the departure is unknown or has too few seats left (callers check
+            that it is in the future, in the business's timezone).
     """
     departure = await session.get(Departure, departure_id)
     if departure is None:

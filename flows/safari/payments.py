@@ -61,3 +61,8 @@ def get_provider(name: str) -> PaymentProvider:
         raise PaymentProviderError(
             "Mobile money is not available right now; please choose another way to pay."
         ) from None
+
+
+def reset_providers() -> None:
+    """Forget every installed provider (tests; a server installs its own at start)."""
+    _providers.clear()

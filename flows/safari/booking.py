@@ -1,0 +1,276 @@
+"""``booking_flow.yaml``'s callables: choose a tour and a date, name the travellers, book.
+
+Seats are taken by :func:`flows.safari.operations.create_booking` (one conditional
+UPDATE), so two customers confirming the last seats at the same moment cannot both get
+them: the second one hears why and chooses again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, func, select
+
+from flows import Accepted, ActionError, FlowContext, Option, Rejected, UserMessage
+from flows import ValidationContext as Context
+from flows.safari import app, operations
+from flows.safari.common import long_date, money, plural, remember, short_date
+from flows.validators import choice, date
+from storage import Departure, Tour
+
+Check = Callable[[UserMessage, Context], Accepted | Rejected]
+
+MAX_ROWS = 10  # a WhatsApp list holds ten rows
+
+
+def _bookable(today: dt.date) -> tuple[ColumnElement[bool], ...]:
+    """Where-clauses of a departure that can still be booked: after today, seats left."""
+    return (Departure.date > today, Departure.seats_left > 0)
+
+
+# choose_tour ------------------------------------------------------------------------------
+
+
+@app.query()
+async def tours_on_sale(ctx: FlowContext) -> list[Option]:
+    """Active tours with at least one bookable departure, with their price per person."""
+    first = (
+        select(Departure.tour_id, func.min(Departure.date).label("first_date"))
+        .where(*_bookable(ctx.today))
+        .group_by(Departure.tour_id)
+        .subquery()
+    )
+    rows = await ctx.session.execute(
+        select(Tour, first.c.first_date)
+        .join(first, first.c.tour_id == Tour.id)
+        .where(Tour.active.is_(True))
+        .order_by(Tour.name)
+        .limit(MAX_ROWS)
+    )
+    return [
+        Option(
+            tour.code,
+            tour.name,
+            f"{money(tour.price_per_person, tour.currency)} per person · "
+            f"next {first_date.day} {first_date:%b}",
+        )
+        for tour, first_date in rows
+    ]
+
+
+@app.action()
+async def check_tour(ctx: FlowContext) -> None:
+    """Keep the chosen tour, unless it stopped selling since the list was shown.
+
+    Raises:
+        ActionError: the tour is unknown, inactive or has no bookable departure left.
+    """
+    tour = await ctx.session.scalar(select(Tour).where(Tour.code == str(ctx.data["tour"])))
+    if tour is None or not tour.active:
+        raise ActionError("Sorry, that tour is no longer available. Please choose another one.")
+    open_dates = await ctx.session.scalar(
+        select(func.count())
+        .select_from(Departure)
+        .where(Departure.tour_id == tour.id, *_bookable(ctx.today))
+    )
+    if not open_dates:
+        raise ActionError(f"Sorry, {tour.name} has just sold out. Please choose another tour.")
+    ctx.data.update(tour_id=tour.id, tour_name=tour.name)
+
+
+# choose_departure ----------------------------------------------------------------------
+
+
+@app.query()
+async def upcoming_departures(ctx: FlowContext) -> list[Option]:
+    """The chosen tour's departures after today (in Harare) that still have seats."""
+    departures = await ctx.session.scalars(
+        select(Departure)
+        .where(Departure.tour_id == ctx.data["tour_id"], *_bookable(ctx.today))
+        .order_by(Departure.date)
+        .limit(MAX_ROWS)
+    )
+    return [
+        Option(d.date.isoformat(), short_date(d.date), f"{plural(d.seats_left, 'seat')} left")
+        for d in departures
+    ]
+
+
+@app.validator()
+def departure_date() -> Check:
+    """A departure from the list: tapped, its number, or its date typed (``14/03``).
+
+    A typed date that is not in the list gets a precise answer: it has passed, or there is
+    no departure with free seats that day.
+    """
+    listed = choice()
+    typed_date = date()
+
+    def check(message: UserMessage, ctx: Context) -> Accepted | Rejected:
+        picked = listed(message, ctx)
+        text = (message.text or "").strip()
+        if isinstance(picked, Accepted) or message.kind != "text" or text.isdigit():
+            return picked
+        parsed = typed_date(message, ctx)
+        if isinstance(parsed, Rejected):
+            return picked
+        day = dt.date.fromisoformat(parsed.value)
+        if day < ctx.today:
+            return Rejected(
+                f"{long_date(day)} has already passed. Please choose one of the dates listed."
+            )
+        for option in ctx.options:
+            if option.id == day.isoformat():
+                return Accepted(option.id, option.title)
+        return Rejected(
+            f"There's no departure with free seats on {long_date(day)}. "
+            "Please choose one of the dates listed."
+        )
+
+    return check
+
+
+@app.action()
+async def check_departure(ctx: FlowContext) -> None:
+    """Keep the chosen departure and its seats left (the traveller count's maximum).
+
+    Raises:
+        ActionError: the date has passed (a list shown yesterday) or it has just filled up.
+    """
+    day = dt.date.fromisoformat(str(ctx.data["departure_date"]))
+    departure = await ctx.session.scalar(
+        select(Departure).where(Departure.tour_id == ctx.data["tour_id"], Departure.date == day)
+    )
+    if departure is None:
+        raise ActionError("Sorry, that date is no longer available. Please choose another one.")
+    if day <= ctx.today:
+        raise ActionError(
+            f"Sorry, bookings for {long_date(day)} have closed. Please choose a later date."
+        )
+    if departure.seats_left < 1:
+        raise ActionError(
+            f"Sorry, {long_date(day)} has just been fully booked. Please choose another date."
+        )
+    ctx.data.update(
+        departure_id=departure.id,
+        departure_label=long_date(day),
+        seats_left=departure.seats_left,
+        seats_available=plural(departure.seats_left, "seat"),
+    )
+
+
+# travellers ------------------------------------------------------------------------------
+
+
+def _names(ctx: FlowContext) -> list[str]:
+    return [str(n) for n in ctx.data.get("traveler_names") or []]
+
+
+@app.action()
+def fit_traveler_list(ctx: FlowContext) -> None:
+    """Start the travellers' names: keep names already given (after *change*), at most one
+    per traveller, and put the customer first when we know their name."""
+    names = _names(ctx)[: int(ctx.data["traveler_count"])]
+    if not names and ctx.data.get("name"):
+        names = [str(ctx.data["name"])]
+    ctx.data["traveler_names"] = names
+
+
+@app.action()
+def add_traveler_name(ctx: FlowContext) -> None:
+    """Append the accepted name to the travellers' names."""
+    ctx.data["traveler_names"] = [*_names(ctx), str(ctx.value)]
+
+
+@app.condition()
+def all_travelers_named(ctx: FlowContext) -> bool:
+    """Whether there is a name for every traveller."""
+    return len(_names(ctx)) >= int(ctx.data["traveler_count"])
+
+
+@app.condition()
+def more_travelers_to_name(ctx: FlowContext) -> bool:
+    """Whether another name is needed after the one being answered.
+
+    Guards run before the step's actions, so the answer is not in the list yet.
+    """
+    return len(_names(ctx)) + 1 < int(ctx.data["traveler_count"])
+
+
+@app.query()
+def next_traveler_number(ctx: FlowContext) -> int:
+    """The number of the traveller whose name is asked next."""
+    return len(_names(ctx)) + 1
+
+
+# review_booking ------------------------------------------------------------------------
+
+
+@app.query()
+async def booking_summary(ctx: FlowContext) -> str:
+    """The booking as the customer confirms it."""
+    data = ctx.data
+    tour = await ctx.session.get(Tour, data["tour_id"])
+    assert tour is not None
+    names = _names(ctx)
+    total = (tour.price_per_person * len(names)).quantize(Decimal("0.01"))
+    price = money(tour.price_per_person, tour.currency)
+    return "\n".join(
+        [
+            "Please check your booking:",
+            f"• Tour: {tour.name}",
+            f"• Date: {data['departure_label']}, starting {tour.start_time:%H:%M}"
+            f" at {tour.meeting_point}",
+            f"• Travellers ({len(names)}): {', '.join(names)}",
+            f"• E-mail: {data.get('email', '')}",
+            f"• Total: {money(total, tour.currency)} ({len(names)} × {price})",
+        ]
+    )
+
+
+@app.action("create_booking")
+async def book_seats(ctx: FlowContext) -> None:
+    """Book the seats through the service layer, for the customer behind this contact.
+
+    Raises:
+        ActionError: the tour stopped selling, the date has passed, or someone else took
+            the seats in the meantime (from :func:`operations.create_booking`).
+    """
+    data = ctx.data
+    names = _names(ctx)
+    if not names or len(names) != int(data["traveler_count"]):
+        raise ActionError("Sorry, I lost track of the names. Tap *Change booking* to go again.")
+    tour = await ctx.session.get(Tour, data["tour_id"])
+    if tour is None or not tour.active:
+        raise ActionError(
+            "Sorry, that tour is no longer available. Tap *Change booking* to choose another."
+        )
+    if dt.date.fromisoformat(str(data["departure_date"])) <= ctx.today:
+        raise ActionError(
+            f"Sorry, bookings for {data['departure_label']} have closed. "
+            "Tap *Change booking* to choose a later date."
+        )
+    customer = await operations.customer_for_contact(ctx.session, ctx.contact, name=names[0])
+    if data.get("email"):
+        customer.email = str(data["email"])
+    booking = await operations.create_booking(
+        ctx.session,
+        customer=customer,
+        departure_id=int(data["departure_id"]),
+        traveler_names=names,
+    )
+    remember(ctx, name=names[0], **({"email": data["email"]} if data.get("email") else {}))
+    data["booking_reference"] = booking.reference
+
+
+# payment_method ------------------------------------------------------------------------
+
+
+@app.action()
+def continue_to_payment(ctx: FlowContext) -> None:
+    """Carry on in ``payment_flow`` with this booking and the chosen way to pay."""
+    ctx.start_flow(
+        "payment_flow", booking_reference=ctx.data["booking_reference"], method=ctx.value
+    )

@@ -1,0 +1,632 @@
+"""Omari mobile money: the HTTP adapter, a sandbox provider and the confirmation service.
+
+A payment goes in two halves. :class:`OmariClient` asks Omari to collect (the customer
+approves a prompt on their phone); later Omari calls back (``POST
+/payments/omari/callback``, :mod:`bot.omari`) and :func:`apply_provider_event` applies
+the result in ONE transaction: the payment confirmed or rejected, the booking confirmed,
+a message to the customer queued, the receipt hooks run and the event id recorded, so a
+replayed event changes nothing. :class:`SandboxOmari` needs no network: it confirms its
+payments itself a moment later through the same service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.messages import Reply, Text, reply_kind, reply_to_payload
+from flows.safari.operations import balance
+from flows.safari.payments import Initiated, PaymentProviderError, PaymentRequest
+from storage import (
+    PAID_STATUSES,
+    AuditEntry,
+    Booking,
+    BookingStatus,
+    ConflictError,
+    Customer,
+    Database,
+    NotFoundError,
+    OutboundMessage,
+    OutboundStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    utcnow,
+)
+from storage.provider_events import ProviderEvent
+
+__all__ = [
+    "CALLBACK_PATH",
+    "PROVIDER",
+    "EventStatus",
+    "OmariClient",
+    "Outcome",
+    "OutcomeKind",
+    "PaymentConflictError",
+    "PaymentEvent",
+    "ReceiptHook",
+    "ReceiptHooks",
+    "SandboxOmari",
+    "UnknownPaymentError",
+    "apply_provider_event",
+    "on_payment_confirmed",
+]
+
+log = logging.getLogger("nyala.payments")
+
+PROVIDER: Final = "omari"
+CALLBACK_PATH: Final = "/payments/omari/callback"
+CENTS: Final = Decimal("0.01")
+
+Clock = Callable[[], dt.datetime]
+
+UNAVAILABLE = "Mobile money is not available right now; please choose another way to pay."
+BUSY = (
+    "Omari is not responding right now. Please try again in a few minutes, or choose "
+    "another way to pay."
+)
+TIMED_OUT = (
+    "Omari did not answer in time. If a payment prompt reaches your phone you can still "
+    "approve it; otherwise please try again in a few minutes."
+)
+REFUSED = "Omari could not start this payment. Please try again, or choose another way to pay."
+# Omari's error codes that the customer can do something about.
+CUSTOMER_ERRORS: Final = {
+    "invalid_msisdn": "That number doesn't look like an Omari wallet. Please check it and "
+    "try again, or choose another way to pay.",
+    "subscriber_not_found": "That number isn't registered for Omari. Please check it, or "
+    "choose another way to pay.",
+    "limit_exceeded": "This amount is above your Omari wallet's limit. Please choose "
+    "another way to pay, or contact Omari to raise the limit.",
+    "duplicate_transaction": "A payment for this booking is already waiting for your "
+    "approval: please check your phone.",
+}
+
+
+# --- the confirmation service ---------------------------------------------------------
+
+
+class EventStatus(enum.StrEnum):
+    """What the provider says happened to a payment."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentEvent:
+    """A provider's word on a payment, authenticated by whoever built it.
+
+    Attributes:
+        event_id: the provider's id of this event (the idempotency key).
+        provider_reference: the provider's transaction reference (from initiation).
+        payment_id: our ``payments.id`` (the ``merchant_reference`` we sent).
+        amount: the amount the provider collected or failed to collect.
+        currency: ISO 4217 code.
+        status: success or failure.
+        reason: why it failed, as the provider words it.
+        occurred_at: when the provider says it happened (UTC).
+    """
+
+    event_id: str
+    provider_reference: str
+    payment_id: int
+    amount: Decimal
+    currency: str
+    status: EventStatus
+    reason: str | None = None
+    occurred_at: dt.datetime
+
+
+class OutcomeKind(enum.StrEnum):
+    """What applying an event did."""
+
+    CONFIRMED = "confirmed"  # the payment is now confirmed
+    FAILED = "failed"  # the payment is now rejected
+    DUPLICATE = "duplicate"  # nothing: the event or its effect was already applied
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """The result of :func:`apply_provider_event`.
+
+    Attributes:
+        kind: what it did.
+        payment_id: the payment.
+        booking_reference: its booking's reference.
+        queued: how many messages to the customer it queued (wake the sender if any).
+    """
+
+    kind: OutcomeKind
+    payment_id: int
+    booking_reference: str
+    queued: int = 0
+
+
+class UnknownPaymentError(NotFoundError):
+    """The event names no Omari payment of ours; nothing was written."""
+
+
+class PaymentConflictError(ConflictError):
+    """The event contradicts the payment (reference, amount, currency or its status);
+    nothing was written."""
+
+
+ReceiptHook = Callable[[AsyncSession, Payment], Awaitable[Sequence[Reply] | None]]
+"""``async def hook(session, payment)``: runs in the confirming transaction; may return
+replies for the customer (e.g. the receipt as a ``Document``), queued in that transaction.
+"""
+
+
+class ReceiptHooks:
+    """The receipt action of a confirmed payment: a registry the documents issue fills.
+
+    Register with ``@on_payment_confirmed.register``; every hook runs, in registration
+    order, inside the transaction that confirms the payment, once the payment and its
+    booking are updated; the replies hooks return are queued after the confirmation
+    message. A hook that raises rolls the whole confirmation back, so the provider's
+    callback gets an error (500) and is delivered again later.
+    """
+
+    def __init__(self) -> None:
+        self._hooks: list[ReceiptHook] = []
+
+    def register(self, hook: ReceiptHook) -> ReceiptHook:
+        """Add ``hook`` (usable as a decorator); registering it twice adds it once."""
+        if hook not in self._hooks:
+            self._hooks.append(hook)
+        return hook
+
+    def unregister(self, hook: ReceiptHook) -> None:
+        """Remove ``hook`` if it is registered."""
+        with contextlib.suppress(ValueError):
+            self._hooks.remove(hook)
+
+    @property
+    def hooks(self) -> tuple[ReceiptHook, ...]:
+        """The registered hooks, in order."""
+        return tuple(self._hooks)
+
+    async def __call__(self, session: AsyncSession, payment: Payment) -> list[Reply]:
+        """Run every hook; returns the replies they asked to send the customer."""
+        replies: list[Reply] = []
+        for hook in list(self._hooks):
+            replies.extend(await hook(session, payment) or ())
+        return replies
+
+
+on_payment_confirmed = ReceiptHooks()
+"""The receipt hook: filled by the documents issue (receipts), called on every confirmation."""
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return f"{currency} {amount.quantize(CENTS)}"
+
+
+async def apply_provider_event(
+    db: Database, event: PaymentEvent, *, sandbox: bool, clock: Clock = utcnow
+) -> Outcome:
+    """Apply a provider's confirmation or failure of a payment, in one transaction.
+
+    The payment row is locked first, so deliveries of events for one payment apply one
+    after another. The same event id twice, a success for a confirmed payment or a
+    failure for a rejected one are no-op successes (:attr:`OutcomeKind.DUPLICATE`).
+
+    Args:
+        db: the database.
+        event: the authenticated event.
+        sandbox: store the customer's message as a ``sandbox`` row (never sent) rather
+            than ``queued`` for the sender.
+        clock: the time source.
+
+    Returns:
+        What was done.
+
+    Raises:
+        UnknownPaymentError: no Omari payment has the event's payment id.
+        PaymentConflictError: the provider reference, amount or currency differ from the
+            payment's, the event id was used for another payment, or the payment is in a
+            state the event cannot follow (e.g. a success after a failure).
+    """
+    try:
+        async with db.transaction() as session:
+            return await _apply(session, event, sandbox=sandbox, now=clock())
+    except IntegrityError as exc:  # a reference or event id already used elsewhere
+        raise PaymentConflictError(
+            f"event {event.event_id} collides with an existing payment or event"
+        ) from exc
+
+
+async def _apply(
+    session: AsyncSession, event: PaymentEvent, *, sandbox: bool, now: dt.datetime
+) -> Outcome:
+    payment = await session.get(Payment, event.payment_id, with_for_update=True)
+    if payment is None or payment.method is not PaymentMethod.OMARI:
+        raise UnknownPaymentError(f"no Omari payment {event.payment_id}")
+    _check_matches(payment, event)
+    booking = await session.get(Booking, payment.booking_id, with_for_update=True)
+    assert booking is not None  # a foreign key
+    seen = await session.scalar(
+        select(ProviderEvent).where(
+            ProviderEvent.provider == PROVIDER, ProviderEvent.event_id == event.event_id
+        )
+    )
+    if seen is not None:
+        if seen.payment_id != payment.id:
+            raise PaymentConflictError(
+                f"event {event.event_id} was already applied to another payment"
+            )
+        return Outcome(
+            kind=OutcomeKind.DUPLICATE, payment_id=payment.id, booking_reference=booking.reference
+        )
+    success = event.status is EventStatus.SUCCESS
+    target = "confirmed" if success else "failed"
+    if payment.status in (PAID_STATUSES if success else (PaymentStatus.REJECTED,)):
+        _record(session, event, payment, OutcomeKind.DUPLICATE, now)
+        return Outcome(
+            kind=OutcomeKind.DUPLICATE, payment_id=payment.id, booking_reference=booking.reference
+        )
+    if payment.status is not PaymentStatus.PENDING:
+        log.warning(
+            "omari says payment %s %s, but it is %s: needs a person",
+            payment.id, target, payment.status.value,
+        )  # fmt: skip
+        raise PaymentConflictError(
+            f"payment {payment.id} is {payment.status.value}; it cannot become {target}"
+        )
+    if payment.provider_reference is None:
+        # The payment flow should have stored it with the payment; the signed event and
+        # the matching amount are enough to adopt it.
+        log.warning("payment %s had no provider reference; adopting Omari's", payment.id)
+        payment.provider_reference = event.provider_reference
+    if success:
+        replies = await _confirm(session, payment, booking, now)
+        kind = OutcomeKind.CONFIRMED
+    else:
+        replies = _reject(payment, booking, event.reason)
+        kind = OutcomeKind.FAILED
+    _record(session, event, payment, kind, now)
+    session.add(
+        AuditEntry(
+            at=now, actor=PROVIDER, action=f"payment_{kind.value}", target=f"payment {payment.id}",
+            details=f"{_money(payment.amount, payment.currency)} booking {booking.reference} "
+            f"reference {payment.provider_reference} event {event.event_id}",
+        )
+    )  # fmt: skip
+    queued = await _queue(session, booking, replies, sandbox=sandbox, now=now)
+    await session.flush()
+    log.info(
+        "omari event %s: payment %s %s (booking %s)",
+        event.event_id, payment.id, kind.value, booking.reference,
+    )  # fmt: skip
+    return Outcome(
+        kind=kind, payment_id=payment.id, booking_reference=booking.reference, queued=queued
+    )
+
+
+def _check_matches(payment: Payment, event: PaymentEvent) -> None:
+    if payment.provider_reference not in (None, event.provider_reference):
+        raise PaymentConflictError(
+            f"payment {payment.id} has another provider reference "
+            f"than {event.provider_reference!r}"
+        )
+    if event.currency.upper() != payment.currency.upper() or event.amount != payment.amount:
+        raise PaymentConflictError(
+            f"payment {payment.id} is {_money(payment.amount, payment.currency)}, "
+            f"not {event.currency} {event.amount}"
+        )
+
+
+def _record(
+    session: AsyncSession,
+    event: PaymentEvent,
+    payment: Payment,
+    outcome: OutcomeKind,
+    now: dt.datetime,
+) -> None:
+    session.add(
+        ProviderEvent(
+            provider=PROVIDER,
+            event_id=event.event_id,
+            payment_id=payment.id,
+            status=event.status.value,
+            outcome=outcome.value,
+            received_at=now,
+        )
+    )
+
+
+async def _confirm(
+    session: AsyncSession, payment: Payment, booking: Booking, now: dt.datetime
+) -> list[Reply]:
+    payment.status = PaymentStatus.CONFIRMED
+    payment.paid_at = now
+    if booking.status is BookingStatus.PENDING:
+        booking.status = BookingStatus.CONFIRMED
+    elif booking.status is BookingStatus.CANCELLED:
+        log.warning("payment %s confirmed for cancelled booking %s", payment.id, booking.id)
+    await session.flush()
+    due = (await balance(session, booking)).due
+    paid = _money(payment.amount, payment.currency)
+    text = (
+        f"✅ Payment of {paid} received for booking {booking.reference}. "
+        f"Balance due: {_money(due, booking.currency)}"
+    )
+    text += "." if due else " — fully paid, thank you!"
+    replies: list[Reply] = [Text(text)]
+    replies.extend(await on_payment_confirmed(session, payment))
+    return replies
+
+
+def _reject(payment: Payment, booking: Booking, reason: str | None) -> list[Reply]:
+    why = (reason or "").strip()[:200] or "declined by Omari"
+    payment.status = PaymentStatus.REJECTED
+    payment.rejected_reason = why
+    return [
+        Text(
+            f"❌ Your Omari payment of {_money(payment.amount, payment.currency)} for booking "
+            f"{booking.reference} did not go through ({why}). Type *menu* to try again or "
+            "to choose another way to pay."
+        )
+    ]
+
+
+async def _queue(
+    session: AsyncSession,
+    booking: Booking,
+    replies: Sequence[Reply],
+    *,
+    sandbox: bool,
+    now: dt.datetime,
+) -> int:
+    """Queue ``replies`` for the booking's customer, as the engine queues a flow's."""
+    contact_id = await session.scalar(
+        select(Customer.contact_id).where(Customer.id == booking.customer_id)
+    )
+    if contact_id is None:
+        return 0  # a customer without WhatsApp (entered by an operator)
+    for reply in replies:
+        session.add(
+            OutboundMessage(
+                contact_id=contact_id,
+                inbound_id=None,
+                kind=reply_kind(reply),
+                payload=reply_to_payload(reply),
+                status=OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED,
+                created_at=now,
+                next_attempt_at=None if sandbox else now,
+            )
+        )
+    return len(replies)
+
+
+# --- providers ------------------------------------------------------------------------
+
+
+def _masked(msisdn: str) -> str:
+    """``+263 ••• 4567``: enough for the customer to recognise their number."""
+    return f"{msisdn[:4]} ••• {msisdn[-4:]}" if len(msisdn) > 8 else msisdn
+
+
+def _instructions(request: PaymentRequest) -> str:
+    return (
+        f"📲 Check your phone ({_masked(request.mobile_number)}): approve the Omari payment "
+        f"of {_money(request.amount, request.currency)} for booking "
+        f"{request.booking_reference} with your PIN. I'll confirm here as soon as Omari "
+        "tells us."
+    )
+
+
+class OmariClient:
+    """:class:`~flows.safari.payments.PaymentProvider` for Omari's REST API.
+
+    ``POST {base_url}/payments`` with ``Authorization: Bearer <merchant key>`` and a JSON
+    body naming our payment (``merchant_reference``), the amount and the customer's
+    number; Omari answers ``{"reference": ..., "status": "pending"}`` and calls
+    ``callback_url`` when the customer approved or declined.
+
+    Args:
+        http: the HTTP client session (owned by the caller).
+        base_url: Omari's API base, e.g. ``https://api.omari.example/v1``.
+        merchant_key: the merchant API key (a secret: never logged).
+        callback_url: where Omari calls back (``NYALA_PUBLIC_URL`` + :data:`CALLBACK_PATH`).
+        timeout: seconds for one request.
+    """
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        merchant_key: str,
+        callback_url: str,
+        timeout: float = 15.0,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self._key = merchant_key
+        self.callback_url = callback_url
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"OmariClient(base_url={self.base_url!r}, callback_url={self.callback_url!r})"
+
+    async def initiate(self, request: PaymentRequest) -> Initiated:
+        """Ask Omari to collect ``request`` from the customer's wallet.
+
+        Raises:
+            PaymentProviderError: Omari refused, failed or did not answer in time; the
+                message is for the customer.
+        """
+        body = {
+            "merchant_reference": str(request.payment_id),
+            "booking_reference": request.booking_reference,
+            "amount": f"{request.amount.quantize(CENTS)}",
+            "currency": request.currency,
+            "msisdn": request.mobile_number,
+            "callback_url": self.callback_url,
+        }
+        try:
+            async with self.http.post(
+                f"{self.base_url}/payments",
+                json=body,
+                headers={"Authorization": f"Bearer {self._key}"},
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as response:
+                status = response.status
+                raw = await response.read()
+        except TimeoutError:
+            log.warning("omari timed out initiating payment %s", request.payment_id)
+            raise PaymentProviderError(TIMED_OUT) from None
+        except aiohttp.ClientError as exc:
+            log.warning(
+                "omari unreachable initiating payment %s: %s",
+                request.payment_id, type(exc).__name__,
+            )  # fmt: skip
+            raise PaymentProviderError(BUSY) from None
+        answer = _json_object(raw)
+        if status in (200, 201, 202):
+            reference = answer.get("reference")
+            if isinstance(reference, str) and reference and answer.get("status") == "pending":
+                log.info("omari payment %s initiated as %s", request.payment_id, reference)
+                return Initiated(provider_reference=reference, instructions=_instructions(request))
+            log.error("omari answered %s with an unexpected body", status)
+            raise PaymentProviderError(REFUSED)
+        raise PaymentProviderError(_refusal(status, answer, request.payment_id))
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _refusal(status: int, answer: dict[str, Any], payment_id: int) -> str:
+    """The customer's message for an Omari error answer (logged for the operator)."""
+    error = answer.get("error")
+    code = str(error.get("code", "")) if isinstance(error, dict) else ""
+    log.warning("omari refused payment %s: HTTP %s %s", payment_id, status, code or "-")
+    if status in (401, 403):
+        log.error("omari rejected the merchant key: check OMARI_MERCHANT_KEY")
+        return UNAVAILABLE
+    if status == 429 or status >= 500:
+        return BUSY
+    return CUSTOMER_ERRORS.get(code, REFUSED)
+
+
+class SandboxOmari:
+    """An Omari that needs no network: each payment confirms itself ``delay`` seconds later.
+
+    The confirmation goes through :func:`apply_provider_event`, exactly like Omari's
+    callback. It waits for the payment row to be committed (the payment flow commits it
+    after :meth:`initiate` returns), trying ``attempts`` times, ``delay`` apart. No money
+    moves: this is for ``nyala chat``, sandbox servers and tests.
+
+    Args:
+        db: the database.
+        sandbox: store the customer's messages as ``sandbox`` rows (never sent).
+        delay: seconds before confirming (and between attempts).
+        attempts: how often to look for the payment before giving up.
+        fail_reason: when set, payments fail with this reason instead of succeeding.
+        on_applied: called with each outcome (e.g. to wake the sender).
+    """
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        sandbox: bool = True,
+        delay: float = 1.0,
+        attempts: int = 20,
+        fail_reason: str | None = None,
+        on_applied: Callable[[Outcome], object] | None = None,
+    ) -> None:
+        self.db = db
+        self.sandbox = sandbox
+        self.delay = delay
+        self.attempts = attempts
+        self.fail_reason = fail_reason
+        self.on_applied = on_applied
+        self.outcomes: list[Outcome] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def initiate(self, request: PaymentRequest) -> Initiated:
+        """Accept at once and schedule the confirmation (or failure)."""
+        reference = f"SANDBOX-{secrets.token_hex(6).upper()}"
+        task = asyncio.create_task(
+            self._settle_later(request, reference), name=f"sandbox-omari-{request.payment_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Initiated(
+            provider_reference=reference,
+            instructions=_instructions(request)
+            + " (Sandbox: no money moves; it confirms itself in a moment.)",
+        )
+
+    @property
+    def pending(self) -> int:
+        """How many payments are still waiting for their confirmation."""
+        return len(self._tasks)
+
+    async def settle(self) -> None:
+        """Wait until every scheduled confirmation was applied or gave up (bound it with
+        :func:`asyncio.timeout`; that leaves the confirmations running)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self) -> None:
+        """Cancel confirmations not applied yet."""
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _settle_later(self, request: PaymentRequest, reference: str) -> None:
+        event = PaymentEvent(
+            event_id=f"sandbox-{uuid.uuid4().hex}",
+            provider_reference=reference,
+            payment_id=request.payment_id,
+            amount=request.amount,
+            currency=request.currency,
+            status=EventStatus.FAILED if self.fail_reason else EventStatus.SUCCESS,
+            reason=self.fail_reason,
+            occurred_at=utcnow(),
+        )
+        for _ in range(self.attempts):
+            await asyncio.sleep(self.delay)
+            try:
+                outcome = await apply_provider_event(self.db, event, sandbox=self.sandbox)
+            except UnknownPaymentError:
+                continue  # the flow's transaction has not committed the payment yet
+            except Exception:
+                log.exception("sandbox omari could not settle payment %s", request.payment_id)
+                return
+            self.outcomes.append(outcome)
+            if self.on_applied is not None:
+                self.on_applied(outcome)
+            return
+        log.warning("sandbox omari gave up on payment %s: never committed", request.payment_id)
