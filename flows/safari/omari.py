@@ -31,7 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.messages import Reply, Text, reply_kind, reply_to_payload
 from flows.safari.operations import balance
-from flows.safari.payments import Initiated, PaymentProviderError, PaymentRequest
+from flows.safari.payments import (
+    Initiated,
+    PaymentOutcomeUnknownError,
+    PaymentProviderError,
+    PaymentRequest,
+)
 from storage import (
     PAID_STATUSES,
     AuditEntry,
@@ -494,7 +499,7 @@ class OmariClient:
                 raw = await response.read()
         except TimeoutError:
             log.warning("omari timed out initiating payment %s", request.payment_id)
-            raise PaymentProviderError(TIMED_OUT) from None
+            raise PaymentOutcomeUnknownError(TIMED_OUT) from None
         except aiohttp.ClientError as exc:
             log.warning(
                 "omari unreachable initiating payment %s: %s",

@@ -44,7 +44,12 @@ from flows.safari.common import (
     open_bookings,
     stored_file_id,
 )
-from flows.safari.payments import PaymentProviderError, PaymentRequest, get_provider
+from flows.safari.payments import (
+    PaymentOutcomeUnknownError,
+    PaymentProviderError,
+    PaymentRequest,
+    get_provider,
+)
 from flows.validators import normalize, phone
 from storage import Booking, Payment, PaymentMethod, PaymentStatus
 
@@ -262,6 +267,17 @@ async def initiate_omari_payment(ctx: FlowContext) -> None:
                 mobile_number=number,
             )
         )
+    except PaymentOutcomeUnknownError:
+        # Omari may have accepted it: keep the pending payment so its callback finds it.
+        ctx.data.update(
+            payment_id=payment.id,
+            payment_amount=money(owed.due, owed.currency),
+            omari_instructions=(
+                "Omari is slow to answer right now. If a payment prompt reaches your phone, "
+                "approve it and I'll confirm here; if nothing comes, type *pay* to try again."
+            ),
+        )
+        return
     except PaymentProviderError as exc:
         raise ActionError(str(exc)) from exc
     payment.provider_reference = initiated.provider_reference

@@ -35,6 +35,13 @@ class PaymentProviderError(Exception):
     """The provider refused or could not be reached; the message is for the customer."""
 
 
+class PaymentOutcomeUnknownError(PaymentProviderError):
+    """No answer in time: the provider may have accepted the request.
+
+    The pending payment must be kept, so that a later callback finds it.
+    """
+
+
 class PaymentProvider(Protocol):
     """A mobile-money provider."""
 

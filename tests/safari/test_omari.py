@@ -38,7 +38,7 @@ from flows.safari.omari import (
     apply_provider_event,
     on_payment_confirmed,
 )
-from flows.safari.payments import PaymentProviderError, PaymentRequest
+from flows.safari.payments import PaymentOutcomeUnknownError, PaymentProviderError, PaymentRequest
 from storage import (
     AuditEntry,
     Booking,
@@ -556,6 +556,7 @@ async def test_a_timeout_is_explained(omari: tuple[FakeOmari, OmariClient]) -> N
     with pytest.raises(PaymentProviderError) as caught:
         await client.initiate(REQUEST)
     assert str(caught.value) == TIMED_OUT
+    assert isinstance(caught.value, PaymentOutcomeUnknownError)  # the payment is kept
 
 
 async def test_an_unreachable_omari_is_explained() -> None:

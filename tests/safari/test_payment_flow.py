@@ -17,6 +17,7 @@ from flows.safari import operations, payments
 from flows.safari.common import short_date
 from flows.safari.payments import (
     Initiated,
+    PaymentOutcomeUnknownError,
     PaymentProviderError,
     PaymentRequest,
     set_provider,
@@ -324,3 +325,26 @@ async def test_a_booking_paid_while_the_list_was_open_is_refused(
     ]
     assert await chat.steps() == [("choose_booking", "entered"), ("choose_booking", "retry")]
     assert omari.requests == []
+
+
+async def test_an_omari_timeout_keeps_the_pending_payment_for_its_callback(
+    nyala_chat: ChatFactory, db: Database, catalogue: Catalogue, omari: FakeOmari
+) -> None:
+    falls = await seed_booking(db, offset=7)
+    omari.refusal = None
+
+    async def slow(request: PaymentRequest) -> Initiated:
+        omari.requests.append(request)
+        raise PaymentOutcomeUnknownError("Omari did not answer in time.")
+
+    omari.initiate = slow  # type: ignore[method-assign]
+    chat = await open_chat(nyala_chat)
+    await chat.send("pay")
+    await chat.send(tap=falls)
+    await chat.send(tap="Omari mobile money")
+    await chat.send("0772 123 456")
+    assert chat.texts[0].startswith("Omari is slow to answer right now.")
+    payment = (await all_rows(db, Payment))[-1]
+    # Omari may have accepted it: the payment stays, so its callback can confirm it.
+    assert (payment.status, payment.provider_reference) == (PaymentStatus.PENDING, None)
+    assert [r.payment_id for r in omari.requests] == [payment.id]
