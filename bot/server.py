@@ -21,11 +21,12 @@ from bot.graph import GraphClient
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.omari import OmariCallback
+from bot.omari_client import OmariClient
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.webhook import Webhook
 from flows import App, Engine
-from flows.safari.omari import CALLBACK_PATH, OmariClient, SandboxOmari
+from flows.safari.omari import CALLBACK_PATH, SandboxOmari
 from flows.safari.payments import PaymentProvider, set_provider
 from storage import Database, migrate
 

@@ -1,6 +1,7 @@
-"""Omari mobile money: the HTTP adapter, a sandbox provider and the confirmation service.
+"""Omari mobile money: a sandbox provider and the confirmation service.
 
-A payment goes in two halves. :class:`OmariClient` asks Omari to collect (the customer
+A payment goes in two halves. :class:`bot.omari_client.OmariClient` (the HTTP adapter,
+in ``bot`` because only ``bot`` talks to the outside world) asks Omari to collect (the customer
 approves a prompt on their phone); later Omari calls back (``POST
 /payments/omari/callback``, :mod:`bot.omari`) and :func:`apply_provider_event` applies
 the result in ONE transaction: the payment confirmed or rejected, the booking confirmed,
@@ -15,16 +16,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import enum
-import json
 import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
-import aiohttp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +32,6 @@ from flows.messages import Reply, Text, reply_kind, reply_to_payload
 from flows.safari.operations import balance
 from flows.safari.payments import (
     Initiated,
-    PaymentOutcomeUnknownError,
-    PaymentProviderError,
     PaymentRequest,
 )
 from storage import (
@@ -59,7 +56,6 @@ __all__ = [
     "CALLBACK_PATH",
     "PROVIDER",
     "EventStatus",
-    "OmariClient",
     "Outcome",
     "OutcomeKind",
     "PaymentConflictError",
@@ -428,114 +424,13 @@ def _masked(msisdn: str) -> str:
     return f"{msisdn[:4]} ••• {msisdn[-4:]}" if len(msisdn) > 8 else msisdn
 
 
-def _instructions(request: PaymentRequest) -> str:
+def instructions(request: PaymentRequest) -> str:
     return (
         f"📲 Check your phone ({_masked(request.mobile_number)}): approve the Omari payment "
         f"of {_money(request.amount, request.currency)} for booking "
         f"{request.booking_reference} with your PIN. I'll confirm here as soon as Omari "
         "tells us."
     )
-
-
-class OmariClient:
-    """:class:`~flows.safari.payments.PaymentProvider` for Omari's REST API.
-
-    ``POST {base_url}/payments`` with ``Authorization: Bearer <merchant key>`` and a JSON
-    body naming our payment (``merchant_reference``), the amount and the customer's
-    number; Omari answers ``{"reference": ..., "status": "pending"}`` and calls
-    ``callback_url`` when the customer approved or declined.
-
-    Args:
-        http: the HTTP client session (owned by the caller).
-        base_url: Omari's API base, e.g. ``https://api.omari.example/v1``.
-        merchant_key: the merchant API key (a secret: never logged).
-        callback_url: where Omari calls back (``NYALA_PUBLIC_URL`` + :data:`CALLBACK_PATH`).
-        timeout: seconds for one request.
-    """
-
-    name = PROVIDER
-
-    def __init__(
-        self,
-        http: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        merchant_key: str,
-        callback_url: str,
-        timeout: float = 15.0,
-    ) -> None:
-        self.http = http
-        self.base_url = base_url.rstrip("/")
-        self._key = merchant_key
-        self.callback_url = callback_url
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"OmariClient(base_url={self.base_url!r}, callback_url={self.callback_url!r})"
-
-    async def initiate(self, request: PaymentRequest) -> Initiated:
-        """Ask Omari to collect ``request`` from the customer's wallet.
-
-        Raises:
-            PaymentProviderError: Omari refused, failed or did not answer in time; the
-                message is for the customer.
-        """
-        body = {
-            "merchant_reference": str(request.payment_id),
-            "booking_reference": request.booking_reference,
-            "amount": f"{request.amount.quantize(CENTS)}",
-            "currency": request.currency,
-            "msisdn": request.mobile_number,
-            "callback_url": self.callback_url,
-        }
-        try:
-            async with self.http.post(
-                f"{self.base_url}/payments",
-                json=body,
-                headers={"Authorization": f"Bearer {self._key}"},
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except TimeoutError:
-            log.warning("omari timed out initiating payment %s", request.payment_id)
-            raise PaymentOutcomeUnknownError(TIMED_OUT) from None
-        except aiohttp.ClientError as exc:
-            log.warning(
-                "omari unreachable initiating payment %s: %s",
-                request.payment_id, type(exc).__name__,
-            )  # fmt: skip
-            raise PaymentProviderError(BUSY) from None
-        answer = _json_object(raw)
-        if status in (200, 201, 202):
-            reference = answer.get("reference")
-            if isinstance(reference, str) and reference and answer.get("status") == "pending":
-                log.info("omari payment %s initiated as %s", request.payment_id, reference)
-                return Initiated(provider_reference=reference, instructions=_instructions(request))
-            log.error("omari answered %s with an unexpected body", status)
-            raise PaymentProviderError(REFUSED)
-        raise PaymentProviderError(_refusal(status, answer, request.payment_id))
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw.decode("utf-8")) if raw else {}
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
-def _refusal(status: int, answer: dict[str, Any], payment_id: int) -> str:
-    """The customer's message for an Omari error answer (logged for the operator)."""
-    error = answer.get("error")
-    code = str(error.get("code", "")) if isinstance(error, dict) else ""
-    log.warning("omari refused payment %s: HTTP %s %s", payment_id, status, code or "-")
-    if status in (401, 403):
-        log.error("omari rejected the merchant key: check OMARI_MERCHANT_KEY")
-        return UNAVAILABLE
-    if status == 429 or status >= 500:
-        return BUSY
-    return CUSTOMER_ERRORS.get(code, REFUSED)
 
 
 class SandboxOmari:
@@ -586,7 +481,7 @@ class SandboxOmari:
         task.add_done_callback(self._tasks.discard)
         return Initiated(
             provider_reference=reference,
-            instructions=_instructions(request)
+            instructions=instructions(request)
             + " (Sandbox: no money moves; it confirms itself in a moment.)",
         )
 

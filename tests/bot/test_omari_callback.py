@@ -22,11 +22,12 @@ from aiohttp.test_utils import TestServer
 from bot.fake_graph import FakeGraph
 from bot.fake_omari import Delivery, FakeOmari
 from bot.omari import SIGNATURE_HEADER, signature
+from bot.omari_client import OmariClient
 from bot.server import create_app, payment_provider, startup_warnings
 from bot.settings import Settings
 from flows import App
 from flows.safari import payments
-from flows.safari.omari import CALLBACK_PATH, OmariClient, SandboxOmari
+from flows.safari.omari import CALLBACK_PATH, SandboxOmari
 from flows.safari.payments import PaymentRequest, get_provider
 from storage import Contact, Database, OutboundStatus, Payment, PaymentStatus
 from tests.bot.test_server import eventually

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import TerminalChat
 from bot.fake_omari import FakeOmari
+from bot.omari_client import OmariClient
 from flows import App, Engine
 from flows.messages import Reply, Text
 from flows.safari import payments
@@ -29,7 +30,6 @@ from flows.safari.omari import (
     TIMED_OUT,
     UNAVAILABLE,
     EventStatus,
-    OmariClient,
     OutcomeKind,
     PaymentConflictError,
     PaymentEvent,
