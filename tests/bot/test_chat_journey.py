@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.cli import nyala
 
 PHONE = "263775550199"
 
 
 def chat(cwd: Path, script: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "NYALA_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "chat", "--as", PHONE], cwd=cwd, input=script,
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    result = nyala("chat", "--as", PHONE, cwd=cwd, stdin=script)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

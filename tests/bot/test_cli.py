@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import nyala
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def nyala(
-    *args: str,
-    cwd: Path,
-    stdin: str = "",
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NYALA_APP")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_piped_chat_completes_a_flow_on_a_fresh_database(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from storage import (
     Traveler,
     get_or_create_contact,
 )
+from tests.cli import nyala
 from tests.conftest import empty_tables
 
 HARARE = ZoneInfo("Africa/Harare")
@@ -300,23 +301,6 @@ async def test_json_has_the_documented_shape(db: Database) -> None:
 
 
 # ``nyala demo-data`` and the first-run load, as a user runs them.
-
-
-def nyala(
-    *args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NYALA_APP")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
 
 
 def emptied(url: str) -> str:
