@@ -266,6 +266,36 @@ def demo_data(ctx: click.Context, as_json: bool) -> None:
         click.echo(line)
 
 
+@cli.command()
+@click.argument("payment_id", type=click.IntRange(min=1))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="file to write (default: Receipt_<number>.pdf in the current folder)",
+)
+@click.pass_context
+def receipt(ctx: click.Context, payment_id: int, output: Path | None) -> None:
+    """Write the PDF receipt of payment PAYMENT_ID (issued now if it has none yet)."""
+    from documents.receipts import IssuedReceipt, issue_receipt
+
+    settings: Settings = ctx.obj["settings"]
+    app = _app(ctx)
+
+    async def work(db: Database) -> IssuedReceipt:
+        async with db.transaction() as session:
+            return await issue_receipt(session, payment_id, tz=app.timezone)
+
+    issued = _run(_with_db(settings, work))
+    target = output or Path.cwd() / issued.filename
+    try:
+        target.write_bytes(issued.pdf)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
+    state = "issued" if issued.created else "already issued"
+    click.echo(f"wrote {target} (receipt {issued.number} for payment {payment_id}, {state})")
+
+
 @cli.command("fake-graph")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8099, show_default=True, type=click.IntRange(0, 65535))

@@ -49,6 +49,7 @@ from storage.messages import (
     OutboundStatus,
 )
 from storage.migrate import migrate
+from storage.receipts import Receipt, ReceiptCounter, next_receipt_seq, receipt_number
 from storage.tours import Departure, Tour
 
 __all__ = [
@@ -79,6 +80,8 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "PaymentStatus",
+    "Receipt",
+    "ReceiptCounter",
     "SessionStatus",
     "SnapshotPeriod",
     "StepAction",
@@ -91,5 +94,7 @@ __all__ = [
     "lock_contact",
     "lock_name",
     "migrate",
+    "next_receipt_seq",
+    "receipt_number",
     "utcnow",
 ]

@@ -10,6 +10,7 @@ from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
 from storage.provider_events import ProviderEvent
+from storage.receipts import Receipt, ReceiptCounter
 from storage.tours import Departure, Tour
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "OutboundMessage",
     "Payment",
     "ProviderEvent",
+    "Receipt",
+    "ReceiptCounter",
     "StoredFile",
     "Tour",
     "Traveler",

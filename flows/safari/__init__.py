@@ -11,7 +11,8 @@ would; one flow, ``payment_flow``, is a :class:`flows.Flow` class (see
 * :mod:`~flows.safari.id_upload`: ``id_upload_flow`` (the travellers' ID documents);
 * :mod:`~flows.safari.customers`: what we know about the customer, ``update_details_flow``;
 * :mod:`~flows.safari.support`: ``support_flow`` (hand the chat to a person);
-* :mod:`~flows.safari.enquiry`: ``enquiry_flow`` (a tailor-made quote).
+* :mod:`~flows.safari.enquiry`: ``enquiry_flow`` (a tailor-made quote);
+* :mod:`~flows.safari.receipts`: ``receipt_flow`` and the automatic PDF receipts.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ from flows.safari import (  # noqa: E402
     customers,
     enquiry,
     id_upload,
+    receipts,
     support,
 )
 from flows.safari.payment import PaymentFlow  # noqa: E402
 
-__all__ = ["app", "booking", "customers", "enquiry", "id_upload", "support"]
+__all__ = ["app", "booking", "customers", "enquiry", "id_upload", "receipts", "support"]
 
 app.add_flow(PaymentFlow)
 

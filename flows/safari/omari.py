@@ -66,6 +66,7 @@ __all__ = [
     "UnknownPaymentError",
     "apply_provider_event",
     "on_payment_confirmed",
+    "queue_customer_replies",
 ]
 
 log = logging.getLogger("nyala.payments")
@@ -309,7 +310,7 @@ async def _apply(
             f"reference {payment.provider_reference} event {event.event_id}",
         )
     )  # fmt: skip
-    queued = await _queue(session, booking, replies, sandbox=sandbox, now=now)
+    queued = await queue_customer_replies(session, booking, replies, sandbox=sandbox, now=now)
     await session.flush()
     log.info(
         "omari event %s: payment %s %s (booking %s)",
@@ -387,7 +388,7 @@ def _reject(payment: Payment, booking: Booking, reason: str | None) -> list[Repl
     ]
 
 
-async def _queue(
+async def queue_customer_replies(
     session: AsyncSession,
     booking: Booking,
     replies: Sequence[Reply],

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,20 @@ from tests.safari.test_omari import (
 
 MERCHANT_KEY = "test-merchant-key"
 CALLBACK_SECRET = "test-callback-secret"
+
+
+@pytest.fixture(autouse=True)
+def without_receipts() -> Iterator[None]:
+    """These tests are about the confirmation itself: the receipt hook the safari bot
+    registers (tests/documents covers it) is taken out while they run."""
+    from flows.safari.omari import on_payment_confirmed
+    from flows.safari.receipts import send_receipt_on_confirmation
+
+    on_payment_confirmed.unregister(send_receipt_on_confirmation)
+    try:
+        yield
+    finally:
+        on_payment_confirmed.register(send_receipt_on_confirmation)
 
 
 @dataclass

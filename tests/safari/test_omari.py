@@ -59,6 +59,20 @@ MERCHANT_KEY = "test-merchant-key"
 CALLBACK_SECRET = "test-callback-secret"
 
 
+@pytest.fixture(autouse=True)
+def without_receipts() -> Iterator[None]:
+    """These tests are about the confirmation itself: the receipt hook the safari bot
+    registers (tests/documents covers it) is taken out while they run."""
+    from flows.safari.omari import on_payment_confirmed
+    from flows.safari.receipts import send_receipt_on_confirmation
+
+    on_payment_confirmed.unregister(send_receipt_on_confirmation)
+    try:
+        yield
+    finally:
+        on_payment_confirmed.register(send_receipt_on_confirmation)
+
+
 @dataclass(frozen=True)
 class Seeded:
     """A pending Omari payment on a pending booking, made with the storage models."""
