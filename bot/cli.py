@@ -333,6 +333,168 @@ def sweep(ctx: click.Context) -> None:
     click.echo(f"abandoned {count} idle session{'s' if count != 1 else ''}")
 
 
+def _print_plan(planned: list[Any]) -> None:
+    """The dry-run table: who would get what."""
+    header = ("reference", "phone", "tour", "date", "when", "messages", "")
+    rows = [
+        (
+            p.reference,
+            p.phone,
+            p.tour,
+            p.date.isoformat(),
+            p.when,
+            ", ".join(p.messages),
+            "already sent: skip" if p.already_sent else "would queue",
+        )
+        for p in planned
+    ]
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(planned)} booking{'s' if len(planned) != 1 else ''}; nothing was written")
+
+
+async def _drain_outbox(settings: Settings, db: Database) -> int:
+    """Send every due queued row with the outbox (live mode); returns how many were sent."""
+    import aiohttp
+
+    from bot.graph import GraphClient
+    from bot.metrics import Metrics
+    from bot.outbox import Outbox
+
+    assert settings.whatsapp_access_token is not None
+    total = 0
+    async with aiohttp.ClientSession() as http:
+        client = GraphClient(
+            http,
+            base_url=settings.whatsapp_api_base,
+            access_token=settings.whatsapp_access_token.get_secret_value(),
+            phone_number_id=str(settings.whatsapp_phone_number_id),
+            timeout=settings.graph_timeout,
+        )
+        outbox = Outbox(db, client, Metrics(), rate=settings.send_rate)
+        while sent := await outbox.send_due():
+            total += sent
+    return total
+
+
+def _notify(
+    ctx: click.Context, *, kind: str, key: str, amount: int, dry_run: bool, send_now: bool
+) -> int:
+    """Run a summaries or reminders command; returns the exit status (1 if any failed)."""
+    from flows.safari import app as safari
+    from flows.safari.summaries import (
+        Outcome,
+        deliver,
+        due_id_reminder_bookings,
+        due_summary_bookings,
+        plan,
+    )
+    from storage import TOUR_SUMMARY, utcnow
+
+    settings: Settings = ctx.obj["settings"]
+    tz = safari.timezone
+    now = utcnow()
+
+    async def work(db: Database) -> int:
+        async with db.read() as session:
+            if kind == TOUR_SUMMARY:
+                ids = await due_summary_bookings(session, amount, now=now, tz=tz)
+            else:
+                ids = await due_id_reminder_bookings(session, amount, now=now, tz=tz)
+        if dry_run:
+            _print_plan(await plan(db, ids, kind=kind, key=key, amount=amount, tz=tz))
+            return 0
+        counts = dict.fromkeys(Outcome, 0)
+
+        async def one(booking_id: int) -> None:
+            outcome = await deliver(
+                db,
+                booking_id,
+                kind=kind,
+                key=key,
+                amount=amount,
+                sandbox=settings.sandbox,
+                now=now,
+                tz=tz,
+            )
+            counts[outcome] += 1
+
+        if sys.stdout.isatty() and ids:
+            with click.progressbar(ids, label=f"{kind} {key}") as bar:
+                for booking_id in bar:
+                    await one(booking_id)
+        else:
+            for booking_id in ids:
+                await one(booking_id)
+        click.echo(
+            f"queued {counts[Outcome.QUEUED]}, skipped {counts[Outcome.SKIPPED]} "
+            f"(already sent), failed {counts[Outcome.FAILED]}"
+        )
+        if send_now:
+            if settings.sandbox:
+                click.echo("sandbox mode: the messages are stored, not sent to WhatsApp")
+            else:
+                click.echo(f"sent {await _drain_outbox(settings, db)} message(s)")
+        return 1 if counts[Outcome.FAILED] else 0
+
+    return _run(_with_db(settings, work))
+
+
+@cli.command("send-tour-summaries")
+@click.option(
+    "--days-before",
+    type=click.IntRange(min=0),
+    required=True,
+    help="send to confirmed bookings whose tour is exactly this many days away",
+)
+@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
+@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
+@click.pass_context
+def send_tour_summaries(
+    ctx: click.Context, days_before: int, dry_run: bool, send_now: bool
+) -> int:
+    """Queue pre-tour summaries (7: full, 3: final check, 1: last details), once each."""
+    from storage import TOUR_SUMMARY
+
+    return _notify(
+        ctx,
+        kind=TOUR_SUMMARY,
+        key=f"{days_before}d",
+        amount=days_before,
+        dry_run=dry_run,
+        send_now=send_now,
+    )
+
+
+cli.add_command(send_tour_summaries, "send_tour_summaries")
+
+
+@cli.command("send-id-reminders")
+@click.option(
+    "--hours-before",
+    type=click.IntRange(min=1),
+    default=48,
+    show_default=True,
+    help="remind bookings whose tour starts within this many hours",
+)
+@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
+@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
+@click.pass_context
+def send_id_reminders(ctx: click.Context, hours_before: int, dry_run: bool, send_now: bool) -> int:
+    """Remind customers of travellers' missing IDs before the tour, once per booking."""
+    from storage import ID_REMINDER
+
+    return _notify(
+        ctx,
+        kind=ID_REMINDER,
+        key=f"{hours_before}h",
+        amount=hours_before,
+        dry_run=dry_run,
+        send_now=send_now,
+    )
+
+
 @cli.group()
 def flows() -> None:
     """List, validate and draw flows."""

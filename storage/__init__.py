@@ -49,12 +49,15 @@ from storage.messages import (
     OutboundStatus,
 )
 from storage.migrate import migrate
+from storage.notifications import ID_REMINDER, TOUR_SUMMARY, Notification
 from storage.receipts import Receipt, ReceiptCounter, next_receipt_seq, receipt_number
 from storage.tours import Departure, Tour
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "ID_REMINDER",
     "PAID_STATUSES",
+    "TOUR_SUMMARY",
     "AuditEntry",
     "Base",
     "Booking",
@@ -74,6 +77,7 @@ __all__ = [
     "InboundMessage",
     "InboundStatus",
     "NotFoundError",
+    "Notification",
     "NyalaError",
     "OutboundMessage",
     "OutboundStatus",

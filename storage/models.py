@@ -9,6 +9,7 @@ from storage.conversations import Conversation
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
+from storage.notifications import Notification
 from storage.provider_events import ProviderEvent
 from storage.receipts import Receipt, ReceiptCounter
 from storage.tours import Departure, Tour
@@ -26,6 +27,7 @@ __all__ = [
     "FlowStepEvent",
     "IgnoredUpdate",
     "InboundMessage",
+    "Notification",
     "OutboundMessage",
     "Payment",
     "ProviderEvent",

@@ -12,7 +12,8 @@ would; one flow, ``payment_flow``, is a :class:`flows.Flow` class (see
 * :mod:`~flows.safari.customers`: what we know about the customer, ``update_details_flow``;
 * :mod:`~flows.safari.support`: ``support_flow`` (hand the chat to a person);
 * :mod:`~flows.safari.enquiry`: ``enquiry_flow`` (a tailor-made quote);
-* :mod:`~flows.safari.receipts`: ``receipt_flow`` and the automatic PDF receipts.
+* :mod:`~flows.safari.receipts`: ``receipt_flow`` and the automatic PDF receipts;
+* :mod:`~flows.safari.summaries`: pre-tour summaries, ID reminders, the *summary* intent.
 """
 
 from __future__ import annotations
@@ -42,11 +43,21 @@ from flows.safari import (  # noqa: E402
     enquiry,
     id_upload,
     receipts,
+    summaries,
     support,
 )
 from flows.safari.payment import PaymentFlow  # noqa: E402
 
-__all__ = ["app", "booking", "customers", "enquiry", "id_upload", "receipts", "support"]
+__all__ = [
+    "app",
+    "booking",
+    "customers",
+    "enquiry",
+    "id_upload",
+    "receipts",
+    "summaries",
+    "support",
+]
 
 app.add_flow(PaymentFlow)
 

@@ -1,0 +1,582 @@
+"""Pre-tour summaries and ID reminders: data assembled from storage, then text sections.
+
+As every document (see :mod:`documents.receipts`), in two steps:
+
+1. :class:`SummaryData`, a frozen dataclass of plain values, is assembled from storage
+   (:func:`load_summary_data`): the tour, the booking and its balance, the travellers
+   and their ID status, the weather outlook (:mod:`documents.weather`, typical weather by
+   default, never presented as a forecast) and the clothing advice derived from it.
+2. Pure functions turn it into WhatsApp-sized text: :func:`summary_sections` by the number
+   of days before the tour (7: the full summary; 3: a final check of what is missing;
+   1: last-minute details), :func:`id_reminder_text`, and :func:`pack_messages`, which
+   joins sections into messages under WhatsApp's 4096 characters.
+
+The approved templates sent instead when the customer's 24-hour window is closed are
+configured in ``templates.yaml`` (:func:`load_template_specs`). This module imports only
+:mod:`storage` (and its sibling documents modules); the bot wraps the text in messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from documents.receipts import BUSINESS_TIMEZONE, format_money, load_branding
+from documents.weather import WeatherOutlook, WeatherProvider, clothing_advice, default_provider
+from storage import (
+    PAID_STATUSES,
+    Booking,
+    Customer,
+    Departure,
+    IdStatus,
+    NotFoundError,
+    Payment,
+    Tour,
+    Traveler,
+)
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "TEXT_LIMIT",
+    "QuickAction",
+    "SummaryData",
+    "TemplateSpec",
+    "TravelerInfo",
+    "id_reminder_text",
+    "load_summary_data",
+    "load_template_specs",
+    "maps_url",
+    "pack_messages",
+    "quick_actions",
+    "summary_sections",
+    "summary_template_key",
+    "template_parameters",
+    "template_text",
+]
+
+DEFAULT_TEMPLATES: Final = Path(__file__).parent / "templates.yaml"
+TEXT_LIMIT: Final = 4096  # WhatsApp's limit on a text message body
+SUMMARY_DAYS: Final = (7, 3, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TravelerInfo:
+    """A traveller's name and ID document status (``missing``, ``received``...)."""
+
+    name: str
+    id_status: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SummaryData:
+    """Everything a tour summary or ID reminder says, as plain values.
+
+    Attributes:
+        booking_id: the booking's id.
+        reference: ``SAF-7K3QX2``.
+        contact_id: the customer's WhatsApp contact, if any.
+        customer_name: the customer's full name.
+        first_name: the first word of it, to greet them.
+        customer_phone: their phone number, if known.
+        tour_name: the tour.
+        description: what the tour is.
+        tour_date: the departure date.
+        start_time: local start time (business timezone).
+        starts_at: the start as an aware datetime in the business timezone.
+        duration_minutes: how long the tour lasts.
+        meeting_point: where to meet.
+        meeting_address: its address.
+        latitude: the meeting point's latitude, if known.
+        longitude: the meeting point's longitude, if known.
+        guide_name: the guide, if assigned.
+        guide_phone: the guide's phone number.
+        travelers: the travellers in booking order.
+        currency: ISO 4217 code of the amounts.
+        total_cost: the booking's total.
+        paid: approved and confirmed payments.
+        balance_due: what is still due (never negative).
+        packing_list: what to bring.
+        weather: the weather outlook.
+        clothing: what to wear, derived from the weather (and the tour's own advice).
+        park_rules: the park's rules.
+        safety: safety guidelines.
+        emergency_contacts: ``(name, phone)`` pairs.
+        cancellation_policy: the cancellation policy.
+        company_name: the business's name.
+        company_phone: the business's phone number.
+    """
+
+    booking_id: int
+    reference: str
+    contact_id: int | None
+    customer_name: str
+    first_name: str
+    customer_phone: str | None
+    tour_name: str
+    description: str
+    tour_date: dt.date
+    start_time: dt.time
+    starts_at: dt.datetime
+    duration_minutes: int
+    meeting_point: str
+    meeting_address: str
+    latitude: float | None
+    longitude: float | None
+    guide_name: str
+    guide_phone: str
+    travelers: tuple[TravelerInfo, ...]
+    currency: str
+    total_cost: Decimal
+    paid: Decimal
+    balance_due: Decimal
+    packing_list: tuple[str, ...]
+    weather: WeatherOutlook
+    clothing: str
+    park_rules: str
+    safety: str
+    emergency_contacts: tuple[tuple[str, str], ...]
+    cancellation_policy: str
+    company_name: str
+    company_phone: str
+
+    @property
+    def missing_ids(self) -> tuple[str, ...]:
+        """Names of the travellers whose ID document is missing (or was rejected)."""
+        return tuple(
+            t.name
+            for t in self.travelers
+            if t.id_status in (IdStatus.MISSING.value, IdStatus.REJECTED.value)
+        )
+
+    @property
+    def payment_status(self) -> str:
+        """``Fully paid``, ``Partly paid (USD 50.00 of USD 120.00)`` or ``Not paid yet``."""
+        if self.balance_due <= 0:
+            return "Fully paid"
+        if self.paid > 0:
+            return (
+                f"Partly paid ({format_money(self.paid, self.currency)} of "
+                f"{format_money(self.total_cost, self.currency)})"
+            )
+        return "Not paid yet"
+
+    @property
+    def map_link(self) -> str:
+        """A Google Maps link to the meeting point."""
+        return maps_url(self.latitude, self.longitude, self.meeting_point, self.meeting_address)
+
+
+@dataclass(frozen=True, slots=True)
+class QuickAction:
+    """A row of the quick-actions list: the flow it starts, its title and description."""
+
+    flow: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """An approved template: its name, language, body parameters (by field) and text."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...]
+    text: str
+
+
+def maps_url(latitude: float | None, longitude: float | None, *names: str) -> str:
+    """A Google Maps search link: by coordinates when known, else by name and address."""
+    if latitude is not None and longitude is not None:
+        query = f"{latitude:.6f},{longitude:.6f}"
+    else:
+        query = ", ".join(n for n in names if n)
+    return f"https://www.google.com/maps/search/?api=1&query={quote_plus(query)}"
+
+
+def _date(day: dt.date) -> str:
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def _duration(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h" + (f" {rest} min" if rest else "")
+
+
+def _first_name(name: str) -> str:
+    words = name.split()
+    return words[0] if words else "there"
+
+
+async def load_summary_data(
+    session: AsyncSession,
+    booking_id: int,
+    *,
+    tz: ZoneInfo = BUSINESS_TIMEZONE,
+    weather: WeatherProvider | None = None,
+) -> SummaryData:
+    """Assemble a booking's summary data from storage.
+
+    Args:
+        session: a transaction.
+        booking_id: the booking.
+        tz: the business timezone (tour times are local times in it).
+        weather: the weather provider (default: the shipped climate table).
+
+    Raises:
+        NotFoundError: there is no such booking.
+    """
+    row = (
+        await session.execute(
+            select(Booking, Customer, Tour, Departure)
+            .join(Customer, Customer.id == Booking.customer_id)
+            .join(Tour, Tour.id == Booking.tour_id)
+            .join(Departure, Departure.id == Booking.departure_id)
+            .where(Booking.id == booking_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no booking {booking_id}")
+    booking, customer, tour, departure = row
+    travelers = (
+        await session.scalars(
+            select(Traveler).where(Traveler.booking_id == booking.id).order_by(Traveler.position)
+        )
+    ).all()
+    paid_sum = await session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0)).where(
+            Payment.booking_id == booking.id, Payment.status.in_(PAID_STATUSES)
+        )
+    )
+    paid = Decimal(paid_sum or 0).quantize(Decimal("0.01"))
+    provider = weather or default_provider()
+    place = " ".join((tour.name, tour.meeting_point, tour.meeting_address))
+    outlook = provider.outlook(place, departure.date)
+    clothing = clothing_advice(outlook)
+    if tour.clothing_advice:
+        clothing += " " + tour.clothing_advice
+    branding = load_branding()
+    return SummaryData(
+        booking_id=booking.id,
+        reference=booking.reference,
+        contact_id=customer.contact_id,
+        customer_name=customer.name,
+        first_name=_first_name(customer.name),
+        customer_phone=customer.phone,
+        tour_name=tour.name,
+        description=tour.description,
+        tour_date=departure.date,
+        start_time=tour.start_time,
+        starts_at=dt.datetime.combine(departure.date, tour.start_time, tz),
+        duration_minutes=tour.duration_minutes,
+        meeting_point=tour.meeting_point,
+        meeting_address=tour.meeting_address,
+        latitude=tour.meeting_latitude,
+        longitude=tour.meeting_longitude,
+        guide_name=tour.guide_name,
+        guide_phone=tour.guide_phone,
+        travelers=tuple(TravelerInfo(t.full_name, str(t.id_status.value)) for t in travelers),
+        currency=booking.currency,
+        total_cost=booking.total_cost,
+        paid=paid,
+        balance_due=max(booking.total_cost - paid, Decimal("0.00")),
+        packing_list=tuple(tour.packing_list or ()),
+        weather=outlook,
+        clothing=clothing,
+        park_rules=tour.park_rules,
+        safety=tour.safety_guidelines,
+        emergency_contacts=tuple(
+            (str(c.get("name", "")), str(c.get("phone", ""))) for c in tour.emergency_contacts
+        ),
+        cancellation_policy=tour.cancellation_policy,
+        company_name=branding.company_name,
+        company_phone=branding.phone or "",
+    )
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def _guide(data: SummaryData) -> str:
+    if not data.guide_name:
+        return "👤 Guide: to be confirmed (we'll send their name and number)"
+    phone = f", {data.guide_phone}" if data.guide_phone else ""
+    return f"👤 Guide: {data.guide_name}{phone}"
+
+
+def _meeting(data: SummaryData) -> list[str]:
+    lines = [f"📍 Meeting point: {data.meeting_point}"]
+    if data.meeting_address:
+        lines.append(f"    {data.meeting_address}")
+    lines.append(f"    Map: {data.map_link}")
+    return lines
+
+
+def _tour_details(data: SummaryData, heading: str) -> str:
+    lines = [heading, "", f"*🦁 {data.tour_name}*"]
+    if data.description:
+        lines.append(data.description)
+    lines += [
+        "",
+        f"📅 Date: {_date(data.tour_date)}",
+        f"🕗 Time: {data.start_time:%H:%M} (please arrive 15 minutes early)",
+        f"⏱️ Duration: {_duration(data.duration_minutes)}",
+        *_meeting(data),
+        _guide(data),
+    ]
+    return "\n".join(lines)
+
+
+def _booking_info(data: SummaryData) -> str:
+    lines = ["*🧾 Your booking*", f"Reference: {data.reference}", "Travellers:"]
+    for traveler in data.travelers:
+        mark = "✅ ID received" if traveler.name not in data.missing_ids else "⚠️ ID missing"
+        lines.append(f"• {traveler.name} ({mark})")
+    lines.append(f"Payment status: {data.payment_status}")
+    lines.append(f"Balance due: {format_money(data.balance_due, data.currency)}")
+    return "\n".join(lines)
+
+
+def _preparation(data: SummaryData) -> str:
+    lines = ["*🎒 Preparation*", "Packing list:"]
+    items = data.packing_list or ("water bottle", "sunscreen", "hat", "camera")
+    lines += [f"• {item}" for item in items]
+    lines += ["", f"🌤️ Weather outlook: {data.weather.text()}", "", f"👕 Clothing: {data.clothing}"]
+    return "\n".join(lines)
+
+
+def _contacts(data: SummaryData) -> list[str]:
+    lines = [f"• {name}: {phone}" for name, phone in data.emergency_contacts if name or phone]
+    if data.company_phone and all(data.company_phone != p for _n, p in data.emergency_contacts):
+        lines.append(f"• {data.company_name}: {data.company_phone}")
+    return lines
+
+
+def _important(data: SummaryData) -> str:
+    lines = ["*⚠️ Important information*"]
+    if data.park_rules:
+        lines += ["Park rules:", data.park_rules]
+    if data.safety:
+        lines += ["Safety:", data.safety]
+    lines.append("Emergency contacts:")
+    lines += _contacts(data) or ["• our team, by replying here"]
+    if data.cancellation_policy:
+        lines += ["Cancellation policy:", data.cancellation_policy]
+    return "\n".join(lines)
+
+
+def _missing(data: SummaryData) -> list[str]:
+    items = []
+    if data.balance_due > 0:
+        items.append(f"💳 Balance due: {format_money(data.balance_due, data.currency)}")
+    if data.missing_ids:
+        items.append("🪪 Traveller IDs missing: " + ", ".join(data.missing_ids))
+    if not data.customer_phone:
+        items.append("📇 Your contact details: please add a phone number")
+    return items
+
+
+def summary_sections(data: SummaryData, days: int, *, full: bool = False) -> list[str]:
+    """The summary's text sections for ``days`` before the tour.
+
+    Args:
+        data: the booking's data.
+        days: 7 (or any other number): the full summary; 3: a final check of what is
+            still missing; 1: last-minute details.
+
+    Returns:
+        Sections in order; :func:`pack_messages` fits them into messages.
+    """
+    name = data.first_name
+    if days == 1 and not full:
+        lines = [
+            f"Hi {name}! 🌅 Your *{data.tour_name}* is tomorrow, {_date(data.tour_date)}.",
+            "",
+            f"🕗 Meet at {data.start_time:%H:%M} (please be there 15 minutes early)",
+            *_meeting(data),
+            "",
+            f"🌤️ Weather outlook: {data.weather.text()}",
+            f"👕 {data.clothing}",
+            "",
+            _guide(data),
+        ]
+        missing = _missing(data)
+        if missing:
+            lines += ["", "Still open:", *missing]
+        lines += ["", f"Booking {data.reference}. Have a wonderful safari! 🦒"]
+        return ["\n".join(lines)]
+    if days == 3 and not full:
+        lines = [
+            f"Hi {name}! Your *{data.tour_name}* on {_date(data.tour_date)} is {days} days "
+            f"away. A final check of booking {data.reference}:",
+            "",
+        ]
+        missing = _missing(data)
+        if missing:
+            lines += ["Still missing:", *missing, "", "Use the options below to sort it out."]
+        else:
+            lines.append("✅ Everything is in order: fully paid and all IDs received.")
+        lines += ["", f"📅 {_date(data.tour_date)} at {data.start_time:%H:%M}"]
+        lines += _meeting(data)
+        return ["\n".join(lines)]
+    when = {0: "today", 1: "tomorrow"}.get(days, f"in {days} days")
+    heading = f"Hi {name}! 🌍 Here is the summary of your upcoming safari ({when})."
+    return [
+        _tour_details(data, heading),
+        _booking_info(data),
+        _preparation(data),
+        _important(data),
+    ]
+
+
+def id_reminder_text(data: SummaryData) -> str:
+    """A reminder listing the travellers whose ID document is still missing."""
+    starts = f"{_date(data.tour_date)} at {data.start_time:%H:%M}"
+    lines = [
+        f"Hi {data.first_name}, your *{data.tour_name}* starts {starts} and we still need "
+        f"an ID document (passport or national ID) for:",
+        *[f"• {name}" for name in data.missing_ids],
+        "",
+        f"Booking {data.reference}. Tap *Upload IDs* to send a photo of each, right here.",
+    ]
+    return "\n".join(lines)
+
+
+def quick_actions(data: SummaryData, days: int, *, full: bool = False) -> list[QuickAction]:
+    """The quick actions to offer: all four in the full summary, what is needed at 3 days."""
+    pay = QuickAction(
+        "payment_flow",
+        "Pay balance",
+        f"{format_money(data.balance_due, data.currency)} due"
+        if data.balance_due > 0
+        else "Fully paid: see your payments",
+    )
+    details = QuickAction("update_details_flow", "Update details", "Name, e-mail or phone")
+    ids = QuickAction(
+        "id_upload_flow",
+        "Upload IDs",
+        f"{len(data.missing_ids)} missing" if data.missing_ids else "All received",
+    )
+    support = QuickAction("support_flow", "Contact support", "A person from our team replies")
+    if days == 3 and not full:
+        needed = []
+        if data.balance_due > 0:
+            needed.append(pay)
+        if data.missing_ids:
+            needed.append(ids)
+        if not data.customer_phone:
+            needed.append(details)
+        return [*needed, support]
+    if days == 1 and not full:
+        return []
+    return [pay, details, ids, support]
+
+
+def _split_long(section: str, limit: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for raw in section.split("\n"):
+        line = raw
+        while len(line) > limit:
+            chunks += [current] if current else []
+            current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def pack_messages(sections: Iterable[str], limit: int = TEXT_LIMIT) -> list[str]:
+    """Join sections (blank line between) into as few messages as fit under ``limit``.
+
+    A section longer than the limit is split at line breaks (a line longer than the limit
+    is cut into pieces).
+    """
+    messages: list[str] = []
+    current = ""
+    for section in sections:
+        for chunk in _split_long(section.strip(), limit):
+            candidate = f"{current}\n\n{chunk}" if current else chunk
+            if len(candidate) > limit:
+                messages.append(current)
+                current = chunk
+            else:
+                current = candidate
+    if current:
+        messages.append(current)
+    return [m for m in messages if m.strip()]
+
+
+# --- fallback templates -------------------------------------------------------------------
+
+
+@functools.cache
+def _specs(path: Path) -> dict[str, TemplateSpec]:
+    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    language = str(raw.get("language", "en_US"))
+    return {
+        key: TemplateSpec(
+            name=str(spec.get("name", key)),
+            language=str(spec.get("language", language)),
+            parameters=tuple(str(p) for p in spec.get("parameters", ())),
+            text=str(spec.get("text", "")),
+        )
+        for key, spec in (raw.get("templates") or {}).items()
+    }
+
+
+def load_template_specs(path: Path = DEFAULT_TEMPLATES) -> dict[str, TemplateSpec]:
+    """The configured fallback templates by key (``tour_summary_7d``, ``id_reminder``)."""
+    return _specs(path)
+
+
+def template_parameters(spec: TemplateSpec, data: SummaryData) -> tuple[str, ...]:
+    """The template's body parameters, filled from the data in the configured order."""
+    values = _template_values(data)
+    return tuple(values.get(name, "") for name in spec.parameters)
+
+
+def template_text(spec: TemplateSpec, data: SummaryData) -> str:
+    """The template's text with the data filled in (for the sandbox and the chat)."""
+    values = _template_values(data)
+    try:
+        return spec.text.format(**values) if spec.text else ""
+    except (KeyError, IndexError, ValueError):
+        return spec.text
+
+
+def _template_values(data: SummaryData) -> dict[str, str]:
+    return {
+        "first_name": data.first_name,
+        "customer_name": data.customer_name,
+        "tour_name": data.tour_name,
+        "tour_date": _date(data.tour_date),
+        "tour_time": f"{data.start_time:%H:%M}",
+        "reference": data.reference,
+        "missing_ids": ", ".join(data.missing_ids),
+    }
+
+
+def summary_template_key(days: int) -> str:
+    """``tour_summary_7d`` for the configured days, else the generic ``tour_summary``."""
+    return f"tour_summary_{days}d" if days in SUMMARY_DAYS else "tour_summary"
