@@ -786,16 +786,22 @@ class _Turn:
         return list(self.replies)
 
 
+async def release_in(session: AsyncSession, contact_id: int) -> bool:
+    """In the caller's transaction, give a handed-off conversation back to the bot;
+    returns whether it was handed off."""
+    await lock_contact(session, contact_id)
+    conversation = await session.get(Conversation, contact_id)
+    if conversation is None or conversation.handed_off_at is None:
+        return False
+    conversation.handed_off_at = None
+    conversation.handoff_reason = None
+    return True
+
+
 async def release_handoff(db: Database, contact_id: int) -> bool:
     """Give a handed-off conversation back to the bot; returns whether it was handed off."""
     async with db.transaction() as session:
-        await lock_contact(session, contact_id)
-        conversation = await session.get(Conversation, contact_id)
-        if conversation is None or conversation.handed_off_at is None:
-            return False
-        conversation.handed_off_at = None
-        conversation.handoff_reason = None
-        return True
+        return await release_in(session, contact_id)
 
 
 async def conversation_replies(db: Database, contact_id: int, after_id: int = 0) -> list[Reply]:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.engine import release_in
 from flows.errors import ActionError
 from storage import (
     PAID_STATUSES,
@@ -22,7 +23,6 @@ from storage import (
     Booking,
     BookingStatus,
     Contact,
-    Conversation,
     Customer,
     Departure,
     NotFoundError,
@@ -31,7 +31,6 @@ from storage import (
     PaymentStatus,
     Tour,
     Traveler,
-    lock_contact,
     utcnow,
 )
 
@@ -255,12 +254,8 @@ async def cancel_booking(
 
 async def release_conversation(session: AsyncSession, contact_id: int, *, actor: str) -> bool:
     """Give a conversation handed to a person back to the bot."""
-    await lock_contact(session, contact_id)
-    conversation = await session.get(Conversation, contact_id)
-    if conversation is None or conversation.handed_off_at is None:
+    if not await release_in(session, contact_id):
         return False
-    conversation.handed_off_at = None
-    conversation.handoff_reason = None
     await _audit(session, actor, "release_conversation", f"contact {contact_id}")
     return True
 
