@@ -10,65 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from bot.apps import load_app
+from bot.cli_common import load_app_from as _app
+from bot.cli_common import load_settings as _settings
+from bot.cli_common import phone as _phone
+from bot.cli_common import run as _run
+from bot.cli_common import with_db as _with_db
 from bot.settings import Settings
 from flows import App, Engine, FlowError, load_flow_file
-from storage import Database, NyalaError, migrate
+from storage import Database, NyalaError
 
 T = TypeVar("T")
 DEFAULT_CHAT_PHONE = "263771234567"
 log = logging.getLogger("nyala.bot")
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise click.UsageError(f"bad setting {first['loc'][0]}: {first['msg']}") from None
-
-
-def _phone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    digits = re.sub(r"[\s\-()]", "", value).removeprefix("+")
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise click.BadParameter(f"{value!r} is not a phone number in international form")
-    return digits
-
-
-async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    db = Database(settings.database_url)
-    try:
-        await db.check()
-        await migrate(db)
-        return await work(db)
-    finally:
-        await db.dispose()
-
-
-def _run(coro: Awaitable[T]) -> T:
-    async def runner() -> T:
-        return await coro
-
-    return asyncio.run(runner())
-
-
-def _app(ctx: click.Context) -> App:
-    target: str = ctx.obj["app"]
-    app = load_app(target)
-    app.check()
-    return app
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
