@@ -10,6 +10,7 @@ from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
 from storage.notifications import Notification
+from storage.operators import ConsoleSession, LoginAttempt, Operator  # noqa: F401 - console tables
 from storage.provider_events import ProviderEvent
 from storage.receipts import Receipt, ReceiptCounter
 from storage.tours import Departure, Tour
