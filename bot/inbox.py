@@ -13,19 +13,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
 from bot.outbox import mark_read_row
-from bot.payloads import IncomingMessage, WebhookBatch
+from bot.payloads import IncomingMessage, Sender, WebhookBatch
 from bot.statuses import apply_status
 from flows import Engine
 from storage import (
+    Contact,
     Database,
     IgnoredUpdate,
     InboundMessage,
@@ -58,10 +60,24 @@ async def store_batch(
     clock: Clock = utcnow,
 ) -> Stored:
     """Store a parsed webhook delivery in one transaction (retried on a unique clash)."""
+    return (await store_batches(db, [batch], mark_read=mark_read, clock=clock))[0]
+
+
+async def store_batches(
+    db: Database,
+    batches: Sequence[WebhookBatch],
+    *,
+    mark_read: bool,
+    clock: Clock = utcnow,
+) -> list[Stored]:
+    """Store several deliveries in ONE transaction (retried on a unique clash).
+
+    Either all of them are durable when this returns, or none is (an exception).
+    """
     for attempt in range(3):
         try:
             async with db.transaction() as session:
-                return await _store(session, batch, mark_read=mark_read, now=clock())
+                return await _store(session, batches, mark_read=mark_read, now=clock())
         except IntegrityError:
             # Another process stored the same message or contact at this moment.
             if attempt == 2:
@@ -69,64 +85,219 @@ async def store_batch(
     raise AssertionError("unreachable")
 
 
+class GroupCommit:
+    """Group commit for the webhook: concurrent deliveries share one transaction.
+
+    :meth:`store` queues a delivery and returns once it is durably committed. One
+    writer at a time stores everything queued in one transaction and one commit; what
+    arrives meanwhile waits for the next one, so under load many requests share each
+    commit, and a lone request is stored at once. If a shared transaction fails, each
+    of its deliveries is stored on its own, so one bad delivery never fails the others.
+
+    Args:
+        db: the database.
+        mark_read: queue a read receipt for each new message (live mode only).
+        max_group: the most deliveries in one transaction.
+        clock: the time source.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        mark_read: bool,
+        max_group: int = 256,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.mark_read = mark_read
+        self.max_group = max_group
+        self.clock = clock
+        self._queued: list[tuple[WebhookBatch, asyncio.Future[Stored]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed (the benchmark reads it)
+
+    async def store(self, batch: WebhookBatch) -> Stored:
+        """Store one delivery durably (together with whatever else is queued)."""
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queued.append((batch, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="inbox-group-commit")
+        # A cancelled request does not cancel the others' transaction.
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        while self._queued:
+            group = self._queued[: self.max_group]
+            del self._queued[: self.max_group]
+            batches = [batch for batch, _ in group]
+            try:
+                results = await store_batches(
+                    self.db, batches, mark_read=self.mark_read, clock=self.clock
+                )
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0][1], error=exc)
+                else:
+                    await self._write_alone(group)
+                continue
+            self.commits += 1
+            for (_, future), result in zip(group, results, strict=True):
+                _settle(future, result=result)
+
+    async def _write_alone(self, group: list[tuple[WebhookBatch, asyncio.Future[Stored]]]) -> None:
+        for batch, future in group:
+            try:
+                result = await store_batch(
+                    self.db, batch, mark_read=self.mark_read, clock=self.clock
+                )
+            except Exception as exc:
+                _settle(future, error=exc)
+            else:
+                self.commits += 1
+                _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[Stored],
+    *,
+    result: Stored | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
 async def _store(
-    session: AsyncSession, batch: WebhookBatch, *, mark_read: bool, now: dt.datetime
-) -> Stored:
-    result = Stored()
-    ids = [m.message.id for m in batch.messages]
-    existing = set(
-        (
-            await session.scalars(
-                select(InboundMessage.wa_message_id).where(InboundMessage.wa_message_id.in_(ids))
-            )
-        ).all()
-    ) if ids else set()  # fmt: skip
-    for incoming in batch.messages:
-        if incoming.message.id in existing:
-            result.duplicates += 1
-            continue
-        existing.add(incoming.message.id)
-        await _store_message(session, incoming, mark_read=mark_read, now=now, result=result)
-    for status in batch.statuses:
+    session: AsyncSession,
+    batches: Sequence[WebhookBatch],
+    *,
+    mark_read: bool,
+    now: dt.datetime,
+) -> list[Stored]:
+    results = [Stored() for _ in batches]
+    existing = await _existing_ids(
+        session, [m.message.id for batch in batches for m in batch.messages]
+    )
+    fresh: list[tuple[Stored, IncomingMessage]] = []
+    for batch, result in zip(batches, results, strict=True):
+        for incoming in batch.messages:
+            if incoming.message.id in existing:
+                result.duplicates += 1
+                continue
+            existing.add(incoming.message.id)
+            fresh.append((result, incoming))
+    if fresh:
+        await _store_messages(session, fresh, mark_read=mark_read, now=now)
+    # In wamid order, so two transactions never take the same wamid locks crosswise.
+    statuses = sorted(
+        ((result, status) for batch, result in zip(batches, results, strict=True)
+         for status in batch.statuses),
+        key=lambda pair: pair[1].wa_message_id,
+    )  # fmt: skip
+    for result, status in statuses:
         if await apply_status(session, status, now):
             result.statuses += 1
         else:
             result.ignored += 1
-    for ignored in batch.ignored:
-        session.add(IgnoredUpdate(received_at=now, what=ignored.what[:200], reason=ignored.reason))
-        result.ignored += 1
-    return result
+    for batch, result in zip(batches, results, strict=True):
+        for ignored in batch.ignored:
+            session.add(
+                IgnoredUpdate(received_at=now, what=ignored.what[:200], reason=ignored.reason)
+            )
+            result.ignored += 1
+    return results
 
 
-async def _store_message(
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
+async def _existing_ids(session: AsyncSession, ids: list[str]) -> set[str]:
+    """Which of these WhatsApp message ids are stored already."""
+    found: set[str] = set()
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = await session.execute(
+            select(_INBOUND.c.wa_message_id).where(_INBOUND.c.wa_message_id.in_(chunk))
+        )
+        found.update(rows.scalars())
+    return found
+
+
+_INBOUND = cast(Table, InboundMessage.__table__)
+_CONTACTS = cast(Table, Contact.__table__)
+
+
+async def _contact_ids(session: AsyncSession, senders: list[Sender]) -> list[int]:
+    """The contact id of each sender; one query when they are all known and unchanged.
+
+    A new contact, or one whose name or ids changed, goes through
+    :func:`storage.get_or_create_contact` (which creates or updates it).
+    """
+    wa_ids = sorted({s.wa_id for s in senders if s.wa_id})
+    known: dict[str, tuple[int, str | None, str | None]] = {}
+    for start in range(0, len(wa_ids), _IN_CHUNK):
+        c = _CONTACTS.c
+        rows = await session.execute(
+            select(c.wa_id, c.id, c.user_id, c.profile_name).where(
+                c.wa_id.in_(wa_ids[start : start + _IN_CHUNK])
+            )
+        )
+        for wa_id, contact_id, user_id, profile_name in rows:
+            known[wa_id] = (contact_id, user_id, profile_name)
+    ids: list[int] = []
+    for sender in senders:
+        name = sender.profile_name or sender.username
+        row = known.get(sender.wa_id) if sender.wa_id else None
+        if row is not None:
+            contact_id, user_id, profile_name = row
+            if (not sender.user_id or user_id) and (not name or name == profile_name):
+                ids.append(contact_id)
+                continue
+        contact = await get_or_create_contact(
+            session, wa_id=sender.wa_id, user_id=sender.user_id, profile_name=name
+        )
+        if sender.wa_id:
+            known[sender.wa_id] = (contact.id, contact.user_id, contact.profile_name)
+        ids.append(contact.id)
+    return ids
+
+
+async def _store_messages(
     session: AsyncSession,
-    incoming: IncomingMessage,
+    fresh: list[tuple[Stored, IncomingMessage]],
     *,
     mark_read: bool,
     now: dt.datetime,
-    result: Stored,
 ) -> None:
-    sender = incoming.sender
-    contact = await get_or_create_contact(
-        session,
-        wa_id=sender.wa_id,
-        user_id=sender.user_id,
-        profile_name=sender.profile_name or sender.username,
+    """Insert new messages with one multi-row INSERT (ids returned in order)."""
+    contact_ids = await _contact_ids(session, [incoming.sender for _, incoming in fresh])
+    rows = [
+        {
+            "wa_message_id": incoming.message.id,
+            "contact_id": contact_id,
+            "kind": incoming.message.kind,
+            "payload": incoming.message.to_payload(),
+            "received_at": now,
+            "sent_at": incoming.message.timestamp,
+            "status": InboundStatus.PENDING,
+        }
+        for (_, incoming), contact_id in zip(fresh, contact_ids, strict=True)
+    ]
+    inserted = await session.execute(
+        insert(_INBOUND).returning(_INBOUND.c.id, sort_by_parameter_order=True), rows
     )
-    row = InboundMessage(
-        wa_message_id=incoming.message.id,
-        contact_id=contact.id,
-        kind=incoming.message.kind,
-        payload=incoming.message.to_payload(),
-        received_at=now,
-        sent_at=incoming.message.timestamp,
-    )
-    session.add(row)
-    await session.flush()
-    if mark_read and incoming.message.kind != "reaction":
-        session.add(mark_read_row(contact.id, row.id, incoming.message.id, now))
-    result.contacts.add(contact.id)
-    result.new_messages += 1
+    row_ids = list(inserted.scalars())
+    for (result, incoming), contact_id, row_id in zip(fresh, contact_ids, row_ids, strict=True):
+        if mark_read and incoming.message.kind != "reaction":
+            session.add(mark_read_row(contact_id, row_id, incoming.message.id, now))
+        result.contacts.add(contact_id)
+        result.new_messages += 1
 
 
 class Inbox:
