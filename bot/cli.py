@@ -23,6 +23,7 @@ from bot.cli_common import load_settings as _settings
 from bot.cli_common import phone as _phone
 from bot.cli_common import run as _run
 from bot.cli_common import with_db as _with_db
+from bot.cli_console import operator
 from bot.settings import Settings
 from flows import App, Engine, FlowError, load_flow_file
 from storage import Database, NyalaError
@@ -170,6 +171,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
     async def check(db: Database) -> None:
         await _autoload_demo(db, app)
+        from bot.console.accounts import ensure_first_admin, first_admin_notice
+
+        if first := await ensure_first_admin(db):  # printed once to the terminal, not logged
+            click.echo(first_admin_notice(first, f"http://{host}:{port}/console"), err=True)
 
     _run(_with_db(settings, check))
     for note in startup_warnings(settings):
@@ -541,6 +546,9 @@ def handoff_release(ctx: click.Context, phone: str) -> None:
 
     released = _run(_with_db(settings, work))
     click.echo(f"+{phone}: {'back with the bot' if released else 'was not handed off'}")
+
+
+cli.add_command(operator)
 
 
 def main(argv: list[str] | None = None) -> None:

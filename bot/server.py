@@ -258,4 +258,7 @@ def create_app(settings: Settings, flow_app: App) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_post(CALLBACK_PATH, _omari_callback)
+    from bot import console  # the console uses this module's keys: imported once they exist
+
+    console.setup(app)
     return app

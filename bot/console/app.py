@@ -1,0 +1,262 @@
+"""The console's aiohttp sub-application: middlewares, login and logout, static files."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+
+from bot.console import sessions
+from bot.console.web import (
+    COOKIE,
+    CURRENT,
+    LOGIN_CSRF_COOKIE,
+    PREFIX,
+    SECURITY_HEADERS,
+    TEMPLATES,
+    Handler,
+    client_ip,
+    csrf_ok,
+    db_of,
+    is_https,
+    local_path,
+    me,
+    redirect,
+    render,
+)
+
+log = logging.getLogger("nyala.console")
+
+HERE = Path(__file__).parent
+PUBLIC = (PREFIX + "/login", PREFIX + "/static/")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _is_public(path: str) -> bool:
+    return path == PUBLIC[0] or path.startswith(PUBLIC[1])
+
+
+def _to_login(request: web.Request) -> web.StreamResponse:
+    """Send a request without a valid session to the login page, keeping where it was
+    going (for a POST, the page it came from: the browser keeps the typed draft)."""
+    if request.method in SAFE_METHODS:
+        target = request.path_qs
+        expired = bool(request.cookies.get(COOKIE))
+    else:
+        referer = request.headers.get("Referer", "")
+        target = local_path(referer.split(request.host, 1)[-1] if referer else "")
+        expired = True
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return web.json_response({"error": "log in first"}, status=401)
+    query = {"next": local_path(target)}
+    if expired:
+        query["expired"] = "1"
+    location = request.app.router["login"].url_for().with_query(query)
+    response = web.HTTPSeeOther(str(location))
+    if expired:
+        response.del_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Friendly error pages; never a traceback in the browser."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not found", "message": "There is nothing at this address."},
+            status=404,
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("console page %s failed", request.path)
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Something went wrong",
+                "message": "The page could not be shown; the error was logged. "
+                "Try again, or go back.",
+            },
+            status=500,
+        )
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Login required everywhere but the login page and static files; CSRF on POSTs."""
+    if not _is_public(request.path):
+        token = request.cookies.get(COOKIE, "")
+        current = await sessions.current(db_of(request), token) if token else None
+        if current is None:
+            return _to_login(request)
+        request[CURRENT] = current
+        if request.method not in SAFE_METHODS:
+            form = await request.post()
+            if not csrf_ok(request, form, current.csrf_token):
+                return render(
+                    request,
+                    "error.html",
+                    {
+                        "title": "Form expired",
+                        "message": "This form's security token is missing or out of date "
+                        "(CSRF protection). Go back, reload the page and try again.",
+                    },
+                    status=403,
+                )
+    response = await handler(request)
+    for name, value in SECURITY_HEADERS.items():
+        if name == "Cache-Control" and request.path.startswith(PUBLIC[1]):
+            continue
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    """The login form (an operator already logged in goes on to the console)."""
+    target = local_path(request.query.get("next"))
+    token = request.cookies.get(COOKIE, "")
+    if token and await sessions.current(db_of(request), token) is not None:
+        raise web.HTTPSeeOther(target)
+    return _login_form(request, target=target, expired=request.query.get("expired") == "1")
+
+
+def _login_form(
+    request: web.Request,
+    *,
+    target: str,
+    expired: bool = False,
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+) -> web.Response:
+    login_csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        {
+            "next": target,
+            "expired": expired,
+            "error": error,
+            "username": username,
+            "login_csrf": login_csrf,
+        },
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        login_csrf,
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=is_https(request),
+    )
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check the credentials; set the session cookie and go on, or show why not."""
+    form = await request.post()
+    target = local_path(str(form.get("next") or ""))
+    username = str(form.get("username") or "")[:64]
+    password = str(form.get("password") or "")
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not csrf_ok(request, form, expected):
+        return _login_form(
+            request,
+            target=target,
+            username=username,
+            error="The login form expired. Please try again.",
+            status=403,
+        )
+    if not username or not password:
+        return _login_form(
+            request, target=target, username=username,
+            error="Enter your username and password.", status=400,
+        )  # fmt: skip
+    result = await sessions.log_in(
+        db_of(request),
+        username,
+        password,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent"),
+    )
+    if result.limited:
+        return _login_form(
+            request,
+            target=target,
+            username=username,
+            error="Too many failed attempts. Wait 15 minutes and try again, or ask an "
+            "admin to reset your password.",
+            status=429,
+        )
+    if result.token is None:
+        return _login_form(
+            request, target=target, username=username,
+            error="Wrong username or password.", status=401,
+        )  # fmt: skip
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        COOKIE,
+        result.token,
+        path=PREFIX,
+        max_age=int(sessions.MAX_AGE.total_seconds()),
+        httponly=True,
+        samesite="Lax",
+        secure=is_https(request),
+    )
+    response.del_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session."""
+    await sessions.log_out(db_of(request), me(request))
+    response = redirect(PREFIX + "/login", "You are logged out.")
+    response.del_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    from bot.console import formatting
+
+    env.filters.update(formatting.FILTERS)
+    return env
+
+
+def build_console() -> web.Application:
+    """The console as an application to mount under :data:`PREFIX`."""
+    from bot.console import pages
+
+    console = web.Application(middlewares=[errors, guard])
+    console[TEMPLATES] = _environment()
+    console.router.add_get("/login", login_page, name="login")
+    console.router.add_post("/login", login)
+    console.router.add_post("/logout", logout, name="logout")
+    console.router.add_static("/static", HERE / "static", name="static")
+    pages.add_routes(console)
+    return console
+
+
+async def _to_console(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(PREFIX + "/")
+
+
+def setup(app: web.Application) -> None:
+    """Mount the console under ``/console`` of the server ``app``."""
+    app.add_subapp(PREFIX, build_console())
+    app.router.add_get(PREFIX, _to_console)

@@ -1,0 +1,107 @@
+"""Jinja filters for console pages: times, durations, money, status badges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from storage import utcnow
+
+# Status → badge colour (CSS class ``badge-<colour>``).
+BADGES = {
+    "completed": "green", "confirmed": "green", "approved": "green", "delivered": "green",
+    "read": "green", "done": "green", "verified": "green", "sent": "blue", "received": "blue",
+    "active": "blue", "entered": "blue", "queued": "blue", "pending": "amber",
+    "retry": "amber", "skipped": "grey", "sandbox": "grey", "missing": "amber",
+    "abandoned": "grey", "cancelled": "grey", "refunded": "grey", "error": "red",
+    "failed": "red", "rejected": "red", "admin": "purple", "agent": "blue", "viewer": "grey",
+}  # fmt: skip
+
+
+def when(value: dt.datetime | None) -> str:
+    """``2026-11-25 14:03`` (UTC), or an em dash."""
+    if value is None:
+        return "—"
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def when_seconds(value: dt.datetime | None) -> str:
+    """``14:03:27`` with the date when it is not today (UTC)."""
+    if value is None:
+        return "—"
+    value = value.astimezone(dt.UTC)
+    if value.date() == utcnow().date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: dt.datetime | None) -> str:
+    """``3 min ago``, ``2 h ago``, ``5 d ago``."""
+    if value is None:
+        return "—"
+    seconds = (utcnow() - value).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def duration(seconds: float | None) -> str:
+    """``4.2 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def money(amount: Decimal | float | None, currency: str = "") -> str:
+    """``USD 1,250.00``."""
+    if amount is None:
+        return "—"
+    return f"{currency} {Decimal(amount):,.2f}".strip()
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """``82.5 %`` from 82.5 (a percentage, not a fraction)."""
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f} %"
+
+
+def badge(value: Any) -> str:
+    """The badge colour of a status."""
+    return BADGES.get(str(getattr(value, "value", value)), "grey")
+
+
+def label(value: Any) -> str:
+    """An enum's value, or the value as text."""
+    return str(getattr(value, "value", value))
+
+
+def phone(value: str | None) -> str:
+    """``+263771234567``."""
+    if not value:
+        return "—"
+    return value if value.startswith("+") else f"+{value}"
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "when": when,
+    "when_seconds": when_seconds,
+    "ago": ago,
+    "duration": duration,
+    "money": money,
+    "percent": percent,
+    "badge": badge,
+    "label": label,
+    "phone": phone,
+}

@@ -1,0 +1,285 @@
+"""Payments: the queue awaiting approval, a payment with its proof, approve and reject
+(approval sends the customer the news and the receipt), Generate Receipt, downloads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.console.accounts import audit
+from bot.console.filters import PAGE_SIZE, Filters, page_of
+from bot.console.pages.files import file_response
+from bot.console.web import (
+    db_of,
+    flow_app_of,
+    me,
+    redirect,
+    render,
+    requires,
+    settings_of,
+)
+from documents.receipts import ReceiptError, issue_receipt, stored_receipt
+from flows import ActionError
+from flows.messages import Text
+from storage import (
+    AuditEntry,
+    Booking,
+    Customer,
+    NotFoundError,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    StoredFile,
+    Tour,
+    utcnow,
+)
+from storage.operators import OperatorRole
+
+routes = web.RouteTableDef()
+STATUSES = [s.value for s in PaymentStatus]
+REASON_MAX = 500
+
+
+def _payment_id(request: web.Request) -> int:
+    raw = request.match_info["payment_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound
+    return int(raw)
+
+
+@routes.get("/payments")
+async def payments_list(request: web.Request) -> web.StreamResponse:
+    """Payments awaiting approval first (oldest first), or any status."""
+    filters = Filters(request)
+    status = filters.choice("status", [*STATUSES, "all"], default="pending")
+    method = filters.choice("method", [m.value for m in PaymentMethod])
+    reference = filters.text("q", max_length=40)
+    number = filters.page()
+    query = (
+        select(Payment, Booking.reference, Customer.name, Tour.name, Receipt.number)
+        .join(Booking, Booking.id == Payment.booking_id)
+        .join(Customer, Customer.id == Booking.customer_id)
+        .join(Tour, Tour.id == Booking.tour_id)
+        .outerjoin(Receipt, Receipt.payment_id == Payment.id)
+    )
+    if status != "all":
+        query = query.where(Payment.status == PaymentStatus(status))
+    if method:
+        query = query.where(Payment.method == PaymentMethod(method))
+    if reference:
+        query = query.where(Booking.reference == reference.upper())
+    order = Payment.id.asc() if status == "pending" else Payment.id.desc()
+    query = query.order_by(order).limit(PAGE_SIZE + 1).offset((number - 1) * PAGE_SIZE)
+    async with db_of(request).read() as session:
+        rows = list((await session.execute(query)).all())
+    page = page_of(filters, rows, number)
+    return render(
+        request,
+        "payments.html",
+        {
+            "title": "Payments",
+            "rows": rows,
+            "page": page,
+            "status": status,
+            "method": method or "",
+            "q": reference or "",
+            "statuses": STATUSES,
+            "methods": [m.value for m in PaymentMethod],
+        },
+    )
+
+
+async def _load(request: web.Request, payment_id: int) -> dict[str, object]:
+    async with db_of(request).read() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            raise web.HTTPNotFound
+        booking = await session.get(Booking, payment.booking_id)
+        assert booking is not None
+        customer = await session.get(Customer, booking.customer_id)
+        tour = await session.get(Tour, booking.tour_id)
+        proof = None
+        if payment.proof_file_id is not None:
+            proof = (
+                await session.execute(
+                    select(StoredFile.id, StoredFile.filename, StoredFile.mime_type,
+                           StoredFile.size).where(StoredFile.id == payment.proof_file_id)
+                )  # fmt: skip
+            ).first()
+        receipt = await session.scalar(select(Receipt).where(Receipt.payment_id == payment_id))
+        history = list(
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.target == f"payment {payment_id}")
+                .order_by(AuditEntry.id.desc())
+                .limit(20)
+            )
+        )
+    return {
+        "payment": payment,
+        "booking": booking,
+        "customer": customer,
+        "tour": tour,
+        "proof": proof,
+        "receipt": receipt,
+        "history": history,
+    }
+
+
+@routes.get("/payments/{payment_id}")
+async def payment_detail(request: web.Request) -> web.StreamResponse:
+    """One payment: amounts, the proof, the receipt, what was done to it."""
+    payment_id = _payment_id(request)
+    context = await _load(request, payment_id)
+    return render(request, "payment.html", {"title": f"Payment {payment_id}", **context})
+
+
+@routes.get("/payments/{payment_id}/proof")
+async def payment_proof(request: web.Request) -> web.StreamResponse:
+    """The uploaded proof of payment (audited: it is a customer's document)."""
+    payment_id = _payment_id(request)
+    db = db_of(request)
+    async with db.read() as session:
+        file_id = await session.scalar(
+            select(Payment.proof_file_id).where(Payment.id == payment_id)
+        )
+        row = await session.get(StoredFile, file_id) if file_id else None
+    if row is None:
+        raise web.HTTPNotFound
+    async with db.transaction() as session:
+        audit(session, me(request).username, "view_proof", f"payment {payment_id}")
+    return file_response(row, download=request.query.get("download") == "1")
+
+
+@routes.get("/payments/{payment_id}/receipt.pdf")
+async def receipt_download(request: web.Request) -> web.StreamResponse:
+    """The stored PDF receipt of a payment (audited)."""
+    payment_id = _payment_id(request)
+    db = db_of(request)
+    async with db.read() as session:
+        issued = await stored_receipt(session, payment_id)
+    if issued is None:
+        raise web.HTTPNotFound
+    async with db.transaction() as session:
+        audit(session, me(request).username, "download_receipt", f"payment {payment_id}",
+              issued.number)  # fmt: skip
+    return web.Response(
+        body=issued.pdf,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{issued.filename}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@routes.post("/payments/{payment_id}/approve")
+@requires(OperatorRole.ADMIN)
+async def approve(request: web.Request) -> web.StreamResponse:
+    """Approve a pending payment: the booking is confirmed, the customer gets the news and
+    the receipt (one transaction)."""
+    from flows.safari.receipts import approve_payment_and_send_receipt
+
+    payment_id = _payment_id(request)
+    back = f"/console/payments/{payment_id}"
+    try:
+        async with db_of(request).transaction() as session:
+            payment = await approve_payment_and_send_receipt(
+                session,
+                payment_id,
+                actor=me(request).username,
+                sandbox=settings_of(request).sandbox,
+            )
+            number = await session.scalar(
+                select(Receipt.number).where(Receipt.payment_id == payment_id)
+            )
+    except NotFoundError:
+        raise web.HTTPNotFound from None
+    except ActionError as exc:
+        return redirect(back, f"Not approved: {exc}", kind="error")
+    sent = f" Receipt {number} was sent to the customer." if number else (
+        " The receipt could not be made now (logged); use Generate Receipt to retry."
+    )
+    return redirect(back, f"Payment {payment.id} approved.{sent}")
+
+
+@routes.post("/payments/{payment_id}/reject")
+@requires(OperatorRole.ADMIN)
+async def reject(request: web.Request) -> web.StreamResponse:
+    """Reject a pending payment with a reason the customer is told."""
+    from flows.safari import operations
+    from flows.safari.omari import queue_customer_replies
+
+    payment_id = _payment_id(request)
+    back = f"/console/payments/{payment_id}"
+    form = await request.post()
+    reason = " ".join(str(form.get("reason") or "").split())
+    if not reason:
+        return redirect(back, "Say why the payment is rejected (the customer is told).",
+                        kind="error")  # fmt: skip
+    reason = reason[:REASON_MAX]
+    try:
+        async with db_of(request).transaction() as session:
+            payment = await operations.reject_payment(
+                session, payment_id, actor=me(request).username, reason=reason
+            )
+            booking = await session.get(Booking, payment.booking_id)
+            assert booking is not None
+            text = (
+                f"⚠️ We could not accept your payment for booking {booking.reference}: "
+                f"{reason}. Type *pay* to try again, or *support* to talk to us."
+            )
+            await queue_customer_replies(
+                session, booking, [Text(text)], sandbox=settings_of(request).sandbox,
+                now=utcnow(),
+            )  # fmt: skip
+    except NotFoundError:
+        raise web.HTTPNotFound from None
+    except ActionError as exc:
+        return redirect(back, f"Not rejected: {exc}", kind="error")
+    return redirect(back, f"Payment {payment_id} rejected; the customer was told why.")
+
+
+@routes.post("/payments/{payment_id}/receipt")
+@requires(OperatorRole.ADMIN)
+async def generate_receipt(request: web.Request) -> web.StreamResponse:
+    """Generate Receipt: issue the receipt of a paid payment (or find the one issued) and,
+    unless unticked, send it to the customer."""
+    from flows.safari.omari import queue_customer_replies
+    from flows.safari.receipts import receipt_document
+
+    payment_id = _payment_id(request)
+    back = f"/console/payments/{payment_id}"
+    form = await request.post()
+    send = form.get("send") == "1"
+    try:
+        async with db_of(request).transaction() as session:
+            issued = await issue_receipt(session, payment_id, tz=flow_app_of(request).timezone)
+            payment = await session.get(Payment, payment_id)
+            assert payment is not None
+            booking = await session.get(Booking, payment.booking_id)
+            assert booking is not None
+            queued = 0
+            if send:
+                document = receipt_document(issued, payment, booking.reference)
+                queued = await queue_customer_replies(
+                    session, booking, [document], sandbox=settings_of(request).sandbox,
+                    now=utcnow(),
+                )  # fmt: skip
+            audit(
+                session,
+                me(request).username,
+                "generate_receipt",
+                f"payment {payment_id}",
+                f"{issued.number} ({'issued' if issued.created else 'existing'}"
+                f"{', sent' if queued else ''})",
+            )
+    except NotFoundError:
+        raise web.HTTPNotFound from None
+    except ReceiptError as exc:
+        return redirect(back, f"No receipt: {exc}", kind="error")
+    state = "issued" if issued.created else "already issued"
+    sent = " and sent to the customer" if queued else ""
+    return redirect(back, f"Receipt {issued.number} {state}{sent}.")
