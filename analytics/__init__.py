@@ -1,15 +1,41 @@
-"""Flow analytics: automatic step tracking, the manual tracking API and the sweeper.
+"""Flow analytics: automatic step tracking, the manual tracking API, the sweeper, and
+reports, KPIs and snapshots.
 
 Imports only :mod:`storage`.
 """
 
+from analytics.config import configure
+from analytics.errors import AnalyticsError, PeriodError
+from analytics.kpis import get_kpis
+from analytics.reports import get_error_analysis, get_flow_completion_rate, get_step_funnel
+from analytics.snapshots import (
+    generate_daily_snapshot,
+    generate_monthly_snapshot,
+    generate_snapshot,
+    generate_snapshots,
+    generate_weekly_snapshot,
+    list_snapshots,
+)
 from analytics.sweeper import abandon_idle_sessions
 from analytics.tracking import StepTracker, TrackedEvent, start_session, track_step, write_events
 
 __all__ = [
+    "AnalyticsError",
+    "PeriodError",
     "StepTracker",
     "TrackedEvent",
     "abandon_idle_sessions",
+    "configure",
+    "generate_daily_snapshot",
+    "generate_monthly_snapshot",
+    "generate_snapshot",
+    "generate_snapshots",
+    "generate_weekly_snapshot",
+    "get_error_analysis",
+    "get_flow_completion_rate",
+    "get_kpis",
+    "get_step_funnel",
+    "list_snapshots",
     "start_session",
     "track_step",
     "write_events",

@@ -17,6 +17,10 @@ from storage.base import Base, UTCDateTime, utcnow
 from storage.contacts import Contact
 from storage.types import BigIntId, JSONDoc, str_enum
 
+# How the engine marks a session it handed to a person (``ended_reason``); reports use it
+# to correlate sessions with support.
+HANDOFF_REASON_PREFIX = "handed to a person: "
+
 
 class SessionStatus(enum.StrEnum):
     """Where a flow session ended up."""
@@ -53,6 +57,8 @@ class FlowSession(Base):
         Index(None, "flow_name", "started_at"),
         Index(None, "status", "last_activity_at"),
         Index(None, "contact_id", "started_at"),
+        # Analytics: abandonment and hand-off points per flow (reports, KPIs).
+        Index(None, "flow_name", "status", "current_step"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -111,6 +117,10 @@ class FlowStepEvent(Base):
         Index(None, "session_id", "id"),
         Index(None, "step_name", "action"),
         Index(None, "timestamp"),
+        # Analytics: the funnel reads a session's steps without visiting the table rows,
+        # and error analysis finds the rare error/retry events by time.
+        Index(None, "session_id", "step_name", "action"),
+        Index(None, "action", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -130,7 +140,13 @@ class FlowStepEvent(Base):
 
 
 class FlowMetricSnapshot(Base):
-    """Pre-calculated metrics of one flow over one day, week or month."""
+    """Pre-calculated metrics of one flow over one day, week or month.
+
+    Sessions count for the period in which they *started* (in the business's timezone),
+    so daily snapshots add up to any longer range. Beyond the seed's fields a snapshot
+    keeps the totals the KPIs need (retries, hand-offs, bookings, returning users), and
+    :class:`FlowStepMetricSnapshot` rows keep the funnel per step.
+    """
 
     __tablename__ = "flow_metric_snapshots"
     __table_args__ = (UniqueConstraint("flow_name", "flow_version", "period", "period_start"),)
@@ -150,3 +166,50 @@ class FlowMetricSnapshot(Base):
     total_errors: Mapped[int] = mapped_column(Integer, default=0)
     error_rate: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Sessions still open when the snapshot was taken: a day with none left is final.
+    active_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retried_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Sessions that hit a retry and still completed.
+    recovered_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    handed_off_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Completed sessions during which the contact made a booking.
+    booked_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Sessions started by a contact who had used the flow before.
+    returning_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    steps: Mapped[list[FlowStepMetricSnapshot]] = relationship(
+        back_populates="snapshot",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="FlowStepMetricSnapshot.id",
+    )
+
+
+class FlowStepMetricSnapshot(Base):
+    """One step's funnel figures inside a :class:`FlowMetricSnapshot`."""
+
+    __tablename__ = "flow_step_metric_snapshots"
+    __table_args__ = (UniqueConstraint("snapshot_id", "step_name"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("flow_metric_snapshots.id", ondelete="CASCADE")
+    )
+    step_name: Mapped[str] = mapped_column(String(100))
+    # Distinct sessions that entered the step.
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    time_spent_total: Mapped[float] = mapped_column(Float, default=0.0)
+    time_spent_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Mean seconds from the session's start to entering the step: orders the funnel.
+    avg_offset_seconds: Mapped[float | None] = mapped_column(Float)
+    abandoned_here: Mapped[int] = mapped_column(Integer, default=0)
+    errored_here: Mapped[int] = mapped_column(Integer, default=0)
+    handed_off_here: Mapped[int] = mapped_column(Integer, default=0)
+
+    snapshot: Mapped[FlowMetricSnapshot] = relationship(back_populates="steps", lazy="raise")

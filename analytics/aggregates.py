@@ -1,0 +1,583 @@
+"""Additive totals of a flow's sessions over a period, from events or from snapshots.
+
+Everything a report shows is derived from :class:`FlowTotals`. Sessions count for the
+period in which they started, so totals of consecutive periods add up: a long range is
+the sum of its settled daily snapshots plus SQL aggregations over the days no snapshot
+covers. Nothing loads events into Python; each query returns a handful of rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from analytics.expressions import Column, seconds_between
+from analytics.periods import Period, local_midnight
+from storage import (
+    Booking,
+    Customer,
+    FlowMetricSnapshot,
+    FlowSession,
+    FlowStepEvent,
+    SessionStatus,
+    SnapshotPeriod,
+    StepAction,
+)
+from storage.flow_sessions import HANDOFF_REASON_PREFIX, FlowStepMetricSnapshot
+
+ALL_VERSIONS = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Which sessions a report looks at.
+
+    Attributes:
+        flow: the flow's name.
+        version: only sessions of this flow version (``None``: every version).
+        step: only sessions with an event at this step.
+        action: only sessions with an event of this action (at ``step`` if given).
+    """
+
+    flow: str
+    version: str | None = None
+    step: str | None = None
+    action: StepAction | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether anything narrows the flow's sessions (snapshots cannot answer then)."""
+        return self.version is not None or self.step is not None or self.action is not None
+
+
+@dataclass(slots=True, kw_only=True)
+class StepTotals:
+    """What happened at one step."""
+
+    step_name: str
+    sessions: int = 0
+    completed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    errors: int = 0
+    time_spent_total: float = 0.0
+    time_spent_count: int = 0
+    offset_total: float = 0.0
+    offset_count: int = 0
+    abandoned_here: int = 0
+    errored_here: int = 0
+    handed_off_here: int = 0
+
+    def add(self, other: StepTotals) -> None:
+        """Add ``other``'s figures to these."""
+        self.sessions += other.sessions
+        self.completed += other.completed
+        self.skipped += other.skipped
+        self.retries += other.retries
+        self.errors += other.errors
+        self.time_spent_total += other.time_spent_total
+        self.time_spent_count += other.time_spent_count
+        self.offset_total += other.offset_total
+        self.offset_count += other.offset_count
+        self.abandoned_here += other.abandoned_here
+        self.errored_here += other.errored_here
+        self.handed_off_here += other.handed_off_here
+
+    @property
+    def avg_time_spent(self) -> float | None:
+        """Mean seconds at the step, over the times it was completed."""
+        return self.time_spent_total / self.time_spent_count if self.time_spent_count else None
+
+    @property
+    def avg_offset(self) -> float | None:
+        """Mean seconds from the session's start to entering the step."""
+        return self.offset_total / self.offset_count if self.offset_count else None
+
+
+@dataclass(slots=True, kw_only=True)
+class FlowTotals:
+    """Additive totals of the sessions that started in a period."""
+
+    total: int = 0
+    completed: int = 0
+    abandoned: int = 0
+    error: int = 0
+    active: int = 0
+    duration_total: float = 0.0
+    duration_count: int = 0
+    errors: int = 0
+    retries: int = 0
+    retried_sessions: int = 0
+    recovered_sessions: int = 0
+    handed_off: int = 0
+    booked: int = 0
+    returning: int = 0
+    first_started: dt.datetime | None = None
+    steps: dict[str, StepTotals] = field(default_factory=dict)
+
+    def step(self, name: str) -> StepTotals:
+        """The totals of step ``name`` (created empty on first use)."""
+        found = self.steps.get(name)
+        if found is None:
+            found = self.steps[name] = StepTotals(step_name=name)
+        return found
+
+    def add(self, other: FlowTotals) -> None:
+        """Add ``other``'s figures to these."""
+        self.total += other.total
+        self.completed += other.completed
+        self.abandoned += other.abandoned
+        self.error += other.error
+        self.active += other.active
+        self.duration_total += other.duration_total
+        self.duration_count += other.duration_count
+        self.errors += other.errors
+        self.retries += other.retries
+        self.retried_sessions += other.retried_sessions
+        self.recovered_sessions += other.recovered_sessions
+        self.handed_off += other.handed_off
+        self.booked += other.booked
+        self.returning += other.returning
+        if other.first_started is not None and (
+            self.first_started is None or other.first_started < self.first_started
+        ):
+            self.first_started = other.first_started
+        for name, step in other.steps.items():
+            self.step(name).add(step)
+
+    @property
+    def avg_duration(self) -> float | None:
+        """Mean seconds from start to completion, over completed sessions."""
+        return self.duration_total / self.duration_count if self.duration_count else None
+
+
+@dataclass(slots=True, kw_only=True)
+class Collected:
+    """Totals per flow version (``""``: all versions) and where they came from."""
+
+    totals: dict[str, FlowTotals]
+    snapshot_days: int = 0
+    event_days: int = 0
+
+    @property
+    def overall(self) -> FlowTotals:
+        """The totals over every version."""
+        result = FlowTotals()
+        for totals in self.totals.values():
+            result.add(totals)
+        return result
+
+
+# SQL over the events --------------------------------------------------------------------
+
+
+def session_conditions(
+    scope: Scope, start: dt.datetime, end: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """WHERE conditions on :class:`FlowSession` for ``scope``'s sessions started in
+    ``[start, end)``."""
+    conditions: list[ColumnElement[bool]] = [
+        FlowSession.flow_name == scope.flow,
+        FlowSession.started_at >= start,
+        FlowSession.started_at < end,
+    ]
+    if scope.version is not None:
+        conditions.append(FlowSession.flow_version == scope.version)
+    if scope.step is not None or scope.action is not None:
+        marker = aliased(FlowStepEvent)
+        wanted: list[ColumnElement[bool]] = [marker.session_id == FlowSession.id]
+        if scope.step is not None:
+            wanted.append(marker.step_name == scope.step)
+        if scope.action is not None:
+            wanted.append(marker.action == scope.action)
+        conditions.append(exists().where(*wanted))
+    return conditions
+
+
+def version_column(by_version: bool) -> Column:
+    """The flow version, or ``""`` for every version together."""
+    return FlowSession.flow_version if by_version else literal(ALL_VERSIONS)
+
+
+def grouping(by_version: bool) -> list[Column]:
+    """GROUP BY columns for the version split (none for all versions together)."""
+    # A constant in GROUP BY is an error on PostgreSQL: group by real columns only.
+    return [FlowSession.flow_version] if by_version else []
+
+
+def _handed_off() -> ColumnElement[bool]:
+    return FlowSession.ended_reason.like(HANDOFF_REASON_PREFIX + "%")
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+async def _session_totals(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    by_version: bool,
+    detail: bool,
+) -> dict[str, FlowTotals]:
+    version = version_column(by_version)
+    completed = FlowSession.status == SessionStatus.COMPLETED
+    columns: list[Column] = [
+        version.label("version"),
+        FlowSession.status,
+        func.count().label("n"),
+        func.min(FlowSession.started_at).label("first_started"),
+        func.sum(
+            case(
+                (completed, seconds_between(FlowSession.started_at, FlowSession.completed_at)),
+                else_=None,
+            )
+        ).label("duration_total"),
+        func.count(
+            case((and_(completed, FlowSession.completed_at.is_not(None)), 1), else_=None)
+        ).label("duration_count"),
+        _count_if(_handed_off()).label("handed_off"),
+    ]
+    if detail:
+        booking = (
+            exists()
+            .where(
+                Customer.contact_id == FlowSession.contact_id,
+                Booking.customer_id == Customer.id,
+                Booking.created_at >= FlowSession.started_at,
+                Booking.created_at <= FlowSession.completed_at,
+            )
+            .correlate(FlowSession)
+        )
+        earlier = aliased(FlowSession)
+        returning = (
+            exists()
+            .where(
+                earlier.contact_id == FlowSession.contact_id,
+                earlier.flow_name == FlowSession.flow_name,
+                earlier.started_at < FlowSession.started_at,
+            )
+            .correlate(FlowSession)
+        )
+        columns += [
+            _count_if(and_(completed, booking)).label("booked"),
+            _count_if(returning).label("repeat"),
+        ]
+    query = (
+        select(*columns)
+        .where(*session_conditions(scope, start, end))
+        .group_by(*grouping(by_version), FlowSession.status)
+    )
+    result: dict[str, FlowTotals] = {}
+    for row in (await session.execute(query)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        n = int(row["n"])
+        status = SessionStatus(row["status"])
+        totals.total += n
+        if status is SessionStatus.COMPLETED:
+            totals.completed += n
+        elif status is SessionStatus.ABANDONED:
+            totals.abandoned += n
+        elif status is SessionStatus.ERROR:
+            totals.error += n
+        else:
+            totals.active += n
+        totals.duration_total += float(row["duration_total"] or 0.0)
+        totals.duration_count += int(row["duration_count"] or 0)
+        totals.handed_off += int(row["handed_off"])
+        if detail:
+            totals.booked += int(row["booked"])
+            totals.returning += int(row["repeat"])
+        first: dt.datetime | None = row["first_started"]
+        if first is not None:
+            first = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
+            if totals.first_started is None or first < totals.first_started:
+                totals.first_started = first
+    return result
+
+
+async def _step_totals(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    result: dict[str, FlowTotals],
+    *,
+    by_version: bool,
+) -> None:
+    event = FlowStepEvent
+    version = version_column(by_version)
+    action = event.action
+    entered = action == StepAction.ENTERED
+    done = action == StepAction.COMPLETED
+    query = (
+        select(
+            version.label("version"),
+            event.step_name,
+            func.count(distinct(case((entered, event.session_id), else_=None))).label("sessions"),
+            _count_if(done).label("completed"),
+            _count_if(action == StepAction.SKIPPED).label("skipped"),
+            _count_if(action == StepAction.RETRY).label("retries"),
+            _count_if(action == StepAction.ERROR).label("errors"),
+            func.sum(case((done, event.time_spent), else_=None)).label("time_total"),
+            func.count(case((and_(done, event.time_spent.is_not(None)), 1), else_=None)).label(
+                "time_count"
+            ),
+            func.sum(
+                case(
+                    (entered, seconds_between(FlowSession.started_at, event.timestamp)),
+                    else_=None,
+                )
+            ).label("offset_total"),
+            _count_if(entered).label("offset_count"),
+        )
+        .select_from(event)
+        .join(FlowSession, FlowSession.id == event.session_id)
+        .where(*session_conditions(scope, start, end))
+        .group_by(*grouping(by_version), event.step_name)
+    )
+    for row in (await session.execute(query)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        step = totals.step(row["step_name"])
+        step.sessions += int(row["sessions"])
+        step.completed += int(row["completed"])
+        step.skipped += int(row["skipped"])
+        step.retries += int(row["retries"])
+        step.errors += int(row["errors"])
+        step.time_spent_total += float(row["time_total"] or 0.0)
+        step.time_spent_count += int(row["time_count"])
+        step.offset_total += float(row["offset_total"] or 0.0)
+        step.offset_count += int(row["offset_count"])
+        totals.retries += int(row["retries"])
+        totals.errors += int(row["errors"])
+
+    # Where sessions ended badly: the step they were at.
+    version = version_column(by_version)
+    ends = (
+        select(
+            version.label("version"),
+            FlowSession.current_step,
+            _count_if(FlowSession.status == SessionStatus.ABANDONED).label("abandoned"),
+            _count_if(FlowSession.status == SessionStatus.ERROR).label("errored"),
+            _count_if(_handed_off()).label("handed_off"),
+        )
+        .where(
+            *session_conditions(scope, start, end),
+            or_(
+                FlowSession.status.in_((SessionStatus.ABANDONED, SessionStatus.ERROR)),
+                _handed_off(),
+            ),
+        )
+        .group_by(*grouping(by_version), FlowSession.current_step)
+    )
+    for row in (await session.execute(ends)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        step = totals.step(row["current_step"] or "?")
+        step.abandoned_here += int(row["abandoned"])
+        step.errored_here += int(row["errored"])
+        step.handed_off_here += int(row["handed_off"])
+
+    # Sessions that hit a retry, and how many of them still completed.
+    retried = (
+        select(
+            version.label("version"),
+            func.count(distinct(event.session_id)).label("retried"),
+            func.count(
+                distinct(
+                    case(
+                        (FlowSession.status == SessionStatus.COMPLETED, event.session_id),
+                        else_=None,
+                    )
+                )
+            ).label("recovered"),
+        )
+        .select_from(event)
+        .join(FlowSession, FlowSession.id == event.session_id)
+        .where(*session_conditions(scope, start, end), event.action == StepAction.RETRY)
+        .group_by(*grouping(by_version))
+    )
+    for row in (await session.execute(retried)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        totals.retried_sessions += int(row["retried"])
+        totals.recovered_sessions += int(row["recovered"])
+
+
+async def from_events(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    by_version: bool = False,
+    detail: bool = True,
+) -> dict[str, FlowTotals]:
+    """Totals of the sessions started in ``[start, end)``, straight from the tables.
+
+    Args:
+        detail: also the per-step figures, retries, bookings and returning users.
+    """
+    result = await _session_totals(
+        session, scope, start, end, by_version=by_version, detail=detail
+    )
+    if detail:
+        await _step_totals(session, scope, start, end, result, by_version=by_version)
+    return result
+
+
+# Snapshots ------------------------------------------------------------------------------
+
+
+def snapshot_totals(
+    snapshot: FlowMetricSnapshot, steps: Sequence[FlowStepMetricSnapshot] = ()
+) -> FlowTotals:
+    """The totals a snapshot row (and its step rows) stored."""
+    totals = FlowTotals(
+        total=snapshot.total_sessions,
+        completed=snapshot.completed_sessions,
+        abandoned=snapshot.abandoned_sessions,
+        error=snapshot.error_sessions,
+        active=snapshot.active_sessions,
+        duration_total=(snapshot.avg_duration_seconds or 0.0) * snapshot.completed_sessions,
+        duration_count=snapshot.completed_sessions if snapshot.avg_duration_seconds else 0,
+        errors=snapshot.total_errors,
+        retries=snapshot.total_retries,
+        retried_sessions=snapshot.retried_sessions,
+        recovered_sessions=snapshot.recovered_sessions,
+        handed_off=snapshot.handed_off_sessions,
+        booked=snapshot.booked_sessions,
+        returning=snapshot.returning_sessions,
+    )
+    for row in steps:
+        totals.step(row.step_name).add(
+            StepTotals(
+                step_name=row.step_name,
+                sessions=row.sessions,
+                completed=row.completed,
+                skipped=row.skipped,
+                retries=row.retries,
+                errors=row.errors,
+                time_spent_total=row.time_spent_total,
+                time_spent_count=row.time_spent_count,
+                offset_total=(row.avg_offset_seconds or 0.0) * row.sessions,
+                offset_count=row.sessions if row.avg_offset_seconds is not None else 0,
+                abandoned_here=row.abandoned_here,
+                errored_here=row.errored_here,
+                handed_off_here=row.handed_off_here,
+            )
+        )
+    return totals
+
+
+async def _settled_daily_snapshots(
+    session: AsyncSession, flow: str, period: Period, *, steps: bool
+) -> dict[dt.date, FlowTotals]:
+    """The period's daily snapshots that are final: taken after the day ended, with no
+    session of that day still open."""
+    starts = {local_midnight(day, period.tz): day for day in period.each_day()}
+    rows = (
+        await session.scalars(
+            select(FlowMetricSnapshot).where(
+                FlowMetricSnapshot.flow_name == flow,
+                FlowMetricSnapshot.flow_version == ALL_VERSIONS,
+                FlowMetricSnapshot.period == SnapshotPeriod.DAILY,
+                FlowMetricSnapshot.period_start >= period.start,
+                FlowMetricSnapshot.period_start < period.end,
+                FlowMetricSnapshot.active_sessions == 0,
+                FlowMetricSnapshot.created_at >= FlowMetricSnapshot.period_end,
+            )
+        )
+    ).all()
+    found = {starts[row.period_start]: row for row in rows if row.period_start in starts}
+    step_rows: dict[int, list[FlowStepMetricSnapshot]] = {}
+    if steps and found:
+        ids = [row.id for row in found.values()]
+        for step_row in await session.scalars(
+            select(FlowStepMetricSnapshot).where(FlowStepMetricSnapshot.snapshot_id.in_(ids))
+        ):
+            step_rows.setdefault(step_row.snapshot_id, []).append(step_row)
+    return {day: snapshot_totals(row, step_rows.get(row.id, ())) for day, row in found.items()}
+
+
+def _runs(period: Period, covered: set[dt.date]) -> list[Period]:
+    """The stretches of consecutive days of ``period`` not in ``covered``."""
+    runs: list[Period] = []
+    first: dt.date | None = None
+    previous: dt.date | None = None
+    for day in period.each_day():
+        if day in covered:
+            if first is not None and previous is not None:
+                runs.append(Period(first_day=first, last_day=previous, tz=period.tz))
+            first = None
+        elif first is None:
+            first = day
+        previous = day
+    if first is not None and previous is not None:
+        runs.append(Period(first_day=first, last_day=previous, tz=period.tz))
+    return runs
+
+
+async def collect(
+    session: AsyncSession,
+    scope: Scope,
+    period: Period,
+    *,
+    by_version: bool = False,
+    detail: bool = True,
+    use_snapshots: bool = True,
+) -> Collected:
+    """The period's totals: settled daily snapshots where they exist, SQL elsewhere.
+
+    Snapshots hold all versions together and no step/action filter, so a filtered or
+    per-version report always reads the events.
+    """
+    covered: dict[dt.date, FlowTotals] = {}
+    if use_snapshots and not by_version and not scope.filtered:
+        covered = await _settled_daily_snapshots(session, scope.flow, period, steps=detail)
+    totals: dict[str, FlowTotals] = {}
+    if covered:
+        overall = totals.setdefault(ALL_VERSIONS, FlowTotals())
+        for day_totals in covered.values():
+            overall.add(day_totals)
+    for run in _runs(period, set(covered)):
+        part = await from_events(
+            session, scope, run.start, run.end, by_version=by_version, detail=detail
+        )
+        for version, version_totals in part.items():
+            totals.setdefault(version, FlowTotals()).add(version_totals)
+    return Collected(
+        totals=totals, snapshot_days=len(covered), event_days=period.days - len(covered)
+    )
+
+
+async def flow_known(session: AsyncSession, flow: str) -> bool:
+    """Whether any session of ``flow`` was ever recorded."""
+    found = await session.scalar(
+        select(FlowSession.id).where(FlowSession.flow_name == flow).limit(1)
+    )
+    return found is not None
+
+
+async def known_flows(session: AsyncSession) -> list[str]:
+    """The names of every flow with recorded sessions."""
+    return list(
+        await session.scalars(
+            select(FlowSession.flow_name).distinct().order_by(FlowSession.flow_name)
+        )
+    )

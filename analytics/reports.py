@@ -1,0 +1,503 @@
+"""Flow reports: completion rate, step funnel and error analysis (the seed's names).
+
+Every report is a few SQL aggregations (SQLAlchemy Core, the same on SQLite and
+PostgreSQL) over the sessions of one flow that *started* in the period, whole calendar
+days in the business's timezone. Long ranges read settled daily snapshots
+(:mod:`analytics.snapshots`) and aggregate only the days they do not cover.
+
+Usage, as in the original requirements::
+
+    metrics = await get_flow_completion_rate("booking_flow", days=7)
+    print(f"Completion rate: {metrics['completion_rate']}%")
+    for step in await get_step_funnel("booking_flow", days=7):
+        print(f"{step['step_name']}: {step['percentage']}%")
+    for error in await get_error_analysis("booking_flow", days=7):
+        print(f"{error['step_name']}: {error['count']} errors")
+
+Filters, on every report: ``date_from``/``date_to`` instead of ``days``; ``step`` and
+``action`` (completion and funnel: only sessions with such an event; error analysis:
+only such rows); ``by_version`` reports each flow version separately.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Generic, NotRequired, TypedDict, TypeVar
+
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analytics import config
+from analytics.aggregates import (
+    Collected,
+    FlowTotals,
+    Scope,
+    collect,
+    flow_known,
+    known_flows,
+    session_conditions,
+    version_column,
+)
+from analytics.errors import AnalyticsError
+from analytics.expressions import error_kind
+from analytics.periods import Period, resolve_period
+from analytics.snapshots import (
+    generate_daily_snapshot,
+    generate_monthly_snapshot,
+    generate_weekly_snapshot,
+)
+from storage import Database, FlowSession, FlowStepEvent, StepAction
+
+T = TypeVar("T")
+
+
+class ReportRows(list[T], Generic[T]):
+    """A report's rows, plus notes for the reader (e.g. "unknown flow")."""
+
+    def __init__(self, rows: Sequence[T] = (), notes: Sequence[str] = ()) -> None:
+        super().__init__(rows)
+        self.notes: list[str] = list(notes)
+
+
+class PeriodInfo(TypedDict):
+    """The local days a report covers."""
+
+    date_from: str
+    date_to: str
+    days: int
+    timezone: str
+
+
+class Source(TypedDict):
+    """How many days came from snapshots and how many from the events."""
+
+    snapshot_days: int
+    event_days: int
+
+
+class StatusCounts(TypedDict):
+    """Sessions per status."""
+
+    active: int
+    completed: int
+    abandoned: int
+    error: int
+
+
+class CompletionReport(TypedDict):
+    """The result of :func:`get_flow_completion_rate`."""
+
+    flow: str
+    flow_version: NotRequired[str]
+    period: PeriodInfo
+    total_sessions: int
+    completed_sessions: int
+    abandoned_sessions: int
+    error_sessions: int
+    active_sessions: int
+    statuses: StatusCounts
+    completion_rate: float
+    abandonment_rate: float
+    error_rate: float
+    avg_duration_seconds: float | None
+    source: Source
+    notes: list[str]
+    versions: NotRequired[list[CompletionReport]]
+
+
+class FunnelStep(TypedDict):
+    """One row of :func:`get_step_funnel`."""
+
+    step_name: str
+    flow_version: NotRequired[str]
+    sessions: int
+    percentage: float
+    drop_off: int | None
+    drop_off_rate: float | None
+    completed: int
+    skipped: int
+    retries: int
+    errors: int
+    avg_time_spent: float | None
+    abandoned_here: int
+
+
+class ErrorRow(TypedDict):
+    """One row of :func:`get_error_analysis`: one kind of error at one step."""
+
+    step_name: str
+    flow_version: NotRequired[str]
+    action: str
+    error_type: str
+    count: int
+    sessions: int
+    examples: list[str]
+    example_input: str | None
+    last_seen: str | None
+
+
+def percent(part: float, whole: float) -> float:
+    """``part`` as a percentage of ``whole``, two decimals; 0 when ``whole`` is 0."""
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def rounded(value: float | None, digits: int = 2) -> float | None:
+    """``value`` rounded, keeping ``None``."""
+    return None if value is None else round(value, digits)
+
+
+def period_info(period: Period) -> PeriodInfo:
+    """The period as plain values."""
+    return {
+        "date_from": period.first_day.isoformat(),
+        "date_to": period.last_day.isoformat(),
+        "days": period.days,
+        "timezone": str(period.tz),
+    }
+
+
+def parse_action(action: StepAction | str | None) -> StepAction | None:
+    if action is None:
+        return None
+    try:
+        return StepAction(action)
+    except ValueError:
+        choices = ", ".join(a.value for a in StepAction)
+        raise AnalyticsError(f"unknown action {action!r}: use one of {choices}") from None
+
+
+async def empty_notes(session: AsyncSession, flow: str, period: Period, total: int) -> list[str]:
+    """Notes for a report with no sessions: an unknown flow, or a quiet period."""
+    if total:
+        return []
+    if not await flow_known(session, flow):
+        flows = await known_flows(session)
+        known = f"; flows with sessions: {', '.join(flows)}" if flows else ""
+        return [f"no sessions of flow {flow!r} have ever been recorded{known}"]
+    return [f"no sessions of {flow!r} started in {period.describe()}"]
+
+
+def _completion(
+    flow: str, period: Period, totals: FlowTotals, source: Source, notes: list[str]
+) -> CompletionReport:
+    ended = totals.total
+    return {
+        "flow": flow,
+        "period": period_info(period),
+        "total_sessions": totals.total,
+        "completed_sessions": totals.completed,
+        "abandoned_sessions": totals.abandoned,
+        "error_sessions": totals.error,
+        "active_sessions": totals.active,
+        "statuses": {
+            "active": totals.active,
+            "completed": totals.completed,
+            "abandoned": totals.abandoned,
+            "error": totals.error,
+        },
+        "completion_rate": percent(totals.completed, ended),
+        "abandonment_rate": percent(totals.abandoned, ended),
+        "error_rate": percent(totals.error, ended),
+        "avg_duration_seconds": rounded(totals.avg_duration),
+        "source": source,
+        "notes": notes,
+    }
+
+
+def versions_in_order(collected: Collected) -> list[tuple[str, FlowTotals]]:
+    """Versions in the order they first appeared."""
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return sorted(collected.totals.items(), key=lambda item: item[1].first_started or far)
+
+
+async def get_flow_completion_rate(
+    flow: str,
+    days: int = 7,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    step: str | None = None,
+    action: StepAction | str | None = None,
+    by_version: bool = False,
+    db: Database | None = None,
+    tz: dt.tzinfo | None = None,
+    now: dt.datetime | None = None,
+    use_snapshots: bool = True,
+) -> CompletionReport:
+    """How many of a flow's sessions completed, and how the others ended.
+
+    Args:
+        flow: the flow's name, e.g. ``"booking_flow"``.
+        days: the last ``days`` calendar days, today included (ignored with
+            ``date_from``).
+        date_from: first day (inclusive) in the business's timezone.
+        date_to: last day (inclusive); default today.
+        step: only sessions with an event at this step.
+        action: only sessions with an event of this action (at ``step`` if given).
+        by_version: add ``versions``, the same figures per flow version.
+        db: the database (default: :func:`analytics.configure`'s or ``DATABASE_URL``).
+        tz: the business's timezone (default: :func:`analytics.configure`'s, else UTC).
+        now: the current time (for tests).
+        use_snapshots: read settled daily snapshots where they exist.
+
+    Returns:
+        ``completion_rate`` in % (completed / sessions started), counts per status
+        (also in ``statuses``), ``avg_duration_seconds`` of completed sessions,
+        ``error_rate`` (sessions ended in error, %), the ``period`` and ``notes``.
+
+    Raises:
+        PeriodError: a reversed, empty or absurdly long range.
+        AnalyticsError: an unknown action.
+    """
+    period = resolve_period(
+        days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
+    )
+    scope = Scope(flow=flow, step=step, action=parse_action(action))
+    async with config.database(db) as database, database.read() as session:
+        collected = await collect(
+            session,
+            scope,
+            period,
+            by_version=by_version,
+            detail=False,
+            use_snapshots=use_snapshots,
+        )
+        overall = collected.overall
+        notes = await empty_notes(session, flow, period, overall.total)
+    source: Source = {
+        "snapshot_days": collected.snapshot_days,
+        "event_days": collected.event_days,
+    }
+    report = _completion(flow, period, overall, source, notes)
+    if by_version:
+        versions: list[CompletionReport] = []
+        for version, totals in versions_in_order(collected):
+            part = _completion(flow, period, totals, source, [])
+            part["flow_version"] = version
+            versions.append(part)
+        report["versions"] = versions
+    return report
+
+
+def funnel_rows(totals: FlowTotals, steps: Sequence[str] | None) -> list[FunnelStep]:
+    """The funnel of ``totals`` in flow order.
+
+    ``steps`` gives the flow's order (steps without sessions are listed with zeros);
+    steps not in it follow in the order sessions reach them on average.
+    """
+    order = list(dict.fromkeys(steps or ()))
+    seen = set(order)
+    extra = [s for s in totals.steps.values() if s.step_name not in seen and s.sessions > 0]
+    far = float("inf")
+    extra.sort(key=lambda s: (s.avg_offset if s.avg_offset is not None else far, -s.sessions))
+    order += [s.step_name for s in extra]
+    base = totals.steps[order[0]].sessions if order and order[0] in totals.steps else 0
+    rows: list[FunnelStep] = []
+    for index, name in enumerate(order):
+        step = totals.steps.get(name)
+        sessions = step.sessions if step else 0
+        following = None
+        if index + 1 < len(order):
+            nxt = totals.steps.get(order[index + 1])
+            following = nxt.sessions if nxt else 0
+        drop = None if following is None else sessions - following
+        rows.append(
+            {
+                "step_name": name,
+                "sessions": sessions,
+                "percentage": percent(sessions, base),
+                "drop_off": drop,
+                "drop_off_rate": None if drop is None else percent(drop, sessions),
+                "completed": step.completed if step else 0,
+                "skipped": step.skipped if step else 0,
+                "retries": step.retries if step else 0,
+                "errors": step.errors if step else 0,
+                "avg_time_spent": rounded(step.avg_time_spent) if step else None,
+                "abandoned_here": step.abandoned_here if step else 0,
+            }
+        )
+    return rows
+
+
+async def get_step_funnel(
+    flow: str,
+    days: int = 7,
+    *,
+    steps: Sequence[str] | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    step: str | None = None,
+    action: StepAction | str | None = None,
+    by_version: bool = False,
+    db: Database | None = None,
+    tz: dt.tzinfo | None = None,
+    now: dt.datetime | None = None,
+    use_snapshots: bool = True,
+) -> ReportRows[FunnelStep]:
+    """How many sessions reached each step, in flow order, and where they dropped off.
+
+    Args:
+        steps: the flow's steps in order (e.g. ``list(app.flows[flow].steps)``); without
+            it the order is the mean time from a session's start to entering each step.
+        The other arguments are those of :func:`get_flow_completion_rate`.
+
+    Returns:
+        One row per step: ``step_name``, ``sessions`` (distinct sessions that entered it),
+        ``percentage`` of the sessions that entered the first step, ``drop_off`` to the
+        next step (``None`` for the last; negative where the flow branches), and the
+        step's completions, skips, retries, errors, mean time and abandonments. With
+        ``by_version`` each version's rows follow each other, with ``flow_version``.
+        ``rows.notes`` explains an empty result.
+    """
+    period = resolve_period(
+        days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
+    )
+    scope = Scope(flow=flow, step=step, action=parse_action(action))
+    async with config.database(db) as database, database.read() as session:
+        collected = await collect(
+            session, scope, period, by_version=by_version, use_snapshots=use_snapshots
+        )
+        overall = collected.overall
+        notes = await empty_notes(session, flow, period, overall.total)
+    if not overall.total:
+        return ReportRows([], notes)
+    if not by_version:
+        return ReportRows(funnel_rows(overall, steps), notes)
+    rows: list[FunnelStep] = []
+    for version, totals in versions_in_order(collected):
+        for row in funnel_rows(totals, steps):
+            row["flow_version"] = version
+            rows.append(row)
+    return ReportRows(rows, notes)
+
+
+ERROR_ACTIONS = (StepAction.ERROR, StepAction.RETRY)
+
+
+async def get_error_analysis(
+    flow: str,
+    days: int = 7,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    step: str | None = None,
+    action: StepAction | str | None = None,
+    by_version: bool = False,
+    limit: int = 100,
+    db: Database | None = None,
+    tz: dt.tzinfo | None = None,
+    now: dt.datetime | None = None,
+) -> ReportRows[ErrorRow]:
+    """What went wrong where: errors and rejected answers per step and type.
+
+    ``error`` events (an exception; the session ended in error) are grouped by the
+    exception's type (the message up to its first ``:``); ``retry`` events (an answer
+    the flow rejected) by the reason the user was given.
+
+    Args:
+        step: only this step's rows.
+        action: only ``error`` or only ``retry`` rows.
+        limit: at most this many rows, the most frequent first.
+        The other arguments are those of :func:`get_flow_completion_rate`.
+
+    Returns:
+        Rows of ``step_name``, ``action``, ``error_type``, ``count`` (events),
+        ``sessions`` (distinct sessions), up to two ``examples`` of the message, an
+        ``example_input`` and ``last_seen`` (ISO time), most frequent first.
+
+    Raises:
+        AnalyticsError: ``action`` is not ``error`` or ``retry``.
+    """
+    period = resolve_period(
+        days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
+    )
+    wanted = parse_action(action)
+    if wanted is not None and wanted not in ERROR_ACTIONS:
+        raise AnalyticsError(f"error analysis covers error and retry events, not {wanted}")
+    actions = (wanted,) if wanted else ERROR_ACTIONS
+    event = FlowStepEvent
+    # An error's type is its exception; a retry's is the reason the user was given.
+    exception: ColumnElement[str] = func.coalesce(
+        func.nullif(error_kind(event.error_message), ""), literal("unknown")
+    )
+    reason: ColumnElement[str] = func.coalesce(
+        func.nullif(event.error_message, ""), literal("invalid answer")
+    )
+    grouped_type = case((event.action == StepAction.ERROR, exception), else_=reason)
+    version = version_column(by_version)
+    query = (
+        select(
+            version.label("version"),
+            event.step_name,
+            event.action,
+            grouped_type.label("error_type"),
+            func.count().label("count"),
+            func.count(func.distinct(event.session_id)).label("sessions"),
+            func.min(event.error_message).label("first_example"),
+            func.max(event.error_message).label("last_example"),
+            func.max(event.input_value).label("example_input"),
+            func.max(event.timestamp).label("last_seen"),
+        )
+        .select_from(event)
+        .join(FlowSession, FlowSession.id == event.session_id)
+        .where(
+            *session_conditions(Scope(flow=flow), period.start, period.end),
+            event.action.in_(actions),
+            # Events follow their session's start: lets the (action, timestamp) index
+            # find the rare error rows without visiting the rest.
+            event.timestamp >= period.start,
+        )
+        .group_by(
+            *([FlowSession.flow_version] if by_version else []),
+            event.step_name,
+            event.action,
+            grouped_type,
+        )
+        .order_by(func.count().desc(), event.step_name, grouped_type)
+        .limit(limit)
+    )
+    if step is not None:
+        query = query.where(event.step_name == step)
+    async with config.database(db) as database, database.read() as session:
+        result = (await session.execute(query)).mappings().all()
+        notes: list[str] = []
+        if not result:
+            if not await flow_known(session, flow):
+                notes = await empty_notes(session, flow, period, 0)
+            else:
+                notes = [f"no errors or retries in {flow!r} in {period.describe()}"]
+    rows: list[ErrorRow] = []
+    for r in result:
+        examples = [e for e in dict.fromkeys((r["first_example"], r["last_example"])) if e]
+        last_seen: dt.datetime | None = r["last_seen"]
+        if last_seen is not None and last_seen.tzinfo is None:
+            last_seen = last_seen.replace(tzinfo=dt.UTC)
+        row: ErrorRow = {
+            "step_name": r["step_name"],
+            "action": str(StepAction(r["action"])),
+            "error_type": r["error_type"],
+            "count": int(r["count"]),
+            "sessions": int(r["sessions"]),
+            "examples": examples,
+            "example_input": r["example_input"],
+            "last_seen": last_seen.astimezone(period.tz).isoformat() if last_seen else None,
+        }
+        if by_version:
+            row["flow_version"] = r["version"]
+        rows.append(row)
+    return ReportRows(rows, notes)
+
+
+__all__ = [
+    "CompletionReport",
+    "ErrorRow",
+    "FunnelStep",
+    "ReportRows",
+    "generate_daily_snapshot",
+    "generate_monthly_snapshot",
+    "generate_weekly_snapshot",
+    "get_error_analysis",
+    "get_flow_completion_rate",
+    "get_step_funnel",
+]
