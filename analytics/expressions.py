@@ -37,9 +37,10 @@ def _seconds_between_pg(element: seconds_between, compiler: SQLCompiler, **kw: A
 @compiles(seconds_between, "sqlite")
 def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = element.clauses
+    # julianday() is a float of days: round to the millisecond to shed its noise.
     return (
-        f"((julianday({compiler.process(end, **kw)}) - "
-        f"julianday({compiler.process(start, **kw)})) * 86400.0)"
+        f"round((julianday({compiler.process(end, **kw)}) - "
+        f"julianday({compiler.process(start, **kw)})) * 86400.0, 3)"
     )
 
 

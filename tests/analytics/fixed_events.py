@@ -238,13 +238,9 @@ async def _book(session: AsyncSession, contact: Contact, at: dt.datetime) -> Non
     )
 
 
-async def _story(
-    session: AsyncSession, contacts: dict[str, Contact], story: Story
-) -> FlowSession:
+async def _story(session: AsyncSession, contacts: dict[str, Contact], story: Story) -> FlowSession:
     contact = await _contact(session, contacts, story.contact)
-    row = await start_session(
-        session, contact, FLOW, flow_version=story.version, at=story.started
-    )
+    row = await start_session(session, contact, FLOW, flow_version=story.version, at=story.started)
     at = story.started
     for step, action, spent in story.steps:
         at += dt.timedelta(seconds=spent if spent is not None else 1)
@@ -256,11 +252,7 @@ async def _story(
             time_spent=spent,
             input_value="lots" if action is R else None,
             error_message=(
-                RETRY_REASON
-                if action is R
-                else "KeyError: 'tour_id'"
-                if action is X
-                else None
+                RETRY_REASON if action is R else "KeyError: 'tour_id'" if action is X else None
             ),
             retry_count=1 if action is R else 0,
             at=at,
