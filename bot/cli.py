@@ -309,8 +309,14 @@ def _print_plan(planned: list[Any]) -> None:
             p.tour,
             p.date.isoformat(),
             p.when,
-            ", ".join(p.messages),
-            "already sent: skip" if p.already_sent else "would queue",
+            ", ".join(p.messages) or "-",
+            "already sent: skip"
+            if p.already_sent
+            else "no WhatsApp: skip"
+            if not p.whatsapp
+            else "would queue (24-hour window closed)"
+            if p.messages == ("template",)
+            else "would queue",
         )
         for p in planned
     ]
@@ -369,7 +375,7 @@ def _notify(
             else:
                 ids = await due_id_reminder_bookings(session, amount, now=now, tz=tz)
         if dry_run:
-            _print_plan(await plan(db, ids, kind=kind, key=key, amount=amount, tz=tz))
+            _print_plan(await plan(db, ids, kind=kind, key=key, amount=amount, tz=tz, now=now))
             return 0
         counts = dict.fromkeys(Outcome, 0)
 
@@ -386,22 +392,24 @@ def _notify(
             )
             counts[outcome] += 1
 
-        if sys.stdout.isatty() and ids:
-            with click.progressbar(ids, label=f"{kind} {key}") as bar:
+        if sys.stderr.isatty() and ids:
+            with click.progressbar(ids, label=f"{kind} {key}", file=sys.stderr) as bar:
                 for booking_id in bar:
                     await one(booking_id)
         else:
             for booking_id in ids:
                 await one(booking_id)
-        click.echo(
-            f"queued {counts[Outcome.QUEUED]}, skipped {counts[Outcome.SKIPPED]} "
-            f"(already sent), failed {counts[Outcome.FAILED]}"
-        )
+        sent = ""
         if send_now:
             if settings.sandbox:
-                click.echo("sandbox mode: the messages are stored, not sent to WhatsApp")
+                click.echo("sandbox mode: the messages are stored, not sent to WhatsApp", err=True)
             else:
-                click.echo(f"sent {await _drain_outbox(settings, db)} message(s)")
+                sent = f", sent {await _drain_outbox(settings, db)} message(s)"
+        click.echo(
+            f"queued {counts[Outcome.QUEUED]}, as template {counts[Outcome.TEMPLATE]} "
+            f"(24-hour window closed), skipped {counts[Outcome.SKIPPED]} (already sent), "
+            f"no WhatsApp {counts[Outcome.NO_WHATSAPP]}, failed {counts[Outcome.FAILED]}{sent}"
+        )
         return 1 if counts[Outcome.FAILED] else 0
 
     return _run(_with_db(settings, work))

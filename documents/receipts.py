@@ -42,7 +42,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -94,10 +94,12 @@ __all__ = [
     "issue_receipt",
     "load_branding",
     "load_receipt_data",
+    "render_in_pool",
     "render_receipt_html",
     "render_receipt_pdf",
     "shutdown_render_pool",
     "stored_receipt",
+    "template_environment",
 ]
 
 log = logging.getLogger("nyala.documents")
@@ -461,7 +463,7 @@ def _moment(value: dt.datetime) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(templates_dir: Path | None) -> jinja2.Environment:
+def template_environment(templates_dir: Path | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(TEMPLATES_DIR)]
     if templates_dir is not None:
         loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
@@ -478,7 +480,7 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
 
 def render_receipt_html(data: ReceiptData, branding: Branding) -> str:
     """The receipt as HTML (the template with autoescape on)."""
-    template = _environment(branding.templates_dir).get_template("receipt.html")
+    template = template_environment(branding.templates_dir).get_template("receipt.html")
     return template.render(r=data, b=branding)
 
 
@@ -543,12 +545,18 @@ def shutdown_render_pool() -> None:
 atexit.register(shutdown_render_pool)
 
 
-async def _render(data: ReceiptData, branding: Branding) -> bytes:
+async def render_in_pool(function: Callable[..., bytes], *args: Any) -> bytes:
+    """Run a PDF render function in the render worker processes, off the event loop.
+
+    xhtml2pdf is pure Python holding the GIL: in a thread it would stall the loop for
+    the whole render. ``function`` must be a top-level function (it is pickled by name).
+
+    Raises:
+        ReceiptRenderError: the render failed or its worker died.
+    """
     pool = _executor()
     try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, render_receipt_pdf, data, branding
-        )
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
     except BrokenProcessPool as exc:
         with _pool_lock:
             global _pool  # noqa: PLW0603
@@ -559,6 +567,10 @@ async def _render(data: ReceiptData, branding: Branding) -> bytes:
         raise
     except Exception as exc:
         raise ReceiptRenderError(f"the PDF could not be rendered: {exc}") from exc
+
+
+async def _render(data: ReceiptData, branding: Branding) -> bytes:
+    return await render_in_pool(render_receipt_pdf, data, branding)
 
 
 # --- issuing ----------------------------------------------------------------------------

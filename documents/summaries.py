@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "SummaryData",
     "TemplateSpec",
     "TravelerInfo",
+    "format_duration",
     "id_reminder_text",
     "load_summary_data",
     "load_template_specs",
@@ -63,6 +64,7 @@ __all__ = [
     "summary_template_key",
     "template_parameters",
     "template_text",
+    "template_values",
 ]
 
 DEFAULT_TEMPLATES: Final = Path(__file__).parent / "templates.yaml"
@@ -188,12 +190,26 @@ class QuickAction:
 
 @dataclass(frozen=True, slots=True)
 class TemplateSpec:
-    """An approved template: its name, language, body parameters (by field) and text."""
+    """An approved template: its name, language, body parameters (by field), text, and
+    the quick-reply button that asks for the content (``title``, ``reply`` id)."""
 
     name: str
     language: str
     parameters: tuple[str, ...]
     text: str
+    button_title: str = ""
+    button_reply: str = ""
+
+    def parameter_values(self, values: Mapping[str, str]) -> tuple[str, ...]:
+        """The body parameters, filled from ``values`` in the configured order."""
+        return tuple(values.get(name, "") for name in self.parameters)
+
+    def filled_text(self, values: Mapping[str, str]) -> str:
+        """The text with ``values`` filled in (for the sandbox and the chat)."""
+        try:
+            return self.text.format(**values) if self.text else ""
+        except (KeyError, IndexError, ValueError):
+            return self.text
 
 
 def maps_url(latitude: float | None, longitude: float | None, *names: str) -> str:
@@ -209,7 +225,7 @@ def _date(day: dt.date) -> str:
     return f"{day:%a} {day.day} {day:%b %Y}"
 
 
-def _duration(minutes: int) -> str:
+def format_duration(minutes: int) -> str:
     hours, rest = divmod(minutes, 60)
     if not hours:
         return f"{rest} min"
@@ -333,7 +349,7 @@ def _tour_details(data: SummaryData, heading: str) -> str:
         "",
         f"📅 Date: {_date(data.tour_date)}",
         f"🕗 Time: {data.start_time:%H:%M} (please arrive 15 minutes early)",
-        f"⏱️ Duration: {_duration(data.duration_minutes)}",
+        f"⏱️ Duration: {format_duration(data.duration_minutes)}",
         *_meeting(data),
         _guide(data),
     ]
@@ -534,38 +550,37 @@ def pack_messages(sections: Iterable[str], limit: int = TEXT_LIMIT) -> list[str]
 def _specs(path: Path) -> dict[str, TemplateSpec]:
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     language = str(raw.get("language", "en_US"))
-    return {
-        key: TemplateSpec(
+    specs = {}
+    for key, spec in (raw.get("templates") or {}).items():
+        button = spec.get("button") or {}
+        specs[key] = TemplateSpec(
             name=str(spec.get("name", key)),
             language=str(spec.get("language", language)),
             parameters=tuple(str(p) for p in spec.get("parameters", ())),
             text=str(spec.get("text", "")),
+            button_title=str(button.get("title", "")),
+            button_reply=str(button.get("reply", "")),
         )
-        for key, spec in (raw.get("templates") or {}).items()
-    }
+    return specs
 
 
 def load_template_specs(path: Path = DEFAULT_TEMPLATES) -> dict[str, TemplateSpec]:
-    """The configured fallback templates by key (``tour_summary_7d``, ``id_reminder``)."""
+    """The configured templates by key (``tour_summary_7d``, ``id_reminder``...)."""
     return _specs(path)
 
 
 def template_parameters(spec: TemplateSpec, data: SummaryData) -> tuple[str, ...]:
     """The template's body parameters, filled from the data in the configured order."""
-    values = _template_values(data)
-    return tuple(values.get(name, "") for name in spec.parameters)
+    return spec.parameter_values(template_values(data))
 
 
 def template_text(spec: TemplateSpec, data: SummaryData) -> str:
     """The template's text with the data filled in (for the sandbox and the chat)."""
-    values = _template_values(data)
-    try:
-        return spec.text.format(**values) if spec.text else ""
-    except (KeyError, IndexError, ValueError):
-        return spec.text
+    return spec.filled_text(template_values(data))
 
 
-def _template_values(data: SummaryData) -> dict[str, str]:
+def template_values(data: SummaryData) -> dict[str, str]:
+    """The values a summary or reminder template may use, by name."""
     return {
         "first_name": data.first_name,
         "customer_name": data.customer_name,

@@ -183,13 +183,18 @@ class App:
         handler: IntentHandler | None = None,
         description: str = "",
     ) -> Intent:
-        """Add a global intent: ``keywords`` start ``flow`` or run ``handler`` anywhere."""
+        """Add a global intent: ``keywords`` start ``flow`` or run ``handler`` anywhere.
+
+        With no keywords the intent is tap-only: its reply id ``intent:<name>`` (on a
+        button or an approved template's quick reply) is the only way to it.
+        """
         if flow is None and handler is None:
             raise ValueError(f"intent {name!r} needs a flow or a handler")
         words = [normalize(k) for k in keywords]
-        if not words:
-            raise ValueError(f"intent {name!r} needs at least one keyword")
-        intent = Intent(name, frozenset(words), flow, handler, description, label=words[0])
+        # No keywords: a tap-only intent, reached by its reply id ``intent:<name>`` (a
+        # button or a template's quick reply), never by typing, never listed in help.
+        label = words[0] if words else ""
+        intent = Intent(name, frozenset(words), flow, handler, description, label=label)
         self._intents[name] = intent
         return intent
 

@@ -84,16 +84,21 @@ class ChatTester:
         text: str | None = None,
         *,
         tap: str | None = None,
+        tap_id: str | None = None,
         media: Media | None = None,
         kind: str | None = None,
         location: Location | None = None,
         emoji: str | None = None,
         message_id: str | None = None,
     ) -> list[Reply]:
-        """Send a message; ``tap`` taps the option with that id or title in the last reply."""
+        """Send a message; ``tap`` taps the option with that id or title in the last reply;
+        ``tap_id`` sends a tap on any reply id (e.g. a template's quick-reply button that
+        the outbox sent, not the engine)."""
         message_id = message_id or f"wamid.test.{next(_ids)}"
         message: UserMessage
-        if tap is not None:
+        if tap_id is not None:
+            message = UserMessage(id=message_id, kind="reply", reply_id=tap_id, text=text)
+        elif tap is not None:
             option = self._find_option(tap)
             message = UserMessage(
                 id=message_id, kind="reply", reply_id=option.id, text=option.title

@@ -28,7 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.messages import Reply, Text, reply_kind, reply_to_payload
+from flows.messages import Reply, Template, Text, reply_kind, reply_to_payload
+from flows.outreach import Delivery, configured_template, queue_outreach
 from flows.safari.operations import balance
 from flows.safari.payments import (
     Initiated,
@@ -66,6 +67,7 @@ __all__ = [
     "UnknownPaymentError",
     "apply_provider_event",
     "on_payment_confirmed",
+    "payment_template",
     "queue_customer_replies",
 ]
 
@@ -296,9 +298,11 @@ async def _apply(
         # the matching amount are enough to adopt it.
         log.warning("payment %s had no provider reference; adopting Omari's", payment.id)
         payment.provider_reference = event.provider_reference
+    template = None
     if success:
         replies = await _confirm(session, payment, booking, now)
         kind = OutcomeKind.CONFIRMED
+        template = await payment_template(session, booking, payment)
     else:
         replies = _reject(payment, booking, event.reason)
         kind = OutcomeKind.FAILED
@@ -310,7 +314,9 @@ async def _apply(
             f"reference {payment.provider_reference} event {event.event_id}",
         )
     )  # fmt: skip
-    queued = await queue_customer_replies(session, booking, replies, sandbox=sandbox, now=now)
+    queued = await queue_customer_replies(
+        session, booking, replies, sandbox=sandbox, now=now, template=template
+    )
     await session.flush()
     log.info(
         "omari event %s: payment %s %s (booking %s)",
@@ -388,6 +394,20 @@ def _reject(payment: Payment, booking: Booking, reason: str | None) -> list[Repl
     ]
 
 
+async def payment_template(session: AsyncSession, booking: Booking, payment: Payment) -> Template:
+    """The approved ``payment_receipt`` template for news of a paid payment sent outside
+    the customer's 24-hour window (its button asks for the receipt)."""
+    name = await session.scalar(select(Customer.name).where(Customer.id == booking.customer_id))
+    full = (name or "").strip()
+    values = {
+        "first_name": full.split()[0] if full else "there",
+        "customer_name": full,
+        "amount": _money(payment.amount, payment.currency),
+        "reference": booking.reference,
+    }
+    return configured_template("payment_receipt", values)
+
+
 async def queue_customer_replies(
     session: AsyncSession,
     booking: Booking,
@@ -395,13 +415,24 @@ async def queue_customer_replies(
     *,
     sandbox: bool,
     now: dt.datetime,
+    template: Template | None = None,
 ) -> int:
-    """Queue ``replies`` for the booking's customer, as the engine queues a flow's."""
+    """Queue ``replies`` for the booking's customer, as the engine queues a flow's.
+
+    With ``template`` (news the customer did not just ask for, e.g. a late approval) the
+    24-hour window rule applies (:func:`flows.outreach.queue_outreach`): outside it only
+    the template is sent, and its button asks for the rest.
+    """
     contact_id = await session.scalar(
         select(Customer.contact_id).where(Customer.id == booking.customer_id)
     )
     if contact_id is None:
         return 0  # a customer without WhatsApp (entered by an operator)
+    if template is not None:
+        delivery = await queue_outreach(
+            session, contact_id, replies, template=template, now=now, sandbox=sandbox
+        )
+        return len(replies) if delivery is Delivery.DIRECT else 1
     for reply in replies:
         session.add(
             OutboundMessage(

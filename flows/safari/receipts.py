@@ -28,7 +28,7 @@ from flows import ActionError, FlowContext, Option
 from flows.messages import Document, Reply, Text
 from flows.safari import app, operations
 from flows.safari.common import linked_customer, money
-from flows.safari.omari import on_payment_confirmed, queue_customer_replies
+from flows.safari.omari import on_payment_confirmed, payment_template, queue_customer_replies
 from storage import (
     PAID_STATUSES,
     Booking,
@@ -120,7 +120,10 @@ async def approve_payment_and_send_receipt(
     document = await _receipt_or_none(session, payment)
     if document is not None:
         replies.append(document)
-    await queue_customer_replies(session, booking, replies, sandbox=sandbox, now=utcnow())
+    template = await payment_template(session, booking, payment)
+    await queue_customer_replies(
+        session, booking, replies, sandbox=sandbox, now=utcnow(), template=template
+    )
     return payment
 
 

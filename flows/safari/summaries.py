@@ -26,21 +26,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from documents.itinerary import store_itinerary
 from documents.summaries import (
     SummaryData,
     id_reminder_text,
     load_summary_data,
-    load_template_specs,
     pack_messages,
     quick_actions,
     summary_sections,
     summary_template_key,
-    template_parameters,
-    template_text,
+    template_values,
 )
 from flows import FlowContext
+from flows.app import IntentHandler
 from flows.messages import (
     Buttons,
+    Document,
     ListMenu,
     LocationPin,
     Option,
@@ -48,20 +49,21 @@ from flows.messages import (
     Template,
     Text,
     reply_kind,
-    reply_to_payload,
 )
+from flows.outreach import Delivery, configured_template, in_window, queue_outreach
 from flows.safari import app
 from flows.safari.common import linked_customer
 from storage import (
     ID_REMINDER,
+    TOUR_SUMMARY,
     Booking,
     BookingStatus,
+    Contact,
+    Customer,
     Database,
     Departure,
     IdStatus,
     Notification,
-    OutboundMessage,
-    OutboundStatus,
     Tour,
     Traveler,
     utcnow,
@@ -87,8 +89,10 @@ BUSINESS_TZ = ZoneInfo("Africa/Harare")
 class Outcome(enum.StrEnum):
     """What happened to one booking in a run."""
 
-    QUEUED = "queued"
+    QUEUED = "queued"  # the content, inside the customer's 24-hour window
+    TEMPLATE = "template"  # the approved template; the content follows the customer's tap
     SKIPPED = "skipped"  # already sent (the notification exists)
+    NO_WHATSAPP = "no_whatsapp"  # the customer has no WhatsApp contact: nothing to send
     FAILED = "failed"
 
 
@@ -102,8 +106,9 @@ class Planned:
     tour: str
     date: dt.date
     when: str  # "7d" or "48h"
-    messages: tuple[str, ...]  # "text", "location", "list"...
+    messages: tuple[str, ...]  # "text", "location", "pdf", "list"; "template" alone
     already_sent: bool
+    whatsapp: bool = True  # False: the customer has no WhatsApp contact, nothing is sent
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -111,13 +116,7 @@ class Planned:
 
 def fallback_template(key: str, data: SummaryData) -> Template:
     """The approved template configured under ``key`` in ``templates.yaml``."""
-    spec = load_template_specs()[key]
-    return Template(
-        spec.name,
-        spec.language,
-        template_parameters(spec, data),
-        fallback=template_text(spec, data),
-    )
+    return configured_template(key, template_values(data))
 
 
 def _pin(data: SummaryData) -> list[Reply]:
@@ -227,6 +226,35 @@ def _replies(data: SummaryData, kind: str, amount: int) -> tuple[list[Reply], st
     return summary_replies(data, amount), summary_template_key(amount)
 
 
+def _with_itinerary(kind: str, amount: int) -> bool:
+    """The full summary (7 days, or any timing but the 3- and 1-day checks) carries the PDF."""
+    return kind != ID_REMINDER and amount not in (3, 1)
+
+
+async def _itinerary_document(
+    session: AsyncSession, data: SummaryData, now: dt.datetime
+) -> Document | None:
+    """The booking's PDF itinerary, rendered and stored in a savepoint; ``None`` (logged)
+    if it cannot be made: the summary's text matters more than its attachment."""
+    try:
+        async with session.begin_nested():
+            file = await store_itinerary(session, data, now=now)
+    except Exception:
+        log.exception("no itinerary PDF for booking %s", data.reference)
+        return None
+    caption = f"📄 Your itinerary for {data.tour_name} on {data.tour_date:%d %b %Y}."
+    return Document(file.id, file.filename, caption)
+
+
+def _with_document(replies: list[Reply], document: Document | None) -> list[Reply]:
+    """``replies`` with the document before the quick actions (the last list), if any."""
+    if document is None:
+        return replies
+    if replies and isinstance(replies[-1], ListMenu):
+        return [*replies[:-1], document, replies[-1]]
+    return [*replies, document]
+
+
 async def plan(
     db: Database,
     booking_ids: list[int],
@@ -235,8 +263,11 @@ async def plan(
     key: str,
     amount: int,
     tz: ZoneInfo = BUSINESS_TZ,
+    now: dt.datetime | None = None,
 ) -> list[Planned]:
-    """What each booking would get, read only (``--dry-run``).
+    """What each booking would get, read only (``--dry-run``): exactly what :func:`deliver`
+    would queue (the template alone when the customer's 24-hour window is closed, nothing
+    for a customer without WhatsApp), rendering nothing.
 
     Args:
         db: the database.
@@ -245,7 +276,9 @@ async def plan(
         key: the notification key (``7d``, ``48h``).
         amount: the days (summaries) or hours (reminders) before the tour.
         tz: the business timezone.
+        now: the time of the run (default: now).
     """
+    when = now or utcnow()
     planned = []
     async with db.read() as session:
         sent = set(
@@ -257,9 +290,19 @@ async def plan(
                 )
             )
         )
+        windows = await _last_inbound(session, booking_ids)
         for booking_id in booking_ids:
             data = await load_summary_data(session, booking_id, tz=tz)
-            replies, _template = _replies(data, kind, amount)
+            if data.contact_id is None:
+                messages: tuple[str, ...] = ()
+            elif not in_window(windows.get(booking_id), when):
+                messages = ("template",)
+            else:
+                replies, _template = _replies(data, kind, amount)
+                kinds = [reply_kind(r) for r in replies]
+                if _with_itinerary(kind, amount):
+                    kinds.insert(len(kinds) - 1 if kinds[-1] == "list" else len(kinds), "pdf")
+                messages = tuple(kinds)
             planned.append(
                 Planned(
                     booking_id=booking_id,
@@ -268,11 +311,23 @@ async def plan(
                     tour=data.tour_name,
                     date=data.tour_date,
                     when=key,
-                    messages=tuple(reply_kind(r) for r in replies),
+                    messages=messages,
                     already_sent=booking_id in sent,
+                    whatsapp=data.contact_id is not None,
                 )
             )
     return planned
+
+
+async def _last_inbound(session: AsyncSession, booking_ids: list[int]) -> dict[int, dt.datetime]:
+    """When each booking's customer last wrote on WhatsApp (absent: never)."""
+    rows = await session.execute(
+        select(Booking.id, Contact.last_inbound_at)
+        .join(Customer, Customer.id == Booking.customer_id)
+        .join(Contact, Contact.id == Customer.contact_id)
+        .where(Booking.id.in_(booking_ids), Contact.last_inbound_at.is_not(None))
+    )
+    return {booking_id: last for booking_id, last in rows if last is not None}
 
 
 async def deliver(
@@ -290,7 +345,10 @@ async def deliver(
 
     The notification row is inserted (and flushed) first: if it exists, the insert fails
     and nothing is queued (``SKIPPED``); on PostgreSQL a concurrent run waits on the
-    unique index until this transaction ends, then fails the same way.
+    unique index until this transaction ends, then fails the same way. Inside the
+    customer's 24-hour window the messages are queued (the full summary with its PDF
+    itinerary); outside it, the approved template alone, whose button asks for them
+    (:mod:`flows.outreach`).
 
     Args:
         db: the database.
@@ -303,8 +361,9 @@ async def deliver(
         tz: the business timezone.
 
     Returns:
-        ``QUEUED``, ``SKIPPED`` (already sent) or ``FAILED`` (logged; e.g. the customer
-        has no WhatsApp contact).
+        ``QUEUED``, ``TEMPLATE`` (window closed), ``SKIPPED`` (already sent),
+        ``NO_WHATSAPP`` (nothing written: a later run, after the customer wrote, sends
+        it) or ``FAILED`` (logged).
     """
     when = now or utcnow()
     try:
@@ -313,28 +372,30 @@ async def deliver(
             await session.flush()
             data = await load_summary_data(session, booking_id, tz=tz)
             if data.contact_id is None:
-                raise LookupError(f"booking {data.reference}: the customer has no WhatsApp")
+                raise _NoWhatsAppError
             replies, template_key = _replies(data, kind, amount)
-            fallback = reply_to_payload(fallback_template(template_key, data))
-            for reply in replies:
-                session.add(
-                    OutboundMessage(
-                        contact_id=data.contact_id,
-                        inbound_id=None,
-                        kind=reply_kind(reply),
-                        payload=reply_to_payload(reply),
-                        status=OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED,
-                        created_at=when,
-                        next_attempt_at=None if sandbox else when,
-                        fallback=fallback,
-                    )
-                )
+            template = fallback_template(template_key, data)
+            last = await session.scalar(
+                select(Contact.last_inbound_at).where(Contact.id == data.contact_id)
+            )
+            if _with_itinerary(kind, amount) and in_window(last, when):
+                replies = _with_document(replies, await _itinerary_document(session, data, when))
+            delivery = await queue_outreach(
+                session, data.contact_id, replies, template=template, now=when, sandbox=sandbox
+            )
     except IntegrityError:
         return Outcome.SKIPPED
+    except _NoWhatsAppError:
+        log.warning("%s %s for booking %s: the customer has no WhatsApp", kind, key, booking_id)
+        return Outcome.NO_WHATSAPP
     except Exception:
         log.exception("%s %s for booking %s failed", kind, key, booking_id)
         return Outcome.FAILED
-    return Outcome.QUEUED
+    return Outcome.QUEUED if delivery is Delivery.DIRECT else Outcome.TEMPLATE
+
+
+class _NoWhatsAppError(Exception):
+    """The booking's customer has no WhatsApp contact (rolls the notification back)."""
 
 
 async def send_all(
@@ -361,22 +422,29 @@ async def send_all(
 # --- the chat -----------------------------------------------------------------------------
 
 
-async def send_summary_on_request(ctx: FlowContext) -> None:
-    """Reply with the full summary of the contact's next upcoming booking (or say none)."""
+async def _next_booking(ctx: FlowContext) -> int | None:
+    """The contact's next upcoming confirmed or pending booking."""
     customer = await linked_customer(ctx)
-    booking_id = None
-    if customer is not None:
-        booking_id = await ctx.session.scalar(
-            select(Booking.id)
-            .join(Departure, Departure.id == Booking.departure_id)
-            .where(
-                Booking.customer_id == customer.id,
-                Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.PENDING)),
-                Departure.date >= ctx.today,
-            )
-            .order_by(Departure.date, Booking.id)
-            .limit(1)
+    if customer is None:
+        return None
+    booking_id: int | None = await ctx.session.scalar(
+        select(Booking.id)
+        .join(Departure, Departure.id == Booking.departure_id)
+        .where(
+            Booking.customer_id == customer.id,
+            Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.PENDING)),
+            Departure.date >= ctx.today,
         )
+        .order_by(Departure.date, Booking.id)
+        .limit(1)
+    )
+    return booking_id
+
+
+async def _send_next_summary(ctx: FlowContext, days: int | None) -> None:
+    """Reply with the summary of the contact's next booking: for ``days`` (7, 3, 1: what
+    the template the customer tapped promised), or the full one (``None``, on request)."""
+    booking_id = await _next_booking(ctx)
     if booking_id is None:
         ctx.reply(
             "You have no upcoming tour booked, so there is no summary to send. "
@@ -384,14 +452,36 @@ async def send_summary_on_request(ctx: FlowContext) -> None:
         )
         return
     data = await load_summary_data(ctx.session, booking_id, tz=ctx.app.timezone)
-    days = (data.tour_date - ctx.today).days
-    for reply in summary_replies(data, days, full=True):
+    full = days is None
+    timing = (data.tour_date - ctx.today).days if days is None else days
+    replies = summary_replies(data, timing, full=full)
+    if full or _with_itinerary(TOUR_SUMMARY, timing):
+        replies = _with_document(replies, await _itinerary_document(ctx.session, data, ctx.now))
+    for reply in replies:
         ctx.reply(reply)
+
+
+async def send_summary_on_request(ctx: FlowContext) -> None:
+    """Reply with the full summary (and PDF itinerary) of the contact's next booking."""
+    await _send_next_summary(ctx, None)
 
 
 app.intent(
     "summary",
-    ["summary", "my summary", "tour summary", "send my summary"],
+    ["summary", "my summary", "tour summary", "send my summary", "itinerary"],
     handler=send_summary_on_request,
     description="get the summary of your next tour",
 )
+
+
+def _tapped(days: int) -> IntentHandler:
+    async def handler(ctx: FlowContext) -> None:
+        await _send_next_summary(ctx, days)
+
+    handler.__name__ = handler.__qualname__ = f"send_summary_{days}d"
+    return handler
+
+
+# Tap-only intents: the quick-reply buttons of the summary templates (templates.yaml).
+for _days in (7, 3, 1):
+    app.intent(f"tour_summary_{_days}d", [], handler=_tapped(_days))

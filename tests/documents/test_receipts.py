@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from documents.receipts import (
     issue_receipt,
 )
 from flows.messages import Document
-from flows.safari import operations
+from flows.safari import app, operations
 from flows.safari.omari import EventStatus, PaymentEvent, apply_provider_event
 from flows.safari.receipts import approve_payment_and_send_receipt
 from flows.testing import ChatFactory
@@ -52,6 +51,7 @@ from storage import (
     migrate,
 )
 from tests.cli import nyala
+from tests.documents.pdf import pdf_text
 from tests.safari.catalogue import add_contact, add_tour
 from tests.safari.chat_helpers import PHONE, add_catalogue, open_chat, seed_booking
 
@@ -79,13 +79,17 @@ async def seed(
     ),
     wa_id: str = "263770000321",
     code: str = "falls",
+    wrote: dt.timedelta | None = dt.timedelta(minutes=5),
 ) -> Seeded:
-    """A 3-traveller booking (USD 360.00) with ``payments`` (amount, status, method, ref)."""
+    """A 3-traveller booking (USD 360.00) with ``payments`` (amount, status, method, ref);
+    the customer last wrote ``wrote`` ago (``None``: never)."""
     async with db.transaction() as s:
         tour, [departure] = await add_tour(
             s, code=code, price="120.00", departures=((DAY, 10, 7),)
         )
         contact = await add_contact(s, wa_id)
+        if wrote is not None:
+            contact.last_inbound_at = dt.datetime.now(dt.UTC) - wrote
         customer = Customer(
             contact_id=contact.id, name=customer_name, phone=f"+{wa_id}", email=email
         )
@@ -115,15 +119,6 @@ async def seed(
             await s.flush()
             ids.append(payment.id)
         return Seeded(booking.id, booking.reference, ids)
-
-
-def pdf_text(pdf: bytes) -> str:
-    """The PDF's text by ``pdftotext``, whitespace collapsed."""
-    assert pdf.startswith(b"%PDF")
-    out = subprocess.run(
-        ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True, timeout=60
-    ).stdout.decode()
-    return " ".join(out.split())
 
 
 async def rows(db: Database, model: type[object]) -> int:
@@ -426,6 +421,28 @@ async def test_an_approval_sends_the_news_and_the_receipt_once(db: Database) -> 
     assert [m.kind for m in messages] == ["text", "document"]
     assert "was approved. Balance due: USD 160.00." in messages[0].payload["body"]
     assert messages[1].payload["filename"] == f"Receipt_RCT-{YEAR}-000001.pdf"
+    assert await rows(db, Receipt) == 1
+
+
+async def test_a_late_approval_sends_the_template_and_the_tap_brings_the_receipt(
+    db: Database, nyala_chat: ChatFactory
+) -> None:
+    """The customer last wrote two days ago: only the approved template may go out. The
+    receipt is issued all the same; tapping the template's button sends it."""
+    seeded = await seed(db, payments=(("200.00", PaymentStatus.PENDING,
+                                       PaymentMethod.BANK_TRANSFER, "BANK-7"),),
+                        wrote=dt.timedelta(days=2))  # fmt: skip
+    async with db.transaction() as s:
+        await approve_payment_and_send_receipt(s, seeded.payment_ids[0], actor="ops@example")
+    (message,) = await outbound(db)
+    assert message.kind == "template" and message.payload["name"] == "payment_receipt"
+    assert list(message.payload["parameters"]) == ["Rudo", "USD 200.00", seeded.reference]
+    assert message.payload["buttons"][0]["id"] == "flow:receipt_flow"
+    assert await rows(db, Receipt) == 1
+    chat = await nyala_chat(app, phone="263770000321")
+    await chat.send("Get my receipt", tap_id="flow:receipt_flow")
+    (document,) = [r for r in chat.replies if isinstance(r, Document)]
+    assert document.filename == f"Receipt_RCT-{YEAR}-000001.pdf"
     assert await rows(db, Receipt) == 1
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.fake_graph import FakeGraph
 from documents.summaries import TEXT_LIMIT, pack_messages
 from documents.weather import ClimateTableProvider, clothing_advice
 from flows.messages import ListMenu, Text
@@ -38,10 +39,12 @@ from storage import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    StoredFile,
     Traveler,
     utcnow,
 )
 from tests.cli import nyala
+from tests.documents.pdf import pdf_text
 from tests.safari.catalogue import add_contact, add_tour
 from tests.safari.chat_helpers import PHONE, open_chat
 
@@ -60,8 +63,13 @@ async def seed(
     paid: str = "50.00",
     status: BookingStatus = BookingStatus.CONFIRMED,
     code: str | None = None,
+    wrote: dt.timedelta | None = dt.timedelta(hours=2),
 ) -> int:
-    """A confirmed booking ``offset`` days away (total USD 120.00); returns its id."""
+    """A confirmed booking ``offset`` days away (total USD 120.00); returns its id.
+
+    The customer last wrote ``wrote`` ago (``None``: never), which decides whether their
+    24-hour window is open.
+    """
     async with db.transaction() as session:
         tour, (departure,) = await add_tour(
             session,
@@ -72,6 +80,8 @@ async def seed(
         tour.safety_guidelines = "Keep 25 m from wildlife."
         tour.cancellation_policy = "Free cancellation up to 14 days before."
         contact = await add_contact(session, wa_id) if wa_id else None
+        if contact is not None and wrote is not None:
+            contact.last_inbound_at = utcnow() - wrote
         customer = Customer(
             contact_id=contact.id if contact else None,
             name=names[0],
@@ -118,6 +128,14 @@ async def rows(db: Database) -> list[OutboundMessage]:
 async def count(db: Database, model: Any) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def stored_pdf_text(db: Database, row: OutboundMessage) -> str:
+    """The text of the PDF a document row sends."""
+    async with db.read() as session:
+        stored = await session.get(StoredFile, row.payload["file_id"])
+    assert stored is not None and stored.mime_type == "application/pdf"
+    return pdf_text(stored.data)
 
 
 def texts(outbound: list[OutboundMessage]) -> str:
@@ -167,21 +185,56 @@ async def test_seven_day_summary_has_every_section(db: Database) -> None:
     ):
         assert needed in body, needed
     kinds = [r.kind for r in outbound]
-    assert kinds[1] == "location" and kinds[-1] == "list"
+    assert kinds[1] == "location" and kinds[-2:] == ["document", "list"]
     assert outbound[1].payload["latitude"] == -17.9243
     menu = outbound[-1].payload
     assert [o["id"] for o in menu["options"]] == [f"flow:{f}" for f in FLOWS]
     assert all(len(str(r.payload.get("body", ""))) <= TEXT_LIMIT for r in outbound)
     assert {r.status for r in outbound} == {OutboundStatus.QUEUED}
-    for row in outbound:
-        assert row.fallback is not None
-        assert row.fallback["name"] == "tour_summary_7d"
-        assert row.fallback["language"] == "en_US"
-        assert list(row.fallback["parameters"]) == [
-            "Rudo",
-            "Victoria Falls guided tour",
-            f"{day:%a} {day.day} {day:%b %Y}",
-        ]
+    # Only the first message falls back to the template: if the window closes before it
+    # is sent, the customer gets the template once, not once per message.
+    first, *rest = outbound
+    assert first.fallback is not None
+    assert first.fallback["name"] == "tour_summary_7d"
+    assert first.fallback["language"] == "en_US"
+    assert list(first.fallback["parameters"]) == [
+        "Rudo",
+        "Victoria Falls guided tour",
+        f"{day:%a} {day.day} {day:%b %Y}",
+    ]
+    assert first.fallback["buttons"] == [
+        {"id": "intent:tour_summary_7d", "title": "Get my summary", "description": None}
+    ]
+    assert all(r.fallback is None for r in rest)
+    itinerary = await stored_pdf_text(db, outbound[-2])
+    assert outbound[-2].payload["filename"] == "Itinerary_SAF-AAA111.pdf"
+    for needed in (
+        "ITINERARY",
+        "SAF-AAA111",
+        "Victoria Falls guided tour",
+        f"{day.day} {day:%b %Y}",
+        "08:00",
+        "2 h 30 min",
+        "Falls entrance",
+        "Tendai Moyo",
+        "Rudo Chikwanha",
+        "Ana Moyo",
+        "Missing",
+        "USD 120.00",
+        "USD 50.00",
+        "BALANCE DUE USD 70.00",
+        "raincoat",
+        "Typical weather",
+        "not a forecast",
+        "Stay in the vehicle",
+        "Keep 25 m",
+        "+263832844000",
+        "Free cancellation",
+        "Pay balance",
+        "Upload IDs",
+        "Contact support",
+    ):
+        assert needed in itinerary, needed
 
 
 async def test_three_day_final_check_lists_what_is_missing(db: Database) -> None:
@@ -195,7 +248,8 @@ async def test_three_day_final_check_lists_what_is_missing(db: Database) -> None
     assert menu.kind == "list"
     ids = [o["id"] for o in menu.payload["options"]]
     assert ids == ["flow:payment_flow", "flow:id_upload_flow", "flow:support_flow"]
-    assert all(r.fallback and r.fallback["name"] == "tour_summary_3d" for r in outbound)
+    assert outbound[0].fallback and outbound[0].fallback["name"] == "tour_summary_3d"
+    assert "document" not in [r.kind for r in outbound]
 
 
 async def test_three_day_check_when_everything_is_done(db: Database) -> None:
@@ -213,7 +267,7 @@ async def test_one_day_last_minute_details(db: Database) -> None:
         assert needed in body, needed
     assert "Typical weather" in body and "Tendai Moyo" in body and "+263771000111" in body
     assert [r.kind for r in outbound] == ["text", "location"]
-    assert all(r.fallback and r.fallback["name"] == "tour_summary_1d" for r in outbound)
+    assert outbound[0].fallback and outbound[0].fallback["name"] == "tour_summary_1d"
 
 
 async def test_double_run_queues_once(db: Database) -> None:
@@ -246,11 +300,47 @@ async def test_concurrent_runs_queue_once(db: Database, database_url: str) -> No
     assert len([r for r in await rows(db) if r.kind == "list"]) == 1
 
 
-async def test_customer_without_whatsapp_fails_and_writes_nothing(db: Database) -> None:
+async def test_customer_without_whatsapp_is_counted_and_writes_nothing(db: Database) -> None:
     booking_id = await seed(db, wa_id=None)
     counts = await send_all(db, [booking_id], kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
-    assert counts[Outcome.FAILED] == 1
+    assert counts[Outcome.NO_WHATSAPP] == 1 and counts[Outcome.FAILED] == 0
     assert await count(db, Notification) == 0 and await rows(db) == []
+
+
+async def test_outside_the_window_only_the_template_is_sent(
+    db: Database, nyala_chat: ChatFactory
+) -> None:
+    """The customer last wrote two days ago: one template with a button; tapping it (in
+    the chat, as WhatsApp delivers a template's quick reply) brings the 7-day summary."""
+    booking_id = await seed(db, wa_id=PHONE, wrote=dt.timedelta(days=2))
+    outcome = await deliver(db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+    assert outcome is Outcome.TEMPLATE
+    (row,) = await rows(db)
+    assert row.kind == "template" and row.fallback is None
+    assert row.payload["name"] == "tour_summary_7d"
+    assert "one week away" in row.payload["fallback"]
+    assert [b["id"] for b in row.payload["buttons"]] == ["intent:tour_summary_7d"]
+    assert await count(db, Notification) == 1
+    again = await deliver(db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+    assert again is Outcome.SKIPPED and len(await rows(db)) == 1
+    chat = await open_chat(nyala_chat)
+    await chat.send("Get my summary", tap_id="intent:tour_summary_7d")
+    body = "\n".join(chat.texts)
+    assert "SAF-AAA111" in body and "in 7 days" in body and "Balance due: USD 70.00" in body
+    assert [type(r).__name__ for r in chat.replies][-2:] == ["Document", "ListMenu"]
+
+
+async def test_outside_the_window_the_three_day_tap_brings_the_final_check(
+    db: Database, nyala_chat: ChatFactory
+) -> None:
+    booking_id = await seed(db, wa_id=PHONE, offset=3, wrote=None)
+    assert (
+        await deliver(db, booking_id, kind=TOUR_SUMMARY, key="3d", amount=3, sandbox=False)
+        is Outcome.TEMPLATE
+    )
+    chat = await open_chat(nyala_chat)
+    await chat.send("Final check", tap_id="intent:tour_summary_3d")
+    assert "final check" in chat.texts[0] and "Traveller IDs missing: Ana Moyo" in chat.texts[0]
 
 
 async def test_id_reminders(db: Database) -> None:
@@ -287,23 +377,77 @@ async def test_cli_dry_run_then_runs_once(db: Database, database_url: str, tmp_p
     assert await count(db, Notification) == 0 and await rows(db) == []
     first = nyala("send_tour_summaries", "--days-before", "7", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
-    assert "queued 2, skipped 0 (already sent), failed 0" in first.stdout
+    assert first.stdout.strip().splitlines()[-1] == (
+        "queued 2, as template 0 (24-hour window closed), skipped 0 (already sent), "
+        "no WhatsApp 0, failed 0"
+    )
     again = nyala("send-tour-summaries", "--days-before", "7", "--send-now", cwd=tmp_path, env=env)
-    assert "queued 0, skipped 2 (already sent), failed 0" in again.stdout
-    assert "stored" in again.stdout
+    assert "queued 0, as template 0 (24-hour window closed), skipped 2" in again.stdout
+    assert "the messages are stored, not sent" in again.stderr
     assert await count(db, Notification) == 2
     reminders = nyala("send-id-reminders", "--hours-before", "48", cwd=tmp_path, env=env)
     assert reminders.returncode == 0 and "queued 0," in reminders.stdout
 
 
-async def test_cli_exit_status_when_a_booking_fails(
+async def test_cli_dry_run_is_exact_about_windows_and_missing_whatsapp(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
-    await seed(db, wa_id=None)
+    await seed(db, reference="SAF-OPEN01")
+    await seed(db, reference="SAF-SHUT01", wa_id="263770000555", wrote=dt.timedelta(hours=30))
+    await seed(db, reference="SAF-NOWA01", wa_id=None)
     env = {"DATABASE_URL": database_url}
-    result = nyala("send-tour-summaries", "--days-before", "7", cwd=tmp_path, env=env)
-    assert result.returncode == 1
-    assert "queued 0, skipped 0 (already sent), failed 1" in result.stdout
+    dry = nyala("send-tour-summaries", "--days-before", "7", "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0, dry.stderr
+    lines = {line.split()[0]: line for line in dry.stdout.splitlines() if "SAF-" in line}
+    assert "text, location, pdf, list" in lines["SAF-OPEN01"]
+    assert lines["SAF-OPEN01"].endswith("would queue")
+    assert "template" in lines["SAF-SHUT01"] and "window closed" in lines["SAF-SHUT01"]
+    assert lines["SAF-NOWA01"].endswith("no WhatsApp: skip")
+    assert await rows(db) == [] and await count(db, Notification) == 0
+    run = nyala("send-tour-summaries", "--days-before", "7", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == (
+        "queued 1, as template 1 (24-hour window closed), skipped 0 (already sent), "
+        "no WhatsApp 1, failed 0"
+    )
+    kinds = [r.kind for r in await rows(db)]
+    assert kinds.count("template") == 1 and kinds.count("document") == 1
+
+
+async def test_cli_send_now_sends_through_the_graph_api(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Live mode without a server: the command queues, then drains the outbox itself
+    through the (fake) Graph API, which validates every request against Meta's spec."""
+    await seed(db, reference="SAF-LIVE01")
+    await seed(db, reference="SAF-LIVE02", wa_id="263770000555", wrote=None)
+    async with FakeGraph(token="t0ken", phone_number_id="1234") as fake:
+        env = {
+            "DATABASE_URL": database_url,
+            "WHATSAPP_ACCESS_TOKEN": "t0ken",
+            "WHATSAPP_PHONE_NUMBER_ID": "1234",
+            "WHATSAPP_API_BASE": str(fake.base_url),
+        }
+        result = await asyncio.to_thread(
+            nyala, "send-tour-summaries", "--days-before", "7", "--send-now", cwd=tmp_path,
+            env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        sent = [m.body for m in fake.sent]
+    outbound = await rows(db)
+    assert result.stdout.strip().splitlines()[-1] == (
+        "queued 1, as template 1 (24-hour window closed), skipped 0 (already sent), "
+        f"no WhatsApp 0, failed 0, sent {len(outbound)} message(s)"
+    )
+    assert {r.status for r in outbound} == {OutboundStatus.SENT}
+    assert len(sent) == len(outbound) and len(fake.media) == 1
+    by_kind = [b["type"] for b in sent]
+    assert by_kind.count("template") == 1 and by_kind.count("document") == 1
+    template = next(b for b in sent if b["type"] == "template")
+    assert template["to"].removeprefix("+") == "263770000555"
+    assert template["template"]["components"][-1]["parameters"][0]["payload"] == (
+        "intent:tour_summary_7d"
+    )
 
 
 async def test_summary_intent_in_the_chat(nyala_chat: ChatFactory, db: Database) -> None:

@@ -94,11 +94,14 @@ async def seed_payment(
     wa_id: str = "263770000321",
     method: PaymentMethod = PaymentMethod.OMARI,
     reference: str = "SAF-7K3QX2",
+    wrote: dt.timedelta = dt.timedelta(minutes=5),
 ) -> Seeded:
-    """A tour, a departure, a customer with a WhatsApp contact, a booking and a payment."""
+    """A tour, a departure, a customer with a WhatsApp contact, a booking and a payment;
+    the customer last wrote ``wrote`` ago (paying in the chat)."""
     async with db.transaction() as s:
         tour, [departure] = await add_tour(s, code=reference, departures=((DAY, 10, 8),))
         contact = await add_contact(s, wa_id)
+        contact.last_inbound_at = dt.datetime.now(dt.UTC) - wrote
         customer = Customer(contact_id=contact.id, name="Rudo Chikwanha", phone=f"+{wa_id}")
         s.add(customer)
         await s.flush()
@@ -200,6 +203,19 @@ async def test_a_success_confirms_payment_and_booking_and_tells_the_customer(
     async with db.read() as s:
         row = await s.scalar(select(OutboundMessage))
     assert row is not None and row.contact_id == seeded.contact_id and row.inbound_id is None
+
+
+async def test_a_confirmation_after_the_window_closed_sends_the_template(db: Database) -> None:
+    """Omari confirms a day after the customer last wrote: only the approved template may
+    go out; its button asks for the receipt."""
+    seeded = await seed_payment(db, wrote=dt.timedelta(hours=25))
+    outcome = await apply_provider_event(db, event_for(seeded), sandbox=False)
+    assert outcome.queued == 1
+    async with db.read() as s:
+        (row,) = (await s.scalars(select(OutboundMessage))).all()
+    assert row.kind == "template" and row.payload["name"] == "payment_receipt"
+    assert list(row.payload["parameters"]) == ["Rudo", "USD 50.00", "SAF-7K3QX2"]
+    assert row.payload["buttons"][0]["id"] == "flow:receipt_flow"
 
 
 async def test_a_full_payment_outside_the_sandbox_is_queued_for_the_sender(db: Database) -> None:

@@ -1,0 +1,113 @@
+"""Business-initiated messages: what to queue inside and outside the 24-hour window.
+
+WhatsApp lets a business send free-form messages only within 24 hours of the customer's
+last message; outside that window only an approved template may open the conversation.
+:func:`queue_outreach` applies that rule when something the customer did not just ask
+for is queued (a tour summary, an ID reminder, a receipt after a late approval):
+
+* window open: the messages themselves; the first carries the template as its
+  ``fallback``, so if the window closes before the outbox sends it, the customer gets
+  the template instead, and the rest wait for the customer's answer;
+* window closed: the template alone, with a quick-reply button (``intent:...`` or
+  ``flow:...``) that asks for the content when tapped. The content is made at that
+  moment, so it is never stale, and the customer's tap opens the window for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from documents.summaries import TemplateSpec, load_template_specs
+from flows.messages import Option, Reply, Template, reply_kind, reply_to_payload
+from storage import Contact, OutboundMessage, OutboundStatus
+
+__all__ = [
+    "CUSTOMER_SERVICE_WINDOW",
+    "Delivery",
+    "approved_template",
+    "configured_template",
+    "in_window",
+    "queue_outreach",
+]
+
+CUSTOMER_SERVICE_WINDOW: Final = dt.timedelta(hours=24)
+
+
+class Delivery(enum.StrEnum):
+    """How an outreach was queued."""
+
+    DIRECT = "direct"  # the messages, inside the window
+    TEMPLATE = "template"  # the template alone; the content follows the customer's tap
+
+
+def approved_template(spec: TemplateSpec, values: Mapping[str, str]) -> Template:
+    """An approved template filled with ``values``, with its quick-reply button (the tap
+    asks for the content)."""
+    buttons = (
+        (Option(spec.button_reply, spec.button_title),)
+        if spec.button_reply and spec.button_title
+        else ()
+    )
+    return Template(
+        spec.name,
+        spec.language,
+        spec.parameter_values(values),
+        fallback=spec.filled_text(values),
+        buttons=buttons,
+    )
+
+
+def configured_template(key: str, values: Mapping[str, str]) -> Template:
+    """The template configured under ``key`` in ``documents/templates.yaml``, filled."""
+    return approved_template(load_template_specs()[key], values)
+
+
+def in_window(last_inbound_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a contact who last wrote at ``last_inbound_at`` may get free-form messages."""
+    return last_inbound_at is not None and now - last_inbound_at < CUSTOMER_SERVICE_WINDOW
+
+
+async def queue_outreach(
+    session: AsyncSession,
+    contact_id: int,
+    replies: Sequence[Reply],
+    *,
+    template: Template,
+    now: dt.datetime,
+    sandbox: bool,
+) -> Delivery:
+    """Queue business-initiated ``replies`` for a contact, or ``template`` outside the window.
+
+    Args:
+        session: the caller's transaction (the rows commit with it).
+        contact_id: the WhatsApp contact.
+        replies: the content.
+        template: the approved template that opens the conversation (with a button that
+            asks for the content).
+        now: the time of queueing.
+        sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``.
+    """
+    last = await session.scalar(select(Contact.last_inbound_at).where(Contact.id == contact_id))
+    delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
+    messages: Sequence[Reply] = replies if delivery is Delivery.DIRECT else [template]
+    for index, reply in enumerate(messages):
+        fallback = template if delivery is Delivery.DIRECT and index == 0 else None
+        session.add(
+            OutboundMessage(
+                contact_id=contact_id,
+                inbound_id=None,
+                kind=reply_kind(reply),
+                payload=reply_to_payload(reply),
+                status=OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED,
+                created_at=now,
+                next_attempt_at=None if sandbox else now,
+                fallback=reply_to_payload(fallback) if fallback is not None else None,
+            )
+        )
+    return delivery
