@@ -12,8 +12,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import Contact, FlowSession, FlowStepEvent, SessionStatus, StepAction, utcnow
@@ -173,6 +174,33 @@ def write_events(
     ]
     session.add_all(rows)
     return rows
+
+
+def event_rows(session_id: int, events: Iterable[TrackedEvent]) -> list[dict[str, Any]]:
+    """The buffered events as ``flow_step_events`` rows, for :func:`insert_events`."""
+    return [
+        {
+            "session_id": session_id,
+            "step_name": e.step_name,
+            "action": e.action,
+            "timestamp": e.timestamp,
+            "time_spent": e.time_spent,
+            "input_value": e.input_value,
+            "output_value": e.output_value,
+            "error_message": e.error_message,
+            "retry_count": e.retry_count,
+        }
+        for e in events
+    ]
+
+
+async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert step-event rows in the caller's transaction: one statement, no ORM objects.
+
+    The engine's hot path uses this instead of :func:`write_events`.
+    """
+    if rows:
+        await session.execute(insert(cast(Table, FlowStepEvent.__table__)), rows)
 
 
 # Manual tracking, for custom code outside flow machines ------------------------------

@@ -27,7 +27,6 @@ from bot.payloads import IncomingMessage, Sender, WebhookBatch
 from bot.statuses import apply_status
 from flows import Engine
 from storage import (
-    Contact,
     Database,
     IgnoredUpdate,
     InboundMessage,
@@ -35,6 +34,7 @@ from storage import (
     get_or_create_contact,
     utcnow,
 )
+from storage.messages import KnownContact, known_contacts
 
 log = logging.getLogger("nyala.inbox")
 
@@ -230,7 +230,6 @@ async def _existing_ids(session: AsyncSession, ids: list[str]) -> set[str]:
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
-_CONTACTS = cast(Table, Contact.__table__)
 
 
 async def _contact_ids(session: AsyncSession, senders: list[Sender]) -> list[int]:
@@ -239,31 +238,19 @@ async def _contact_ids(session: AsyncSession, senders: list[Sender]) -> list[int
     A new contact, or one whose name or ids changed, goes through
     :func:`storage.get_or_create_contact` (which creates or updates it).
     """
-    wa_ids = sorted({s.wa_id for s in senders if s.wa_id})
-    known: dict[str, tuple[int, str | None, str | None]] = {}
-    for start in range(0, len(wa_ids), _IN_CHUNK):
-        c = _CONTACTS.c
-        rows = await session.execute(
-            select(c.wa_id, c.id, c.user_id, c.profile_name).where(
-                c.wa_id.in_(wa_ids[start : start + _IN_CHUNK])
-            )
-        )
-        for wa_id, contact_id, user_id, profile_name in rows:
-            known[wa_id] = (contact_id, user_id, profile_name)
+    known = await known_contacts(session, (s.wa_id for s in senders if s.wa_id))
     ids: list[int] = []
     for sender in senders:
         name = sender.profile_name or sender.username
         row = known.get(sender.wa_id) if sender.wa_id else None
-        if row is not None:
-            contact_id, user_id, profile_name = row
-            if (not sender.user_id or user_id) and (not name or name == profile_name):
-                ids.append(contact_id)
-                continue
+        if row is not None and row.unchanged(sender.user_id, name):
+            ids.append(row.id)
+            continue
         contact = await get_or_create_contact(
             session, wa_id=sender.wa_id, user_id=sender.user_id, profile_name=name
         )
         if sender.wa_id:
-            known[sender.wa_id] = (contact.id, contact.user_id, contact.profile_name)
+            known[sender.wa_id] = KnownContact(contact.id, contact.user_id, contact.profile_name)
         ids.append(contact.id)
     return ids
 

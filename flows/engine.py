@@ -16,14 +16,14 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import StateChart
 
-from analytics.tracking import StepTracker, write_events
+from analytics.tracking import StepTracker, event_rows, insert_events, write_events
 from flows.app import App, Intent
 from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.errors import ActionError, FlowError
@@ -62,6 +62,7 @@ from storage import (
     lock_contact,
     utcnow,
 )
+from storage.messages import insert_inbound, known_contacts
 
 log = logging.getLogger("nyala.flows")
 
@@ -98,6 +99,28 @@ class Received:
         return self.inbound_id is None
 
 
+# A contact's oldest pending messages: the user's own order (WhatsApp's timestamp),
+# then arrival; two, so the engine knows whether another one waits.
+_PENDING = (
+    select(InboundMessage)
+    .where(
+        InboundMessage.contact_id == bindparam("contact_id"),
+        InboundMessage.status == InboundStatus.PENDING,
+    )
+    .order_by(func.coalesce(InboundMessage.sent_at, InboundMessage.received_at), InboundMessage.id)
+    .limit(2)
+)
+_LOAD_TURN = (
+    select(Contact, Conversation, FlowSession)
+    .select_from(Contact)
+    .outerjoin(Conversation, Conversation.contact_id == Contact.id)
+    .outerjoin(FlowSession, FlowSession.id == Conversation.flow_session_id)
+    .where(Contact.id == bindparam("contact_id"))
+)
+_FRESH = {"populate_existing": True}
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
+
+
 def _public(data: Mapping[str, Any]) -> dict[str, Any]:
     """The flow data without the engine's bookkeeping keys."""
     return {k: v for k, v in data.items() if not k.startswith("_")}
@@ -132,28 +155,33 @@ class Engine:
         for attempt in range(3):
             try:
                 async with self.db.transaction() as session:
-                    row = await get_or_create_contact(
+                    known = (
+                        (await known_contacts(session, [contact.wa_id])).get(contact.wa_id)
+                        if contact.wa_id
+                        else None
+                    )
+                    if known is not None and known.unchanged(
+                        contact.user_id, contact.profile_name
+                    ):
+                        contact_id = known.id
+                    else:  # new, or changed: the ORM path creates or updates it
+                        row = await get_or_create_contact(
+                            session,
+                            wa_id=contact.wa_id,
+                            user_id=contact.user_id,
+                            profile_name=contact.profile_name,
+                        )
+                        contact_id = row.id
+                    inbound_id = await insert_inbound(
                         session,
-                        wa_id=contact.wa_id,
-                        user_id=contact.user_id,
-                        profile_name=contact.profile_name,
-                    )
-                    existing = await session.scalar(
-                        select(InboundMessage.id).where(InboundMessage.wa_message_id == message.id)
-                    )
-                    if existing is not None:
-                        return Received(row.id, None)
-                    inbound = InboundMessage(
                         wa_message_id=message.id,
-                        contact_id=row.id,
+                        contact_id=contact_id,
                         kind=message.kind,
                         payload=message.to_payload(),
                         received_at=self.clock(),
                         sent_at=message.timestamp,
                     )
-                    session.add(inbound)
-                    await session.flush()
-                    return Received(row.id, inbound.id)
+                    return Received(contact_id, inbound_id)
             except IntegrityError:
                 # Another process stored the same contact or message at the same moment.
                 if attempt == 2:
@@ -161,13 +189,19 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def process_pending(self, contact_id: int) -> list[Reply]:
-        """Process the contact's pending messages, oldest first; returns the replies."""
+        """Process the contact's pending messages, oldest first; returns the replies.
+
+        Each message is its own transaction; the last one already knows nothing else was
+        pending, so no empty transaction is spent to find out. (A message stored after
+        that look is processed by whoever stored it: the inbox kicks its contact, and
+        recovery finds anything left.)
+        """
         replies: list[Reply] = []
         while True:
-            found, produced = await self._process_next(contact_id)
-            if not found:
-                return replies
+            found, produced, more = await self._process_next(contact_id)
             replies.extend(produced)
+            if not (found and more):
+                return replies
 
     async def handle(self, contact: ContactRef, message: UserMessage) -> list[Reply]:
         """Store and process one message (the terminal chat and tests use this)."""
@@ -187,26 +221,17 @@ class Engine:
             await turn.begin_flow(flow, dict(data or {}))
             return await turn.finish()
 
-    async def _process_next(self, contact_id: int) -> tuple[bool, list[Reply]]:
+    async def _process_next(self, contact_id: int) -> tuple[bool, list[Reply], bool]:
+        """Process the oldest pending message: (found one, its replies, more pending)."""
         async with self.db.transaction() as session:
             await lock_contact(session, contact_id)
             # Only after holding the contact's lock pick its oldest pending message:
-            # claiming first would let another worker overtake it.
-            inbound = await session.scalar(
-                select(InboundMessage)
-                .where(
-                    InboundMessage.contact_id == contact_id,
-                    InboundMessage.status == InboundStatus.PENDING,
-                )
-                # The user's own order (WhatsApp's timestamp), then arrival.
-                .order_by(
-                    func.coalesce(InboundMessage.sent_at, InboundMessage.received_at),
-                    InboundMessage.id,
-                )
-                .limit(1)
-            )
-            if inbound is None:
-                return False, []
+            # claiming first would let another worker overtake it. Two rows: the second
+            # tells whether to look again.
+            pending = (await session.scalars(_PENDING, {"contact_id": contact_id})).all()
+            if not pending:
+                return False, [], False
+            inbound = pending[0]
             message = UserMessage.from_payload(inbound.payload)
             try:
                 async with session.begin_nested():
@@ -221,7 +246,7 @@ class Engine:
             else:
                 inbound.status = InboundStatus.DONE
             inbound.processed_at = self.clock()
-            return True, replies
+            return True, replies, len(pending) > 1
 
     async def _record_failure(
         self,
@@ -250,10 +275,10 @@ class Engine:
             conversation.clear_flow()
             conversation.last_activity_at = now
         replies: list[Reply] = [Text(APOLOGY)]
-        self._queue(session, contact_id, inbound.id, replies)
+        await self._queue(session, contact_id, inbound.id, replies)
         return replies
 
-    def _queue(
+    async def _queue(
         self,
         session: AsyncSession,
         contact_id: int,
@@ -261,22 +286,27 @@ class Engine:
         replies: list[Reply],
         fallbacks: Mapping[int, Template] | None = None,
     ) -> None:
+        """Insert the replies as outbound rows, in order (one statement, no ORM objects)."""
+        if not replies:
+            return
         status = OutboundStatus.SANDBOX if self.sandbox else OutboundStatus.QUEUED
         now = self.clock()
+        rows = []
         for reply in replies:
             fallback = (fallbacks or {}).get(id(reply))
-            session.add(
-                OutboundMessage(
-                    contact_id=contact_id,
-                    inbound_id=inbound_id,
-                    kind=reply_kind(reply),
-                    payload=reply_to_payload(reply),
-                    status=status,
-                    created_at=now,
-                    next_attempt_at=None if self.sandbox else now,
-                    fallback=reply_to_payload(fallback) if fallback is not None else None,
-                )
+            rows.append(
+                {
+                    "contact_id": contact_id,
+                    "inbound_id": inbound_id,
+                    "kind": reply_kind(reply),
+                    "payload": reply_to_payload(reply),
+                    "status": status,
+                    "created_at": now,
+                    "next_attempt_at": None if self.sandbox else now,
+                    "fallback": reply_to_payload(fallback) if fallback is not None else None,
+                }
             )
+        await session.execute(insert(_OUTBOUND), rows)
 
 
 class _Turn:
@@ -305,6 +335,7 @@ class _Turn:
         self.replies: list[Reply] = []
         self.flow_session: FlowSession | None = None
         self.tracker: StepTracker | None = None
+        self.event_rows: list[dict[str, Any]] = []  # step events, written by finish()
         self.ctx = FlowContext(
             session=session,
             contact=contact,
@@ -324,10 +355,15 @@ class _Turn:
         message: UserMessage | None,
         inbound_id: int | None,
     ) -> _Turn:
-        contact = await session.get(Contact, contact_id, populate_existing=True)
-        if contact is None:
+        # The contact, its conversation and its flow session in one round trip.
+        found = (
+            await session.execute(_LOAD_TURN, {"contact_id": contact_id}, execution_options=_FRESH)
+        ).first()
+        if found is None:
             raise FlowError(f"contact {contact_id} does not exist")
-        conversation = await session.get(Conversation, contact_id, populate_existing=True)
+        contact: Contact = found[0]
+        conversation: Conversation | None = found[1]
+        flow_session: FlowSession | None = found[2]
         if conversation is None:
             conversation = Conversation(contact_id=contact_id, data={}, retry_count=0)
             session.add(conversation)
@@ -342,7 +378,7 @@ class _Turn:
         if message is not None:
             contact.last_inbound_at = turn.now
         if conversation.flow_session_id is not None:
-            turn.flow_session = await session.get(FlowSession, conversation.flow_session_id)
+            turn.flow_session = flow_session
             turn.tracker = StepTracker(
                 entered_at=conversation.step_entered_at,
                 retry_count=conversation.retry_count,
@@ -736,7 +772,8 @@ class _Turn:
 
     def _write_tracking(self, flow_session: FlowSession) -> None:
         if self.tracker is not None:
-            write_events(self.session, flow_session, self.tracker.events)
+            # Buffered, then inserted together by finish().
+            self.event_rows.extend(event_rows(flow_session.id, self.tracker.events))
             self.tracker.events.clear()
             if self.tracker.current_step is not None:
                 flow_session.current_step = self.tracker.current_step
@@ -779,10 +816,11 @@ class _Turn:
             and conversation.handed_off_at is None
         ):
             await self._show_menu("Here's what I can help with:")
-        self.engine._queue(
+        await self.session.flush()  # the ORM rows first: events refer to new sessions
+        await insert_events(self.session, self.event_rows)
+        await self.engine._queue(
             self.session, self.contact.id, self.inbound_id, self.replies, self.ctx.fallbacks
         )
-        await self.session.flush()
         return list(self.replies)
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.base import Base, UTCDateTime, utcnow
+from storage.contacts import Contact
 from storage.types import BigIntId, JSONDoc, str_enum
 
 
@@ -103,3 +108,75 @@ class IgnoredUpdate(Base):
     what: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+# Storing inbound messages on the hot path: Core statements, no ORM objects --------------
+
+_IN_CHUNK = 500  # values per IN (...) list
+
+
+@dataclass(frozen=True, slots=True)
+class KnownContact:
+    """What storing a message needs to know about an existing contact."""
+
+    id: int
+    user_id: str | None
+    profile_name: str | None
+
+    def unchanged(self, user_id: str | None, profile_name: str | None) -> bool:
+        """Whether :func:`storage.get_or_create_contact` would leave the row as it is."""
+        return (not user_id or self.user_id is not None) and (
+            not profile_name or profile_name == self.profile_name
+        )
+
+
+async def known_contacts(session: AsyncSession, wa_ids: Iterable[str]) -> dict[str, KnownContact]:
+    """The existing contacts with these phone digits (one query per 500)."""
+    table = cast(Table, Contact.__table__)
+    wanted = sorted(set(wa_ids))
+    found: dict[str, KnownContact] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = await session.execute(
+            select(table.c.wa_id, table.c.id, table.c.user_id, table.c.profile_name).where(
+                table.c.wa_id.in_(wanted[start : start + _IN_CHUNK])
+            )
+        )
+        for wa_id, contact_id, user_id, profile_name in rows:
+            found[wa_id] = KnownContact(contact_id, user_id, profile_name)
+    return found
+
+
+async def insert_inbound(
+    session: AsyncSession,
+    *,
+    wa_message_id: str,
+    contact_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    received_at: dt.datetime,
+    sent_at: dt.datetime | None,
+) -> int | None:
+    """Insert one pending inbound message; its id, or ``None`` if the id was stored before.
+
+    One statement (``INSERT ... ON CONFLICT DO NOTHING RETURNING id``).
+    """
+    values = {
+        "wa_message_id": wa_message_id,
+        "contact_id": contact_id,
+        "kind": kind,
+        "payload": payload,
+        "received_at": received_at,
+        "sent_at": sent_at,
+        "status": InboundStatus.PENDING,
+    }
+    table = cast(Table, InboundMessage.__table__)
+    dialect = session.get_bind().dialect.name
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[table.c.wa_message_id])
+        .returning(table.c.id)
+    )
+    inserted = await session.scalar(statement)
+    return None if inserted is None else int(inserted)
