@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text, select
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -130,20 +130,31 @@ class KnownContact:
         )
 
 
+_CONTACTS = cast(Table, Contact.__table__)
+_KNOWN = select(
+    _CONTACTS.c.wa_id, _CONTACTS.c.id, _CONTACTS.c.user_id, _CONTACTS.c.profile_name
+).where(_CONTACTS.c.wa_id.in_(bindparam("wa_ids", expanding=True)))
+
+
 async def known_contacts(session: AsyncSession, wa_ids: Iterable[str]) -> dict[str, KnownContact]:
     """The existing contacts with these phone digits (one query per 500)."""
-    table = cast(Table, Contact.__table__)
     wanted = sorted(set(wa_ids))
     found: dict[str, KnownContact] = {}
     for start in range(0, len(wanted), _IN_CHUNK):
-        rows = await session.execute(
-            select(table.c.wa_id, table.c.id, table.c.user_id, table.c.profile_name).where(
-                table.c.wa_id.in_(wanted[start : start + _IN_CHUNK])
-            )
-        )
+        rows = await session.execute(_KNOWN, {"wa_ids": wanted[start : start + _IN_CHUNK]})
         for wa_id, contact_id, user_id, profile_name in rows:
             found[wa_id] = KnownContact(contact_id, user_id, profile_name)
     return found
+
+
+_INBOUND = cast(Table, InboundMessage.__table__)
+# INSERT ... ON CONFLICT (wa_message_id) DO NOTHING RETURNING id, per dialect.
+_INSERT_INBOUND = {
+    name: dialect_insert(_INBOUND)
+    .on_conflict_do_nothing(index_elements=[_INBOUND.c.wa_message_id])
+    .returning(_INBOUND.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 async def insert_inbound(
@@ -169,14 +180,6 @@ async def insert_inbound(
         "sent_at": sent_at,
         "status": InboundStatus.PENDING,
     }
-    table = cast(Table, InboundMessage.__table__)
-    dialect = session.get_bind().dialect.name
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        dialect_insert(table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=[table.c.wa_message_id])
-        .returning(table.c.id)
-    )
-    inserted = await session.scalar(statement)
+    statement = _INSERT_INBOUND[session.get_bind().dialect.name]
+    inserted = await session.scalar(statement, values)
     return None if inserted is None else int(inserted)
