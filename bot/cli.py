@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from bot.apps import load_app
+from bot.cli_analytics import report, snapshot
 from bot.cli_common import load_app_from as _app
 from bot.cli_common import load_settings as _settings
 from bot.cli_common import phone as _phone
@@ -557,6 +558,8 @@ def handoff_release(ctx: click.Context, phone: str) -> None:
 
 
 cli.add_command(operator)
+cli.add_command(report)
+cli.add_command(snapshot)
 
 
 def main(argv: list[str] | None = None) -> None:
