@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,7 +99,7 @@ async def set_password(db: Database, username: str, password: str, *, actor: str
         operator.password_hash = hashed
         operator.password_changed_at = utcnow()
         await session.execute(
-            ConsoleSession.__table__.delete().where(ConsoleSession.operator_id == operator.id)
+            delete(ConsoleSession).where(ConsoleSession.operator_id == operator.id)
         )
         audit(session, actor, "set_password", f"operator {name}")
 
@@ -118,10 +118,11 @@ async def set_active(db: Database, username: str, *, active: bool, actor: str) -
         operator.active = active
         if not active:
             await session.execute(
-                ConsoleSession.__table__.delete().where(ConsoleSession.operator_id == operator.id)
+                delete(ConsoleSession).where(ConsoleSession.operator_id == operator.id)
             )
-        audit(session, actor, "enable_operator" if active else "disable_operator",
-              f"operator {name}")  # fmt: skip
+        audit(
+            session, actor, "enable_operator" if active else "disable_operator", f"operator {name}"
+        )
 
 
 async def list_operators(db: Database) -> list[Operator]:

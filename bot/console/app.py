@@ -178,9 +178,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     if not username or not password:
         return _login_form(
-            request, target=target, username=username,
-            error="Enter your username and password.", status=400,
-        )  # fmt: skip
+            request,
+            target=target,
+            username=username,
+            error="Enter your username and password.",
+            status=400,
+        )
     result = await sessions.log_in(
         db_of(request),
         username,
@@ -199,9 +202,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     if result.token is None:
         return _login_form(
-            request, target=target, username=username,
-            error="Wrong username or password.", status=401,
-        )  # fmt: skip
+            request,
+            target=target,
+            username=username,
+            error="Wrong username or password.",
+            status=401,
+        )
     response = web.HTTPSeeOther(target)
     response.set_cookie(
         COOKIE,

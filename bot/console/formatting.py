@@ -11,13 +11,33 @@ from storage import utcnow
 
 # Status → badge colour (CSS class ``badge-<colour>``).
 BADGES = {
-    "completed": "green", "confirmed": "green", "approved": "green", "delivered": "green",
-    "read": "green", "done": "green", "verified": "green", "sent": "blue", "received": "blue",
-    "active": "blue", "entered": "blue", "queued": "blue", "pending": "amber",
-    "retry": "amber", "skipped": "grey", "sandbox": "grey", "missing": "amber",
-    "abandoned": "grey", "cancelled": "grey", "refunded": "grey", "error": "red",
-    "failed": "red", "rejected": "red", "admin": "purple", "agent": "blue", "viewer": "grey",
-}  # fmt: skip
+    "completed": "green",
+    "confirmed": "green",
+    "approved": "green",
+    "delivered": "green",
+    "read": "green",
+    "done": "green",
+    "verified": "green",
+    "sent": "blue",
+    "received": "blue",
+    "active": "blue",
+    "entered": "blue",
+    "queued": "blue",
+    "pending": "amber",
+    "retry": "amber",
+    "skipped": "grey",
+    "sandbox": "grey",
+    "missing": "amber",
+    "abandoned": "grey",
+    "cancelled": "grey",
+    "refunded": "grey",
+    "error": "red",
+    "failed": "red",
+    "rejected": "red",
+    "admin": "purple",
+    "agent": "blue",
+    "viewer": "grey",
+}
 
 
 def when(value: dt.datetime | None) -> str:
@@ -56,7 +76,7 @@ def duration(seconds: float | None) -> str:
         return "—"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)

@@ -114,9 +114,7 @@ async def log_in(
         audit(session, operator.username, "login", f"address {ip}")
         # Old sessions and attempts go as new ones come: the tables stay small.
         await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
-        await session.execute(
-            delete(LoginAttempt).where(LoginAttempt.at < now - RATE_WINDOW * 4)
-        )
+        await session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - RATE_WINDOW * 4))
     if needs_rehash(operator.password_hash):
         rehashed = await hash_password(password)
         async with db.transaction() as session:
@@ -149,9 +147,11 @@ async def current(db: Database, token: str) -> Current | None:
             await session.execute(
                 update(ConsoleSession)
                 .where(ConsoleSession.id == found.id)
-                .values(last_seen_at=now, expires_at=min(now + IDLE_TIMEOUT,
-                                                         found.created_at + MAX_AGE))
-            )  # fmt: skip
+                .values(
+                    last_seen_at=now,
+                    expires_at=min(now + IDLE_TIMEOUT, found.created_at + MAX_AGE),
+                )
+            )
     return Current(found.operator_id, username, role, found.id, found.csrf_token)
 
 

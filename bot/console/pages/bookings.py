@@ -1,7 +1,174 @@
-"""bookings pages."""
+"""Bookings: search, and a booking with its travellers, payments, IDs and receipts."""
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
+from sqlalchemy import or_, select
+
+from bot.console.accounts import audit
+from bot.console.filters import PAGE_SIZE, Filters, page_of
+from bot.console.pages.files import file_response
+from bot.console.web import db_of, me, render
+from storage import (
+    PAID_STATUSES,
+    AuditEntry,
+    Booking,
+    BookingStatus,
+    Customer,
+    Departure,
+    Notification,
+    Payment,
+    Receipt,
+    StoredFile,
+    Tour,
+    Traveler,
+)
 
 routes = web.RouteTableDef()
+REFERENCE = re.compile(r"[A-Z]{2,5}-[A-Z0-9]{4,10}")
+
+
+@routes.get("/bookings")
+async def bookings_list(request: web.Request) -> web.StreamResponse:
+    """Bookings, newest first; search by reference, customer name, phone or e-mail."""
+    filters = Filters(request)
+    status = filters.choice("status", [s.value for s in BookingStatus])
+    search = filters.text("q", max_length=80)
+    start = filters.date("from")
+    end = filters.date("to")
+    number = filters.page()
+    query = (
+        select(Booking, Customer, Tour.name, Departure.date)
+        .join(Customer, Customer.id == Booking.customer_id)
+        .join(Tour, Tour.id == Booking.tour_id)
+        .join(Departure, Departure.id == Booking.departure_id)
+    )
+    if status:
+        query = query.where(Booking.status == BookingStatus(status))
+    if start:
+        query = query.where(Departure.date >= start)
+    if end:
+        query = query.where(Departure.date <= end)
+    if search:
+        if REFERENCE.fullmatch(search.upper()):
+            query = query.where(Booking.reference == search.upper())
+        else:
+            digits = re.sub(r"[\s+\-()]", "", search)
+            pattern = f"%{search.replace('%', '').replace('_', '')}%"
+            conditions = [Customer.name.ilike(pattern), Customer.email.ilike(pattern)]
+            if digits.isdigit():
+                conditions.append(Customer.phone.like(f"%{digits}%"))
+            query = query.where(or_(*conditions))
+    query = query.order_by(Booking.id.desc()).limit(PAGE_SIZE + 1).offset((number - 1) * PAGE_SIZE)
+    async with db_of(request).read() as session:
+        rows = list((await session.execute(query)).all())
+    return render(
+        request,
+        "bookings.html",
+        {
+            "title": "Bookings",
+            "rows": rows,
+            "page": page_of(filters, rows, number),
+            "status": status or "",
+            "statuses": [s.value for s in BookingStatus],
+            "q": search or "",
+            "start": start.isoformat() if start else "",
+            "end": end.isoformat() if end else "",
+        },
+    )
+
+
+@routes.get("/bookings/{reference}")
+async def booking_detail(request: web.Request) -> web.StreamResponse:
+    """One booking with everything about it."""
+    from flows.safari.operations import balance
+
+    reference = request.match_info["reference"].upper()
+    if not REFERENCE.fullmatch(reference):
+        raise web.HTTPNotFound
+    async with db_of(request).read() as session:
+        booking = await session.scalar(select(Booking).where(Booking.reference == reference))
+        if booking is None:
+            raise web.HTTPNotFound
+        customer = await session.get(Customer, booking.customer_id)
+        tour = await session.get(Tour, booking.tour_id)
+        departure = await session.get(Departure, booking.departure_id)
+        travelers = list(
+            await session.scalars(
+                select(Traveler)
+                .where(Traveler.booking_id == booking.id)
+                .order_by(Traveler.position)
+            )
+        )
+        payments = list(
+            (
+                await session.execute(
+                    select(Payment, Receipt.number)
+                    .outerjoin(Receipt, Receipt.payment_id == Payment.id)
+                    .where(Payment.booking_id == booking.id)
+                    .order_by(Payment.id)
+                )
+            ).all()
+        )
+        owed = await balance(session, booking)
+        notifications = list(
+            await session.scalars(
+                select(Notification)
+                .where(Notification.booking_id == booking.id)
+                .order_by(Notification.id)
+            )
+        )
+        targets = [f"booking {reference}"] + [f"payment {p.id}" for p, _n in payments]
+        history = list(
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.target.in_(targets))
+                .order_by(AuditEntry.id.desc())
+                .limit(30)
+            )
+        )
+    return render(
+        request,
+        "booking.html",
+        {
+            "title": f"Booking {reference}",
+            "booking": booking,
+            "customer": customer,
+            "tour": tour,
+            "departure": departure,
+            "travelers": travelers,
+            "payments": payments,
+            "balance": owed,
+            "paid_statuses": [s.value for s in PAID_STATUSES],
+            "notifications": notifications,
+            "history": history,
+        },
+    )
+
+
+@routes.get("/bookings/{reference}/travelers/{traveler_id:\\d{1,18}}/id")
+async def traveler_id_document(request: web.Request) -> web.StreamResponse:
+    """A traveller's uploaded ID document (audited)."""
+    reference = request.match_info["reference"].upper()
+    traveler_id = int(request.match_info["traveler_id"])
+    db = db_of(request)
+    async with db.read() as session:
+        file_id = await session.scalar(
+            select(Traveler.id_file_id)
+            .join(Booking, Booking.id == Traveler.booking_id)
+            .where(Traveler.id == traveler_id, Booking.reference == reference)
+        )
+        row = await session.get(StoredFile, file_id) if file_id else None
+    if row is None:
+        raise web.HTTPNotFound
+    async with db.transaction() as session:
+        audit(
+            session,
+            me(request).username,
+            "view_id_document",
+            f"booking {reference}",
+            f"traveller {traveler_id}",
+        )
+    return file_response(row)

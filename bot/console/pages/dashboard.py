@@ -1,15 +1,95 @@
-"""The dashboard: KPIs against their targets, trends, and what needs attention today."""
+"""The dashboard: KPIs against their targets, trends, and what needs attention now."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
 
-from bot.console.web import render
+from aiohttp import web
+from sqlalchemy import select
+
+import analytics
+from analytics.errors import AnalyticsError
+from bot.console.filters import Filters
+from bot.console.pages.analytics import (
+    bounded_count,
+    choose_flow,
+    flow_names,
+    period,
+    snapshot_trend,
+)
+from bot.console.web import db_of, flow_app_of, notice, render
+from storage import Conversation, OutboundMessage, OutboundStatus, Payment, PaymentStatus
 
 routes = web.RouteTableDef()
 
 
+def kpi_text(kpi: dict[str, Any]) -> str:
+    """A KPI's value as the card shows it."""
+    value = kpi["value"]
+    if value is None:
+        return "—"
+    if kpi["name"] == "top_abandonment_points":
+        return ", ".join(f"{row['step_name']} ({row['sessions']})" for row in value) or "none"
+    if kpi["unit"] == "%":
+        return f"{value:.1f} %"
+    if kpi["unit"] == "s":
+        minutes, seconds = divmod(round(float(value)), 60)
+        return f"{minutes} min {seconds:02d} s" if minutes else f"{float(value):.1f} s"
+    return str(value)
+
+
 @routes.get("/")
 async def dashboard(request: web.Request) -> web.StreamResponse:
-    """The console's home page."""
-    return render(request, "dashboard.html", {"title": "Dashboard"})
+    """KPIs of a flow over a period, trend charts from snapshots, and today's queue."""
+    app = flow_app_of(request)
+    filters = Filters(request)
+    flow = choose_flow(filters, app)
+    days, start, end = period(filters)
+    db = db_of(request)
+    report = None
+    overview: list[dict[str, Any]] = []
+    trend: dict[str, Any] = {}
+    if flow is not None:
+        try:
+            report = await analytics.get_kpis(
+                flow, days, date_from=start, date_to=end, db=db, tz=app.timezone
+            )
+            for name in flow_names(app):
+                row = await analytics.get_flow_completion_rate(
+                    name, days, date_from=start, date_to=end, db=db, tz=app.timezone
+                )
+                overview.append(dict(row))
+        except AnalyticsError as exc:
+            notice(request, f"No report: {exc}")
+        trend = await snapshot_trend(request, flow)
+    attention = {
+        "payments": await bounded_count(
+            request, select(Payment.id).where(Payment.status == PaymentStatus.PENDING)
+        ),
+        "conversations": await bounded_count(
+            request,
+            select(Conversation.contact_id).where(Conversation.handed_off_at.is_not(None)),
+        ),
+        "failed": await bounded_count(
+            request,
+            select(OutboundMessage.id).where(OutboundMessage.status == OutboundStatus.FAILED),
+        ),
+    }
+    kpis = [{**kpi, "text": kpi_text(dict(kpi))} for kpi in report["kpis"]] if report else []
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "title": "Dashboard",
+            "flow": flow,
+            "flows": flow_names(app),
+            "days": days,
+            "start": start.isoformat() if start else "",
+            "end": end.isoformat() if end else "",
+            "report": report,
+            "kpis": kpis,
+            "overview": overview,
+            "trend": trend,
+            "attention": attention,
+        },
+    )

@@ -7,9 +7,7 @@ from aiohttp import web
 from storage import StoredFile
 
 # Types a browser may show inline; anything else is downloaded.
-INLINE_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"}
-)
+INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"})
 
 
 def file_response(row: StoredFile, *, download: bool = False) -> web.Response:
@@ -21,7 +19,7 @@ def file_response(row: StoredFile, *, download: bool = False) -> web.Response:
         body=row.data,
         content_type=mime,
         headers={
-            "Content-Disposition": f'{"inline" if inline else "attachment"}; '
+            "Content-Disposition": f"{'inline' if inline else 'attachment'}; "
             f'filename="{safe_name}"',
             "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; "
             "style-src 'unsafe-inline'; plugin-types application/pdf",

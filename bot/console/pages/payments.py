@@ -63,7 +63,7 @@ async def payments_list(request: web.Request) -> web.StreamResponse:
         .join(Tour, Tour.id == Booking.tour_id)
         .outerjoin(Receipt, Receipt.payment_id == Payment.id)
     )
-    if status != "all":
+    if status is not None and status != "all":
         query = query.where(Payment.status == PaymentStatus(status))
     if method:
         query = query.where(Payment.method == PaymentMethod(method))
@@ -103,9 +103,10 @@ async def _load(request: web.Request, payment_id: int) -> dict[str, object]:
         if payment.proof_file_id is not None:
             proof = (
                 await session.execute(
-                    select(StoredFile.id, StoredFile.filename, StoredFile.mime_type,
-                           StoredFile.size).where(StoredFile.id == payment.proof_file_id)
-                )  # fmt: skip
+                    select(
+                        StoredFile.id, StoredFile.filename, StoredFile.mime_type, StoredFile.size
+                    ).where(StoredFile.id == payment.proof_file_id)
+                )
             ).first()
         receipt = await session.scalar(select(Receipt).where(Receipt.payment_id == payment_id))
         history = list(
@@ -162,8 +163,13 @@ async def receipt_download(request: web.Request) -> web.StreamResponse:
     if issued is None:
         raise web.HTTPNotFound
     async with db.transaction() as session:
-        audit(session, me(request).username, "download_receipt", f"payment {payment_id}",
-              issued.number)  # fmt: skip
+        audit(
+            session,
+            me(request).username,
+            "download_receipt",
+            f"payment {payment_id}",
+            issued.number,
+        )
     return web.Response(
         body=issued.pdf,
         content_type="application/pdf",
@@ -199,8 +205,10 @@ async def approve(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound from None
     except ActionError as exc:
         return redirect(back, f"Not approved: {exc}", kind="error")
-    sent = f" Receipt {number} was sent to the customer." if number else (
-        " The receipt could not be made now (logged); use Generate Receipt to retry."
+    sent = (
+        f" Receipt {number} was sent to the customer."
+        if number
+        else (" The receipt could not be made now (logged); use Generate Receipt to retry.")
     )
     return redirect(back, f"Payment {payment.id} approved.{sent}")
 
@@ -217,8 +225,9 @@ async def reject(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     reason = " ".join(str(form.get("reason") or "").split())
     if not reason:
-        return redirect(back, "Say why the payment is rejected (the customer is told).",
-                        kind="error")  # fmt: skip
+        return redirect(
+            back, "Say why the payment is rejected (the customer is told).", kind="error"
+        )
     reason = reason[:REASON_MAX]
     try:
         async with db_of(request).transaction() as session:
@@ -232,9 +241,12 @@ async def reject(request: web.Request) -> web.StreamResponse:
                 f"{reason}. Type *pay* to try again, or *support* to talk to us."
             )
             await queue_customer_replies(
-                session, booking, [Text(text)], sandbox=settings_of(request).sandbox,
+                session,
+                booking,
+                [Text(text)],
+                sandbox=settings_of(request).sandbox,
                 now=utcnow(),
-            )  # fmt: skip
+            )
     except NotFoundError:
         raise web.HTTPNotFound from None
     except ActionError as exc:
@@ -265,9 +277,12 @@ async def generate_receipt(request: web.Request) -> web.StreamResponse:
             if send:
                 document = receipt_document(issued, payment, booking.reference)
                 queued = await queue_customer_replies(
-                    session, booking, [document], sandbox=settings_of(request).sandbox,
+                    session,
+                    booking,
+                    [document],
+                    sandbox=settings_of(request).sandbox,
                     now=utcnow(),
-                )  # fmt: skip
+                )
             audit(
                 session,
                 me(request).username,

@@ -4,6 +4,10 @@
 
   // Keep what is typed in text areas (and the simulator's box) across a session expiry.
   function keepDrafts() {
+    // A page that rendered after a successful send clears its draft first.
+    document.querySelectorAll("[data-draft-clear]").forEach(function (el) {
+      try { sessionStorage.removeItem("nyala-draft:" + el.getAttribute("data-draft-clear")); } catch (e) {}
+    });
     document.querySelectorAll("textarea[data-draft], input[data-draft]").forEach(function (field) {
       var key = "nyala-draft:" + field.getAttribute("data-draft");
       try {
@@ -11,10 +15,6 @@
         field.addEventListener("input", function () { sessionStorage.setItem(key, field.value); });
         if (field.form) field.form.addEventListener("submit", function () { sessionStorage.setItem(key + ":sent", "1"); });
       } catch (e) { /* storage disabled */ }
-    });
-    // A page that rendered after a successful send clears its draft.
-    document.querySelectorAll("[data-draft-clear]").forEach(function (el) {
-      try { sessionStorage.removeItem("nyala-draft:" + el.getAttribute("data-draft-clear")); } catch (e) {}
     });
   }
 
