@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from storage import DEFAULT_DATABASE_URL, Database
 
 
@@ -41,6 +44,20 @@ def configure(db: Database | None = None, *, tz: dt.tzinfo | None = None) -> Non
 def timezone(tz: dt.tzinfo | None) -> dt.tzinfo:
     """``tz``, or the configured default."""
     return tz or _defaults.tz
+
+
+@asynccontextmanager
+async def reading(db: Database) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction for a report.
+
+    On PostgreSQL every statement is planned for its own parameters: asyncpg prepares
+    statements, and after five runs PostgreSQL may switch to a generic plan that cannot
+    see how narrow a date range is (it measured several times slower on the funnel).
+    """
+    async with db.read() as session:
+        if db.is_postgresql:
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        yield session
 
 
 @asynccontextmanager

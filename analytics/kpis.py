@@ -288,7 +288,7 @@ async def get_kpis(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
     scope = Scope(flow=flow, step=step, action=parse_action(action))
-    async with config.database(db) as database, database.read() as session:
+    async with config.database(db) as database, config.reading(database) as session:
         collected: Collected = await collect(
             session, scope, period, by_version=by_version, use_snapshots=use_snapshots
         )

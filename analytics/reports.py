@@ -34,6 +34,7 @@ from analytics.aggregates import (
     FlowTotals,
     Scope,
     collect,
+    event_bounds,
     flow_known,
     known_flows,
     session_conditions,
@@ -254,7 +255,7 @@ async def get_flow_completion_rate(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
     scope = Scope(flow=flow, step=step, action=parse_action(action))
-    async with config.database(db) as database, database.read() as session:
+    async with config.database(db) as database, config.reading(database) as session:
         collected = await collect(
             session,
             scope,
@@ -354,7 +355,7 @@ async def get_step_funnel(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
     scope = Scope(flow=flow, step=step, action=parse_action(action))
-    async with config.database(db) as database, database.read() as session:
+    async with config.database(db) as database, config.reading(database) as session:
         collected = await collect(
             session, scope, period, by_version=by_version, use_snapshots=use_snapshots
         )
@@ -443,6 +444,7 @@ async def get_error_analysis(
         .join(FlowSession, FlowSession.id == event.session_id)
         .where(
             *session_conditions(Scope(flow=flow), period.start, period.end),
+            *event_bounds(Scope(flow=flow), period.start, period.end),
             event.action.in_(actions),
             # Events follow their session's start: lets the (action, timestamp) index
             # find the rare error rows without visiting the rest.
@@ -459,7 +461,7 @@ async def get_error_analysis(
     )
     if step is not None:
         query = query.where(event.step_name == step)
-    async with config.database(db) as database, database.read() as session:
+    async with config.database(db) as database, config.reading(database) as session:
         result = (await session.execute(query)).mappings().all()
         notes: list[str] = []
         if not result:
