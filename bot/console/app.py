@@ -26,6 +26,7 @@ from bot.console.web import (
     me,
     redirect,
     render,
+    see_other,
 )
 
 log = logging.getLogger("nyala.console")
@@ -55,7 +56,7 @@ def _to_login(request: web.Request) -> web.StreamResponse:
     if expired:
         query["expired"] = "1"
     location = request.app.router["login"].url_for().with_query(query)
-    response = web.HTTPSeeOther(str(location))
+    response = see_other(str(location))
     if expired:
         response.del_cookie(COOKIE, path=PREFIX)
     return response
@@ -208,7 +209,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             error="Wrong username or password.",
             status=401,
         )
-    response = web.HTTPSeeOther(target)
+    response = see_other(target)
     response.set_cookie(
         COOKIE,
         result.token,

@@ -137,9 +137,14 @@ def flash(response: web.StreamResponse, message: str, *, kind: str = "ok") -> No
     )
 
 
-def redirect(location: str, message: str | None = None, *, kind: str = "ok") -> web.HTTPSeeOther:
+def see_other(location: str) -> web.Response:
+    """A 303 See Other to ``location`` (returned, so cookies can be set on it)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def redirect(location: str, message: str | None = None, *, kind: str = "ok") -> web.Response:
     """A 303 to ``location`` (after a POST), optionally with a flash message."""
-    response = web.HTTPSeeOther(location)
+    response = see_other(location)
     if message:
         flash(response, message, kind=kind)
     return response
