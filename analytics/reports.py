@@ -34,7 +34,6 @@ from analytics.aggregates import (
     FlowTotals,
     Scope,
     collect,
-    event_bounds,
     flow_known,
     known_flows,
     session_conditions,
@@ -444,7 +443,6 @@ async def get_error_analysis(
         .join(FlowSession, FlowSession.id == event.session_id)
         .where(
             *session_conditions(Scope(flow=flow), period.start, period.end),
-            *event_bounds(Scope(flow=flow), period.start, period.end),
             event.action.in_(actions),
             # Events follow their session's start: lets the (action, timestamp) index
             # find the rare error rows without visiting the rest.
