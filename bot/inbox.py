@@ -11,9 +11,10 @@ of processes can share one PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -290,11 +291,18 @@ async def _store_messages(
 class Inbox:
     """Processes stored messages: right after storing, and by recovery for leftovers.
 
+    Acknowledging webhooks comes first: while webhook requests are in flight in this
+    process (:meth:`acknowledging`), processing waits, up to ``ack_priority`` seconds per
+    contact, for a moment without one. Under a flood the 200s keep coming fast (Meta
+    retries slow answers, which only adds load) and the stored messages are processed in
+    the gaps and once it passes; in ordinary traffic there are gaps all the time.
+
     Args:
         engine: the flow engine.
         metrics: where to count.
         concurrency: contacts processed at once by this process.
         on_replies: called after a contact's messages were processed (wakes the sender).
+        ack_priority: the longest processing waits for webhooks in flight (0: never).
     """
 
     def __init__(
@@ -304,13 +312,36 @@ class Inbox:
         *,
         concurrency: int = 8,
         on_replies: Callable[[], None] | None = None,
+        ack_priority: float = 1.0,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.semaphore = asyncio.Semaphore(concurrency)
         self.on_replies = on_replies
+        self.ack_priority = ack_priority
         self._running: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
+        self._acks = 0  # webhook requests in flight
+        self._no_acks = asyncio.Event()
+        self._no_acks.set()
+
+    @contextlib.contextmanager
+    def acknowledging(self) -> Iterator[None]:
+        """Mark a webhook request in flight (processing yields to it)."""
+        self._acks += 1
+        self._no_acks.clear()
+        try:
+            yield
+        finally:
+            self._acks -= 1
+            if self._acks == 0:
+                self._no_acks.set()
+
+    async def _yield_to_webhooks(self) -> None:
+        if self._no_acks.is_set() or self.ack_priority <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_acks.wait(), timeout=self.ack_priority)
 
     def kick(self, contact_ids: Iterable[int]) -> None:
         """Process these contacts' pending messages soon (one task per contact)."""
@@ -326,6 +357,7 @@ class Inbox:
             while True:
                 self._again.discard(contact_id)
                 async with self.semaphore:
+                    await self._yield_to_webhooks()
                     try:
                         count = await self.engine.process_pending(contact_id)
                     except Exception:

@@ -84,7 +84,8 @@ class Webhook:
     async def receive(self, request: web.Request) -> web.Response:
         """``POST /webhook``: verify, store, acknowledge, then process."""
         started = time.perf_counter()
-        response = await self._receive(request)
+        with self.inbox.acknowledging():
+            response = await self._receive(request)
         self.metrics.webhook_requests.labels(status=str(response.status)).inc()
         self.metrics.webhook_latency.observe(time.perf_counter() - started)
         return response
