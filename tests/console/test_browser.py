@@ -1,0 +1,113 @@
+"""End to end in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by
+Playwright; no browser is ever downloaded): log in, filter sessions, open a timeline,
+approve a payment and see its receipt, chat in the simulator."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+import flows.safari
+from bot.console.accounts import create_operator
+from flows import ContactRef, Engine, UserMessage
+from storage.operators import OperatorRole
+from tests.console.conftest import PASSWORD, Console
+from tests.console.test_operations import PNG
+
+CHROMIUM = Path(os.environ.get("NYALA_CHROMIUM", "/usr/bin/chromium"))
+HAVE_CHROMIUM = CHROMIUM.exists()
+
+
+@pytest_asyncio.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        if os.environ.get("CI") or os.environ.get("NYALA_REQUIRE_BROWSER") == "1":
+            pytest.fail(
+                f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+            )
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def logged_in(console: Console, chromium: Browser, role: OperatorRole) -> Page:
+    """A page logged in through the login form, submitted with Enter."""
+    username = f"{role.value}-e2e"
+    await create_operator(console.db, username, PASSWORD, role, actor="test")
+    page = await chromium.new_page()
+    page.set_default_timeout(15_000)
+    await page.goto(console.base + "/console")
+    await expect(page).to_have_url(re.compile(r"/console/login"))
+    await page.fill("input[name=username]", username)
+    await page.fill("input[type=password][name=password]", PASSWORD)
+    await page.press("input[name=password]", "Enter")
+    await expect(page.locator(".topbar .user")).to_contain_text(username)
+    return page
+
+
+async def test_log_in_filter_sessions_and_open_a_timeline(
+    console: Console, chromium: Browser
+) -> None:
+    engine = Engine(console.db, flows.safari.app, sandbox=True)
+    for n, text in enumerate(("book", "support")):
+        contact = ContactRef(wa_id=f"26377100000{n}", profile_name=f"Guest {n}")
+        await engine.handle(contact, UserMessage(id=f"wamid.e2e.{n}", kind="text", text=text))
+    page = await logged_in(console, chromium, OperatorRole.VIEWER)
+    await page.click("nav >> text=Flow sessions")
+    await page.select_option("select[name=flow]", "booking_flow")
+    await page.select_option("select[name=status]", "active")
+    await page.click("button:has-text('Filter')")
+    await expect(page).to_have_url(re.compile(r"flow=booking_flow"))
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Guest 0")
+    await rows.first.locator("a").first.click()
+    await expect(page.locator("h1")).to_contain_text("Session")
+    await expect(page.locator(".timeline")).to_contain_text("choose_tour")
+    await expect(page.locator(".timeline")).to_contain_text("entered")
+
+
+async def test_approve_a_payment_and_see_the_receipt(console: Console, chromium: Browser) -> None:
+    payment_id = await console.pending_payment(proof=PNG)
+    page = await logged_in(console, chromium, OperatorRole.ADMIN)
+    await page.click("nav >> text=Payments")
+    await expect(page.locator("h2")).to_contain_text("Awaiting approval")
+    await page.click(f"a[href='/console/payments/{payment_id}'] >> text=Review")
+    await expect(page.locator("img.proof")).to_be_visible()
+    await page.click("button:has-text('Approve payment')")
+    await expect(page.locator(".alert-ok")).to_contain_text("approved")
+    await expect(page.locator(".alert-ok")).to_contain_text("RCT-")
+    link = page.locator("a:has-text('Download PDF')")
+    await expect(link).to_be_visible()
+    async with page.expect_download() as download_info:
+        await link.click()
+    download = await download_info.value
+    assert download.suggested_filename.startswith("Receipt_RCT-")
+
+
+async def test_chat_with_the_bot_in_the_simulator(console: Console, chromium: Browser) -> None:
+    page = await logged_in(console, chromium, OperatorRole.AGENT)
+    await page.click("nav >> text=Chat simulator")
+    box = page.locator(".composer input[name=text]")
+    await box.fill("hi")
+    await box.press("Enter")
+    menu = page.locator("details.list-menu").last
+    await expect(menu).to_be_visible()
+    await menu.locator("summary").click()
+    await menu.locator("button:has-text('Book a tour')").click()
+    await expect(page.locator(".msg.bot").last).to_contain_text("Which tour")
+    # The conversation is in the analytics at once.
+    await page.click("a:has-text('Flow sessions')")
+    await expect(page.locator("tbody")).to_contain_text("booking_flow")
