@@ -33,7 +33,8 @@ class FlowDefinitionError(FlowError):
         if line is not None:
             where += f":{line}"
         if key:
-            where += f": {key}"
+            # A key with a newline or control character is quoted: errors stay one line.
+            where += f": {key if key.isprintable() else repr(key)}"
         super().__init__(f"{where}: {message}")
 
 

@@ -258,7 +258,9 @@ class _Compiler:
         if not isinstance(final, bool):
             raise self.fail("must be true or false", *at, "final")
         say = raw.get("say", ())
-        says = tuple(self.text(s, *at, "say") for s in ([say] if isinstance(say, str) else say))
+        if not isinstance(say, list | tuple):
+            say = [say]  # one text; anything else (null, a mapping) fails as "must be text"
+        says = tuple(self.text(s, *at, "say") for s in say)
         state: dict[str, Any] = {}
         if "enter" in raw:
             entered = self.names(raw["enter"], *at, "enter")
