@@ -202,7 +202,8 @@ class OmariCallback:
             return _error(403, "forbidden", f"{SIGNATURE_HEADER} does not match the body")
         try:
             event = parse_event(json.loads(body.decode("utf-8"), parse_float=Decimal))
-        except (UnicodeDecodeError, ValueError) as exc:  # CallbackError is a ValueError
+        # CallbackError is a ValueError; RecursionError: JSON nested deeper than Python goes.
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, CallbackError) else "the body is not JSON"
             log.warning("omari callback refused: %s", reason)
             return _error(400, "invalid", reason)
