@@ -77,15 +77,17 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_flow_step_events_session_id_step_name_action"),
-            ["session_id", "step_name", "action"],
+            batch_op.f("ix_flow_step_events_session_id_step_name_action_timestamp_time_spent"),
+            ["session_id", "step_name", "action", "timestamp", "time_spent"],
             unique=False,
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("flow_step_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_flow_step_events_session_id_step_name_action"))
+        batch_op.drop_index(
+            batch_op.f("ix_flow_step_events_session_id_step_name_action_timestamp_time_spent")
+        )
         batch_op.drop_index(batch_op.f("ix_flow_step_events_action_timestamp"))
     with op.batch_alter_table("flow_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_flow_sessions_flow_name_status_current_step"))
