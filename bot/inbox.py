@@ -35,7 +35,7 @@ from storage import (
     get_or_create_contact,
     utcnow,
 )
-from storage.messages import KnownContact, known_contacts
+from storage.messages import KnownContact, insert_contacts, known_contacts
 
 log = logging.getLogger("nyala.inbox")
 
@@ -233,13 +233,22 @@ async def _existing_ids(session: AsyncSession, ids: list[str]) -> set[str]:
 _INBOUND = cast(Table, InboundMessage.__table__)
 
 
-async def _contact_ids(session: AsyncSession, senders: list[Sender]) -> list[int]:
-    """The contact id of each sender; one query when they are all known and unchanged.
-
-    A new contact, or one whose name or ids changed, goes through
-    :func:`storage.get_or_create_contact` (which creates or updates it).
-    """
+async def _contact_ids(
+    session: AsyncSession, senders: list[Sender], now: dt.datetime
+) -> list[int]:
+    """The contact id of each sender, in few statements: the known ones in one query, new
+    ones with only a phone number in one insert. Anyone else (a changed name or id, a
+    username user, a clash with another process) goes through
+    :func:`storage.get_or_create_contact`, which creates or updates the row."""
     known = await known_contacts(session, (s.wa_id for s in senders if s.wa_id))
+    new = {
+        s.wa_id: s.profile_name or s.username
+        for s in senders
+        if s.wa_id and not s.user_id and s.wa_id not in known
+    }
+    if new:
+        for wa_id, contact_id in (await insert_contacts(session, new, now=now)).items():
+            known[wa_id] = KnownContact(contact_id, None, new[wa_id])
     ids: list[int] = []
     for sender in senders:
         name = sender.profile_name or sender.username
@@ -264,7 +273,7 @@ async def _store_messages(
     now: dt.datetime,
 ) -> None:
     """Insert new messages with one multi-row INSERT (ids returned in order)."""
-    contact_ids = await _contact_ids(session, [incoming.sender for _, incoming in fresh])
+    contact_ids = await _contact_ids(session, [incoming.sender for _, incoming in fresh], now)
     rows = [
         {
             "wa_message_id": incoming.message.id,

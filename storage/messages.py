@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -130,6 +130,10 @@ class KnownContact:
         )
 
 
+_DIALECT_INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 _CONTACTS = cast(Table, Contact.__table__)
 _KNOWN = select(
     _CONTACTS.c.wa_id, _CONTACTS.c.id, _CONTACTS.c.user_id, _CONTACTS.c.profile_name
@@ -147,13 +151,38 @@ async def known_contacts(session: AsyncSession, wa_ids: Iterable[str]) -> dict[s
     return found
 
 
+async def insert_contacts(
+    session: AsyncSession, new: Mapping[str, str | None], *, now: dt.datetime
+) -> dict[str, int]:
+    """Insert contacts known by phone digits only (``wa_id`` → profile name); returns the
+    ids of those inserted. One that clashes with an existing row (another process just
+    stored it) is left out, for :func:`storage.get_or_create_contact` to resolve."""
+    dialect_insert = _DIALECT_INSERT[session.get_bind().dialect.name]
+    items = sorted(new.items())
+    inserted: dict[str, int] = {}
+    for start in range(0, len(items), _IN_CHUNK):
+        rows: list[dict[str, Any]] = [
+            {"wa_id": wa_id, "user_id": None, "profile_name": name, "attributes": {},
+             "created_at": now, "updated_at": now}
+            for wa_id, name in items[start : start + _IN_CHUNK]
+        ]  # fmt: skip
+        result = await session.execute(
+            dialect_insert(_CONTACTS)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(_CONTACTS.c.wa_id, _CONTACTS.c.id)
+        )
+        inserted.update({wa_id: int(contact_id) for wa_id, contact_id in result})
+    return inserted
+
+
 _INBOUND = cast(Table, InboundMessage.__table__)
 # INSERT ... ON CONFLICT (wa_message_id) DO NOTHING RETURNING id, per dialect.
 _INSERT_INBOUND = {
     name: dialect_insert(_INBOUND)
     .on_conflict_do_nothing(index_elements=[_INBOUND.c.wa_message_id])
     .returning(_INBOUND.c.id)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    for name, dialect_insert in _DIALECT_INSERT.items()
 }
 
 
