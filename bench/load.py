@@ -84,3 +84,54 @@ async def drive(
         await asyncio.gather(*(worker() for _ in range(connections)))
         result.seconds = time.perf_counter() - started
     return result
+
+
+async def drive_rate(
+    url: str,
+    next_request: Callable[[], Request],
+    *,
+    rate: float,
+    duration: float,
+    connections: int = 64,
+) -> LoadResult:
+    """POST to ``url`` at a fixed offered ``rate`` (requests/s) for ``duration`` seconds.
+
+    An open loop: request ``i`` is due at ``i / rate`` whatever happened to the earlier
+    ones, so a slow server meets a queue, as it would in production. Latency is measured
+    from the request's due time (queueing in the generator included) to its answer.
+    """
+    result = LoadResult()
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
+    timeout = aiohttp.ClientTimeout(total=60)
+    total = int(rate * duration)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        started = time.perf_counter()
+
+        async def one(due: float) -> None:
+            body, headers = next_request()
+            try:
+                async with http.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                result.errors += 1
+                key = type(exc).__name__
+                result.statuses[key] = result.statuses.get(key, 0) + 1
+                return
+            result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
+            if status == 200:
+                result.ok += 1
+                result.latencies.append(time.perf_counter() - due)
+            else:
+                result.errors += 1
+
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+        result.seconds = time.perf_counter() - started
+    return result

@@ -31,7 +31,8 @@ def available() -> bool:
     return True
 
 
-async def _profile(cfg: Config, url: str, workdir: Path) -> str:
+async def profile_async(cfg: Config, url: str, workdir: Path) -> str:
+    """The pyinstrument text of one end-to-end Engine run (in the running event loop)."""
     from pyinstrument import Profiler
 
     db = Database(url)
@@ -57,4 +58,4 @@ async def _profile(cfg: Config, url: str, workdir: Path) -> str:
 def profile_end_to_end(cfg: Config, url: str) -> str:
     """The pyinstrument text of one end-to-end Engine run."""
     with tempfile.TemporaryDirectory(prefix="nyala-bench-") as workdir:
-        return asyncio.run(_profile(cfg, url, Path(workdir)))
+        return asyncio.run(profile_async(cfg, url, Path(workdir)))

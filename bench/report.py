@@ -16,6 +16,7 @@ from bench.stats import Summary
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MARKDOWN = DOCS / "benchmarks.md"
 JSON_FILE = DOCS / "benchmarks.json"
+PROFILE_FILE = DOCS / "benchmarks-profile.txt"
 LIBRARIES = ("aiohttp", "asyncpg", "SQLAlchemy", "python-statemachine")
 
 
@@ -64,6 +65,8 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None  # pyinstrument text of the hottest path
+    sections: list[str] = field(default_factory=list)  # more Markdown below the notes
 
     def to_json(self) -> dict[str, Any]:
         """The raw results."""
@@ -150,6 +153,12 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+TOP_COSTS = """\
+## Where the time goes, and what was done
+
+TOP_COSTS_PLACEHOLDER
+"""
+
 _METHOD = """\
 ## What is measured
 
@@ -180,6 +189,30 @@ _METHOD = """\
   machine at a stored state and sends it one `answer` event (`ask_size → ask_count`,
   `ask_count → confirm`), {machine_iterations:,} times per repetition; with the
   engine's listeners (step tracker, entry recorder), as the engine does, and without.
+
+- **Webhook ack at {offered_rate:,.0f}/s offered**: the same server and payloads, but an
+  open loop: request *i* is due at *i* ÷ {offered_rate:,.0f} s whatever happened to the
+  earlier ones ({offered_duration:g} s per repetition); latency counts from the due time.
+- **Outbox**: `bot.outbox.Outbox` in the benchmark's process sends
+  {outbox_limited_messages:,} queued text replies (one per contact) at the configured limit
+  of {send_limit:g}/s, then {outbox_unlimited_messages:,} without a limit, to the fake Graph
+  API (`python -m bot fake-graph`, its own process, validating every request against
+  Meta's spec). The rate is (n − 1) ÷ (last − first `sent_at`); the busiest second is the
+  most messages accepted within any one-second window.
+- **Receipts**: `documents.receipts.generate_receipt` for paid payments without a receipt,
+  one after another ({receipts_per_repetition} per repetition): lock, number, data, PDF
+  rendered in the render worker processes, stored with its SHA-256, one transaction.
+  **Ceiling**: `xhtml2pdf.pisa.pisaDocument` on the same receipt HTML in the benchmark's
+  process. Event-loop lag: a task in the same loop sleeps 1 ms at a time while receipts
+  render; the lag is how late it wakes up.
+- **Summaries**: `python -m bot send-tour-summaries --days-before 7 --dry-run` with
+  {summary_bookings:,} confirmed bookings due (seeded with two travellers and a WhatsApp
+  contact each), output to /dev/null. **Ceiling**: `python -m bot --help` (start-up).
+- **Memory**: RSS of one `nyala serve` (VmRSS, sampled every 0.1 s), idle one second
+  after start-up and at its peak under {memory_load_seconds:g} s of webhook load ({connections}
+  connections, messages spread over every stored conversation) until every message is
+  processed; once with {memory_small:,} conversations stored, then with {memory_large:,}
+  more ({memory_repetitions} server start(s) each).
 
 Every figure is the median of {repetitions} repetitions with the range; Nyala and its
 ceiling alternate within a run. Throughput ratios below 1 and latency ratios above 1 mean
@@ -214,6 +247,19 @@ def markdown(report: Report) -> str:
     ]
     if report.notes:
         parts += [*(f"- {note}" for note in report.notes), ""]
+    if report.sections:
+        parts += ["## Report latencies", "", "From `bench/reports.py` (issue 6), run by this "
+                  "benchmark; times in milliseconds.", ""]  # fmt: skip
+        for section in report.sections:
+            parts += [section, ""]
+    parts.append(TOP_COSTS)
+    if report.profile is not None:
+        parts += [
+            "The profile of this run's end-to-end hot path is in "
+            "[`benchmarks-profile.txt`](benchmarks-profile.txt) (pyinstrument, "
+            f"{report.config['e2e_messages']:,} messages through the `Engine`).",
+            "",
+        ]
     parts.append(_METHOD.format(**report.config))
     return "\n".join(parts)
 
@@ -223,4 +269,6 @@ def write(report: Report) -> tuple[Path, Path]:
     DOCS.mkdir(exist_ok=True)
     MARKDOWN.write_text(markdown(report))
     JSON_FILE.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if report.profile is not None:
+        PROFILE_FILE.write_text(report.profile)
     return MARKDOWN, JSON_FILE

@@ -8,15 +8,16 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event
 
-from bench import cpu
+from bench import cpu, phases
 from bench.database import server_version
 from bench.end_to_end import (
     Processed,
@@ -39,7 +40,14 @@ from bench.servers import (
     running,
 )
 from bench.stats import Summary
-from bench.webhook import Drained, Payloads, ack_run, inbound_mark, wait_processed
+from bench.webhook import (
+    Drained,
+    Payloads,
+    ack_run,
+    inbound_mark,
+    offered_run,
+    wait_processed,
+)
 from flows import Engine
 from storage import Database
 from tests.cafe import build_app
@@ -60,6 +68,19 @@ class Config:
     e2e_conversations: int
     concurrency: int
     machine_iterations: int
+    offered_rate: float
+    offered_duration: float
+    send_limit: float
+    outbox_limited_messages: int
+    outbox_unlimited_messages: int
+    receipts_per_repetition: int
+    summary_bookings: int
+    memory_small: int
+    memory_large: int
+    memory_load_seconds: float
+    memory_repetitions: int
+    report_sizes: tuple[tuple[str, int], ...]
+    profile: bool
 
 
 QUICK = Config(
@@ -74,6 +95,19 @@ QUICK = Config(
     e2e_conversations=1,
     concurrency=8,
     machine_iterations=1000,
+    offered_rate=1000.0,
+    offered_duration=1.0,
+    send_limit=80.0,
+    outbox_limited_messages=100,
+    outbox_unlimited_messages=300,
+    receipts_per_repetition=5,
+    summary_bookings=1_000,
+    memory_small=1_000,
+    memory_large=20_000,
+    memory_load_seconds=1.0,
+    memory_repetitions=1,
+    report_sizes=(("postgresql", 50_000),),
+    profile=False,
 )
 FULL = Config(
     mode="full",
@@ -87,13 +121,29 @@ FULL = Config(
     e2e_conversations=2,
     concurrency=8,
     machine_iterations=3000,
+    offered_rate=1000.0,
+    offered_duration=4.0,
+    send_limit=80.0,
+    outbox_limited_messages=400,
+    outbox_unlimited_messages=1_500,
+    receipts_per_repetition=20,
+    summary_bookings=10_000,
+    memory_small=1_000,
+    memory_large=1_000_000,
+    memory_load_seconds=4.0,
+    memory_repetitions=5,
+    report_sizes=(("postgresql", 1_000_000), ("postgresql", 10_000_000), ("sqlite", 1_000_000)),
+    profile=True,
 )
 
 Progress = Callable[[str], None]
 
 
+_STARTED = time.monotonic()
+
+
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {line}", file=sys.stderr, flush=True)
 
 
 async def _statements_per_message(
@@ -183,6 +233,8 @@ class WebhookRuns:
     cores_nyala: list[dict[str, float]]
     cores_bare: list[dict[str, float]]
     postgres_started: list[int]
+    offered: list[LoadResult] = field(default_factory=list)
+    bare_offered: list[LoadResult] = field(default_factory=list)
 
 
 async def _webhook(cfg: Config, url: str, workdir: Path, say: Progress) -> WebhookRuns:
@@ -224,13 +276,29 @@ async def _webhook(cfg: Config, url: str, workdir: Path, say: Progress) -> Webho
                         )
                     )
                 runs.cores_bare.append(on_bare.cores)
+                # Open loop at the offered rate: latency when the server is not saturated.
+                mark = await inbound_mark(conn)
+                started = dt.datetime.now(dt.UTC)
+                runs.offered.append(
+                    await offered_run(
+                        nyala.url, payloads, rate=cfg.offered_rate, duration=cfg.offered_duration
+                    )
+                )
+                await wait_processed(conn, mark, started, cfg.drain_timeout)
+                runs.bare_offered.append(
+                    await offered_run(
+                        bare.url, payloads, rate=cfg.offered_rate, duration=cfg.offered_duration
+                    )
+                )
                 n, b, d = runs.nyala[-1], runs.bare[-1], runs.drained[-1]
+                o = runs.offered[-1]
                 say(
                     f"  webhook {rep + 1}/{cfg.repetitions}: Nyala {n.rate:.0f} req/s "
                     f"(p50 {n.p50_ms:.1f} ms, p99 {n.p99_ms:.1f} ms), {d.done + d.failed} "
                     f"processed in {d.seconds:.1f} s, {runs.postgres_started[-1]} PostgreSQL "
                     f"processes started; bare {b.rate:.0f} req/s "
-                    f"(p50 {b.p50_ms:.1f} ms, p99 {b.p99_ms:.1f} ms)"
+                    f"(p50 {b.p50_ms:.1f} ms, p99 {b.p99_ms:.1f} ms); at {cfg.offered_rate:g}/s "
+                    f"offered: Nyala p50 {o.p50_ms:.1f} ms, p99 {o.p99_ms:.1f} ms"
                 )
         finally:
             await conn.close()
@@ -267,6 +335,23 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
     nyala, ceiling, e2e = await _end_to_end(cfg, url, workdir, say)
     say("webhook ack (nyala serve vs bare aiohttp)…")
     web = await _webhook(cfg, url, workdir, say)
+    extra: list[tuple[str, phases.Phase]] = []
+    say("outbox (sender vs its configured limit; fake Graph API)…")
+    extra.append(("outbox", await phases.outbox(cfg, url, workdir, say)))
+    say("receipts (generate_receipt vs bare xhtml2pdf)…")
+    extra.append(("receipts", await phases.receipts(cfg, url, say)))
+    say(f"send-tour-summaries --dry-run ({cfg.summary_bookings:,} bookings)…")
+    extra.append(("summaries", await phases.summaries(cfg, url, say)))
+    say(f"memory ({cfg.memory_small:,} and {cfg.memory_large:,} stored conversations)…")
+    extra.append(("memory", await phases.memory(cfg, url, workdir, say)))
+    if phases.reports_module_available():
+        say("report latencies (bench/reports.py)…")
+        reported = await phases.reports(cfg, say)
+        if reported is not None:
+            extra.append(("reports", reported))
+    if cfg.profile:
+        say("profile of the end-to-end hot path (pyinstrument)…")
+        report.profile = await _profile_text(cfg, url, workdir)
 
     ack_label = "bare aiohttp handler: HMAC + `json.loads`, 200"
     report.figures = [
@@ -294,6 +379,24 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
             Summary.of([r.p99_ms for r in web.nyala]),
             ack_label,
             Summary.of([r.p99_ms for r in web.bare]),
+            better="lower",
+        ),
+        Figure(
+            "webhook_offered_p50",
+            f"Webhook ack latency p50 at {cfg.offered_rate:,.0f}/s offered (open loop)",
+            "ms",
+            Summary.of([r.p50_ms for r in web.offered]),
+            ack_label,
+            Summary.of([r.p50_ms for r in web.bare_offered]),
+            better="lower",
+        ),
+        Figure(
+            "webhook_offered_p99",
+            f"Webhook ack latency p99 at {cfg.offered_rate:,.0f}/s offered (open loop)",
+            "ms",
+            Summary.of([r.p99_ms for r in web.offered]),
+            ack_label,
+            Summary.of([r.p99_ms for r in web.bare_offered]),
             better="lower",
         ),
         Figure(
@@ -326,9 +429,10 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         ),
     ]
 
-    engine_median = report.figures[3].nyala.median
+    by_key = {f.key: f for f in report.figures}
+    engine_median = by_key["end_to_end_rate"].nyala.median
     per_message_us = 1e6 / engine_median
-    machine_median = report.figures[5].nyala.median
+    machine_median = by_key["machine_us"].nyala.median
     per = e2e["per_message"]
     replies = sum(p.replies for p in nyala) / sum(p.messages for p in nyala)
     events = sum(p.step_events for p in nyala) / sum(p.messages for p in nyala)
@@ -378,7 +482,17 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         )
     problems = _problems(web, nyala + ceiling)
     report.notes += problems
-    report.details = {
+    for name, phase in extra:
+        report.figures += phase.figures
+        report.notes += phase.notes
+        report.details[name] = phase.details
+        report.sections += phase.sections
+    if not phases.reports_module_available():
+        report.notes.append(
+            "Report latencies (1M/10M step events on PostgreSQL, 1M on SQLite) are not "
+            "measured: `bench/reports.py` (issue 6) is not in the tree."
+        )
+    report.details |= {
         "end_to_end": {
             "nyala": [asdict(p) | {"rate": p.rate} for p in nyala],
             "ceiling": [asdict(p) | {"rate": p.rate} for p in ceiling],
@@ -391,6 +505,8 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
             "cores_busy_nyala": web.cores_nyala,
             "cores_busy_bare": web.cores_bare,
             "postgres_processes_started_nyala": web.postgres_started,
+            "offered": [_load_json(r) for r in web.offered],
+            "bare_offered": [_load_json(r) for r in web.bare_offered],
         },
         "machine": {
             "with_listeners_us": with_listeners,
@@ -435,3 +551,12 @@ def main_async(cfg: Config, url: str, command: str) -> Report:
     """Run everything in a fresh event loop with a temporary working folder."""
     with tempfile.TemporaryDirectory(prefix="nyala-bench-") as workdir:
         return asyncio.run(run(cfg, url, Path(workdir), command))
+
+
+async def _profile_text(cfg: Config, url: str, workdir: Path) -> str | None:
+    """The pyinstrument profile of one end-to-end run (``None`` without pyinstrument)."""
+    from bench import profiling
+
+    if not profiling.available():
+        return None
+    return await profiling.profile_async(cfg, url, workdir / "profile")

@@ -91,7 +91,7 @@ def stop(server: Server, timeout: float = 10.0) -> None:
             process.wait(timeout)
 
 
-async def _wait_healthy(server: Server, within: float) -> None:
+async def _wait_healthy(server: Server, within: float, path: str = "/healthz") -> None:
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while True:
@@ -101,8 +101,8 @@ async def _wait_healthy(server: Server, within: float) -> None:
                     f"{server.log_tail()}"
                 )
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(f"{server.url}/healthz") as response:
-                    if response.status == 200:
+                async with http.get(f"{server.url}{path}") as response:
+                    if response.status < 500:  # the process answers HTTP
                         return
             if time.monotonic() > deadline:
                 raise ServerError(
@@ -120,6 +120,7 @@ async def running(
     log_dir: Path,
     *,
     within: float = 60.0,
+    health_path: str = "/healthz",
 ) -> AsyncIterator[Server]:
     """Start ``command``, wait for ``GET /healthz``, yield, then stop it (also on errors)."""
     log_path = log_dir / f"{name}.log"
@@ -134,7 +135,7 @@ async def running(
     )
     server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
     try:
-        await _wait_healthy(server, within)
+        await _wait_healthy(server, within, health_path)
         yield server
     finally:
         stop(server)
@@ -155,3 +156,11 @@ def nyala_env(database_url: str, flows_dir: Path) -> dict[str, str]:
 def bare_env() -> dict[str, str]:
     """The secret, for the bare handler."""
     return {"WHATSAPP_APP_SECRET": APP_SECRET}
+
+
+def fake_graph_command(port: int, token: str) -> list[str]:
+    """``python -m bot fake-graph`` on loopback."""
+    return [
+        sys.executable, "-m", "bot", "fake-graph", "--host", "127.0.0.1", "--port", str(port),
+        "--token", token,
+    ]  # fmt: skip

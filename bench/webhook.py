@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from bench.end_to_end import SCRIPT_AGAIN, SCRIPT_FIRST
-from bench.load import LoadResult, Request, drive
+from bench.load import LoadResult, Request, drive, drive_rate
 from tests.bot.webhooks import message, messages_payload, signed
 
 _SCRIPT = SCRIPT_FIRST + SCRIPT_AGAIN
+_instances = itertools.count(1)
 
 
 class Payloads:
@@ -34,21 +35,23 @@ class Payloads:
     every wamid is unique.
     """
 
-    def __init__(self, tag: str, contacts: int, secret: str) -> None:
+    def __init__(self, tag: str, contacts: int, secret: str, *, stride: int = 1) -> None:
         self.tag = tag
         self.contacts = contacts
         self.secret = secret
+        self.stride = stride  # > 1 (coprime with contacts): spread over all contacts
         self.counter = itertools.count()
+        self.instance = next(_instances)  # wamids stay unique across instances
 
     def __call__(self) -> Request:
         j = next(self.counter)
-        contact = j % self.contacts
+        contact = (j * self.stride) % self.contacts
         text = _SCRIPT[(j // self.contacts) % len(_SCRIPT)]
         document = messages_payload(
             message(
                 f"2637{self.tag}{contact:06d}",
                 text=text,
-                wamid=f"wamid.BENCH.{self.tag}.{j}",
+                wamid=f"wamid.BENCH.{self.tag}.{self.instance}.{j}",
                 timestamp=int(time.time()),
             ),
             name=f"Bench {contact}",
@@ -118,3 +121,8 @@ async def ack_run(
 ) -> LoadResult:
     """One timed run against ``url`` (the server's base URL)."""
     return await drive(f"{url}/webhook", payloads, connections=connections, duration=duration)
+
+
+async def offered_run(url: str, payloads: Payloads, *, rate: float, duration: float) -> LoadResult:
+    """One open-loop run at ``rate`` requests/s against ``url`` (the server's base URL)."""
+    return await drive_rate(f"{url}/webhook", payloads, rate=rate, duration=duration)
