@@ -15,6 +15,8 @@ from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, UTCDateTime, utcnow
+from storage.conversations import Conversation
+from storage.flow_sessions import FlowSession
 from storage.types import BigIntId, str_enum
 
 
@@ -82,3 +84,16 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str] = mapped_column(String(64))
     success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# Indexes the console's lists need on tables of other modules (created by migration
+# 0008): the newest flow sessions first, and the conversations waiting for a person
+# (a partial index: a handful of rows among every contact's conversation).
+Index(None, FlowSession.started_at)
+_waiting = Conversation.handed_off_at.is_not(None)
+Index(
+    None,
+    Conversation.handed_off_at,
+    postgresql_where=_waiting,
+    sqlite_where=_waiting,
+)

@@ -312,7 +312,7 @@ async def test_bookings_search_and_detail(console: Console) -> None:
     booking = console.demo.bookings[0]
     viewer = await console.browser(OperatorRole.VIEWER)
     page = await viewer.get(f"/console/bookings?q={booking.reference.lower()}")
-    assert booking.reference in page.text
+    assert page.url.endswith(f"/console/bookings/{booking.reference}")  # straight to it
     page = await viewer.get(f"/console/bookings?q={booking.customer.split()[0]}")
     assert booking.reference in page.text
     page = await viewer.get(f"/console/bookings/{booking.reference}")

@@ -19,7 +19,7 @@ PAGES = [
     "/console/funnel",
     "/console/funnel?flow=booking_flow&days=90",
     "/console/sessions",
-    "/console/sessions?status=active&sort=activity&dir=asc",
+    "/console/sessions?status=active&sort=status&dir=asc",
     "/console/events",
     "/console/events?action=completed&step=choose_tour",
     "/console/snapshots",

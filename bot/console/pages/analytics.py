@@ -4,6 +4,7 @@ are bounded, indexed queries (a page of rows, never a count over all events)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from typing import Any
@@ -34,7 +35,6 @@ TIMELINE_LIMIT = 500
 CONTACT_MATCHES = 200
 SORTS = {
     "started": FlowSession.started_at,
-    "activity": FlowSession.last_activity_at,
     "flow": FlowSession.flow_name,
     "status": FlowSession.status,
 }
@@ -95,9 +95,11 @@ async def funnel_page(request: web.Request) -> web.StreamResponse:
         "tz": app.timezone,
     }
     try:
-        steps = await analytics.get_step_funnel(flow, days, steps=list(spec.steps), **options)
-        errors = await analytics.get_error_analysis(flow, days, limit=15, **options)
-        completion = await analytics.get_flow_completion_rate(flow, days, **options)
+        steps, errors, completion = await asyncio.gather(
+            analytics.get_step_funnel(flow, days, steps=list(spec.steps), **options),
+            analytics.get_error_analysis(flow, days, limit=15, **options),
+            analytics.get_flow_completion_rate(flow, days, **options),
+        )
     except AnalyticsError as exc:
         notice(request, f"No report: {exc}")
         steps, errors, completion = ReportRows(), ReportRows(), None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -50,15 +51,22 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     overview: list[dict[str, Any]] = []
     trend: dict[str, Any] = {}
     if flow is not None:
+        options: dict[str, Any] = {
+            "date_from": start,
+            "date_to": end,
+            "db": db,
+            "tz": app.timezone,
+        }
         try:
-            report = await analytics.get_kpis(
-                flow, days, date_from=start, date_to=end, db=db, tz=app.timezone
+            # Independent reports on separate connections: PostgreSQL runs them in parallel.
+            report, *rows = await asyncio.gather(
+                analytics.get_kpis(flow, days, **options),
+                *(
+                    analytics.get_flow_completion_rate(name, days, **options)
+                    for name in flow_names(app)
+                ),
             )
-            for name in flow_names(app):
-                row = await analytics.get_flow_completion_rate(
-                    name, days, date_from=start, date_to=end, db=db, tz=app.timezone
-                )
-                overview.append(dict(row))
+            overview = [dict(row) for row in rows]
         except AnalyticsError as exc:
             notice(request, f"No report: {exc}")
         trend = await snapshot_trend(request, flow)

@@ -1,4 +1,5 @@
-"""Operator console: operators, login sessions and login attempts.
+"""Operator console: operators, login sessions, login attempts, and the indexes of its
+lists (newest flow sessions; conversations waiting for a person).
 
 Revision ID: 0008_console
 Revises: 0007_analytics_indexes
@@ -91,9 +92,20 @@ def upgrade() -> None:
         "console_login_attempts",
         ["username", "at"],
     )
+    op.create_index(op.f("ix_flow_sessions_started_at"), "flow_sessions", ["started_at"])
+    waiting = sa.text("handed_off_at IS NOT NULL")
+    op.create_index(
+        op.f("ix_conversations_handed_off_at"),
+        "conversations",
+        ["handed_off_at"],
+        postgresql_where=waiting,
+        sqlite_where=waiting,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_conversations_handed_off_at"), table_name="conversations")
+    op.drop_index(op.f("ix_flow_sessions_started_at"), table_name="flow_sessions")
     op.drop_table("console_login_attempts")
     op.drop_table("console_sessions")
     op.drop_table("operators")
