@@ -33,9 +33,9 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _number(value: float, unit: str) -> str:
+def _number(value: float, unit: str, *, fine: bool = False) -> str:
     if unit == "%":
-        return f"{value:.0f}%"
+        return f"{value:.1f}%" if fine else f"{value:.0f}%"
     if unit == "s":
         return f"{value / 60:.1f}m" if value >= 120 else f"{value:.0f}s"
     return f"{value:,.0f}"
@@ -77,11 +77,11 @@ def line_chart(
         parts.append(
             f'<line x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             f'stroke="#e3e8ee"/><text x="{PAD_LEFT - 6}" y="{y(v) + 4:.1f}" '
-            f'text-anchor="end">{_e(_number(v, unit))}</text>'
+            f'text-anchor="end">{_e(_number(v, unit, fine=top < 20))}</text>'
         )
     every = max(1, len(labels) // 8)
     for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
+        if i % every == 0:
             parts.append(
                 f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" text-anchor="middle">{_e(label)}</text>'
             )
@@ -119,7 +119,7 @@ def bar_rows(rows: Sequence[tuple[str, float, str, str | None]], *, scale: float
         return Markup('<p class="muted small">No data for this period yet.</p>')
     height = 34
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {height * len(rows) + 6}" role="img" '
+        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {height * len(rows) + 6}" role="img" '
         'aria-label="Funnel">'
     ]
     for i, (label, value, text, link) in enumerate(rows):

@@ -41,8 +41,9 @@ SORTS = {
 
 
 def flow_names(app: App) -> list[str]:
-    """The app's flows, in the order it declares them."""
-    return list(app.flows)
+    """The app's flows, those of its main menu first (in menu order)."""
+    menu = [item.flow for item in app.menu_items() if item.flow in app.flows]
+    return list(dict.fromkeys([*(f for f in menu if f), *app.flows]))
 
 
 def choose_flow(filters: Filters, app: App, *, required: bool = True) -> str | None:
@@ -218,7 +219,7 @@ async def session_timeline(request: web.Request) -> web.StreamResponse:
             await session.scalars(
                 select(FlowStepEvent)
                 .where(FlowStepEvent.session_id == session_id)
-                .order_by(FlowStepEvent.id)
+                .order_by(FlowStepEvent.timestamp, FlowStepEvent.id)
                 .limit(TIMELINE_LIMIT + 1)
             )
         )
