@@ -10,7 +10,7 @@ from types import FrameType
 
 from bench.database import ADMIN_URL, bench_database
 from bench.report import markdown, table, write
-from bench.runner import FULL, QUICK, Config, main_async
+from bench.runner import FULL, QUICK, TINY, Config, main_async
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -46,15 +46,22 @@ def main(argv: list[str] | None = None) -> int:
         "--no-write", action="store_true", help="print the results, do not touch docs/"
     )
     parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="one tiny repetition of everything (proves the runner works; implies --no-write)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead: profile one end-to-end Engine run with pyinstrument (.[bench] extra)",
     )
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.tiny:
+        args.no_write = True
     if args.profile:
         return _profile(cfg)
-    command = "python -m bench" + (" --quick" if args.quick else "")
+    command = "python -m bench" + {"quick": " --quick", "tiny": " --tiny"}.get(cfg.mode, "")
     signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
     print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)
     load = os.getloadavg()[0]

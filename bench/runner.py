@@ -136,6 +136,35 @@ FULL = Config(
     profile=True,
 )
 
+TINY = Config(
+    mode="tiny",
+    repetitions=1,
+    connections=4,
+    warmup=0.2,
+    duration=0.3,
+    webhook_contacts=20,
+    drain_timeout=30.0,
+    e2e_contacts=4,
+    e2e_conversations=1,
+    concurrency=2,
+    machine_iterations=20,
+    offered_rate=50.0,
+    offered_duration=0.2,
+    send_limit=40.0,
+    outbox_limited_messages=8,
+    outbox_unlimited_messages=8,
+    receipts_per_repetition=1,
+    summary_bookings=5,
+    memory_small=10,
+    memory_large=20,
+    memory_load_seconds=0.2,
+    memory_repetitions=1,
+    report_sizes=(("postgresql", 2_000),),
+    profile=False,
+)
+"""Proves the runner works end to end in well under a minute (the smoke test); its
+figures mean nothing."""
+
 Progress = Callable[[str], None]
 
 
