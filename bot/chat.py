@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import mimetypes
+import os
 import sys
 import time
 from pathlib import Path
@@ -239,8 +240,13 @@ class TerminalChat:
         if row is None:
             self._print(f"bot> 📄 {reply.filename} (file missing)")
             return
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        # Receipts and summaries carry personal data: only the user running the chat reads
+        # them (a new folder 0700, each file 0600, whatever the umask).
+        self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.files_dir / Path(reply.filename).name
-        target.write_bytes(row.data)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(row.data)
         caption = f" — {reply.caption}" if reply.caption else ""
         self._print(f"bot> 📄 {reply.filename} saved to {target}{caption}")

@@ -548,6 +548,7 @@ class Result:
     inbound_failed: int
     out_of_order: int
     replies: int
+    replies_failed: int
     replies_accepted: int
     sends_requested: int
     faults_injected: dict[str, int]
@@ -886,6 +887,9 @@ async def check(
         "inbound_failed": status[InboundStatus.FAILED],
         "out_of_order": out_of_order,
         "replies": replies,
+        "replies_failed": sum(
+            1 for r in outbound_rows if r.kind != "mark_read" and r.status is OutboundStatus.FAILED
+        ),
         "replies_accepted": len(fake.sent),
         "duplicates_after_timeout": after_timeout,
         "duplicates_after_crash": after_crash,
