@@ -146,7 +146,7 @@ async def _bench(url: str, events: int, reps: int) -> list[tuple[str, float, flo
                 samples = []
                 for rep in range(reps + 1):
                     start = time.perf_counter()
-                    async with http.get(base + page, allow_redirects=False) as response:
+                    async with http.get(base + page) as response:
                         await response.read()
                         assert response.status == 200, (page, response.status)
                     if rep:  # the first request warms caches and the pool

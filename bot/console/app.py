@@ -44,7 +44,7 @@ def _to_login(request: web.Request) -> web.StreamResponse:
     """Send a request without a valid session to the login page, keeping where it was
     going (for a POST, the page it came from: the browser keeps the typed draft)."""
     if request.method in SAFE_METHODS:
-        target = request.path_qs
+        target = PREFIX + "/" if request.path == PREFIX else request.path_qs
         expired = bool(request.cookies.get(COOKIE))
     else:
         referer = request.headers.get("Referer", "")
@@ -99,6 +99,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if current is None:
             return _to_login(request)
         request[CURRENT] = current
+        if request.path == PREFIX:  # the sub-application's root is "/console/"
+            raise web.HTTPFound(PREFIX + "/")
         if request.method not in SAFE_METHODS:
             form = await request.post()
             if not csrf_ok(request, form, current.csrf_token):
@@ -259,11 +261,6 @@ def build_console() -> web.Application:
     return console
 
 
-async def _to_console(_request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound(PREFIX + "/")
-
-
 def setup(app: web.Application) -> None:
     """Mount the console under ``/console`` of the server ``app``."""
     app.add_subapp(PREFIX, build_console())
-    app.router.add_get(PREFIX, _to_console)

@@ -120,6 +120,8 @@ def local_path(value: str | None, default: str = PREFIX + "/") -> str:
         return default
     if "\\" in value or value.startswith("//"):
         return default
+    if parsed.path == PREFIX:
+        return PREFIX + "/" + (f"?{parsed.query}" if parsed.query else "")
     return value
 
 

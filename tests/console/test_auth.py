@@ -82,6 +82,20 @@ async def test_the_login_page_contract(console: Console) -> None:
     assert '<input name="username"' in page.text
     assert '<input type="password" name="password"' in page.text
     assert 'type="submit"' in page.text  # Enter in a field submits the form
+    # Logging in from there lands on the dashboard.
+    await console.browser(OperatorRole.VIEWER, name="contract")
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    next_field = page.text.split('name="next" value="')[1].split('"')[0]
+    done = await browser.post(
+        "/console/login",
+        {"username": "contract", "password": PASSWORD, "csrf_token": token, "next": next_field},
+        csrf=False,
+        follow=True,
+    )
+    assert done.status == 200
+    assert done.url.endswith("/console/")
+    assert "Dashboard" in done.text
+    assert (await browser.get("/console")).url.endswith("/console/")
 
 
 @pytest.mark.parametrize("path", PROTECTED_PAGES)
