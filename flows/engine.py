@@ -77,6 +77,14 @@ HANDOFF_REPLY = (
 )
 
 
+class _MessageFailedError(Exception):
+    """A message's work raised: roll its transaction back (carries the error)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class ContactRef:
     """Who a message is from, as the channel knows them."""
@@ -222,31 +230,53 @@ class Engine:
             return await turn.finish()
 
     async def _process_next(self, contact_id: int) -> tuple[bool, list[Reply], bool]:
-        """Process the oldest pending message: (found one, its replies, more pending)."""
-        async with self.db.transaction() as session:
-            await lock_contact(session, contact_id)
-            # Only after holding the contact's lock pick its oldest pending message:
-            # claiming first would let another worker overtake it. Two rows: the second
-            # tells whether to look again.
-            pending = (await session.scalars(_PENDING, {"contact_id": contact_id})).all()
-            if not pending:
-                return False, [], False
-            inbound = pending[0]
-            message = UserMessage.from_payload(inbound.payload)
-            try:
-                async with session.begin_nested():
-                    turn = await _Turn.load(self, session, contact_id, message, inbound.id)
+        """Process the oldest pending message: (found one, its replies, more pending).
+
+        The happy path is one transaction with no savepoint. If the message's work
+        raises, all of it is rolled back and the failure is recorded in a transaction of
+        its own (:meth:`_fail`).
+        """
+        try:
+            async with self.db.transaction() as session:
+                await lock_contact(session, contact_id)
+                # Only after holding the contact's lock pick its oldest pending message:
+                # claiming first would let another worker overtake it. Two rows: the
+                # second tells whether to look again.
+                pending = (await session.scalars(_PENDING, {"contact_id": contact_id})).all()
+                if not pending:
+                    return False, [], False
+                inbound = pending[0]
+                inbound_id = inbound.id
+                message = UserMessage.from_payload(inbound.payload)
+                try:
+                    turn = await _Turn.load(self, session, contact_id, message, inbound_id)
                     await turn.run()
                     replies = await turn.finish()
-            except Exception as exc:  # the message's work is rolled back; record why
-                log.exception("message %s for contact %s failed", inbound.id, contact_id)
-                replies = await self._record_failure(session, contact_id, inbound, message, exc)
-                inbound.status = InboundStatus.FAILED
-                inbound.error = f"{type(exc).__name__}: {exc}"[:2000]
-            else:
+                except Exception as exc:
+                    log.exception("message %s for contact %s failed", inbound_id, contact_id)
+                    raise _MessageFailedError(exc) from exc  # rolls the whole transaction back
                 inbound.status = InboundStatus.DONE
+                inbound.processed_at = self.clock()
+                return True, replies, len(pending) > 1
+        except _MessageFailedError as failed:
+            return True, await self._fail(contact_id, inbound_id, message, failed.error), True
+
+    async def _fail(
+        self, contact_id: int, inbound_id: int, message: UserMessage, exc: Exception
+    ) -> list[Reply]:
+        """Record that a message failed: its work is gone; the user gets an apology, the
+        flow session an error event. Skipped if the message is no longer pending (another
+        worker took it after the rollback released the lock)."""
+        async with self.db.transaction() as session:
+            await lock_contact(session, contact_id)
+            inbound = await session.get(InboundMessage, inbound_id, populate_existing=True)
+            if inbound is None or inbound.status is not InboundStatus.PENDING:
+                return []
+            replies = await self._record_failure(session, contact_id, inbound, message, exc)
+            inbound.status = InboundStatus.FAILED
+            inbound.error = f"{type(exc).__name__}: {exc}"[:2000]
             inbound.processed_at = self.clock()
-            return True, replies, len(pending) > 1
+            return replies
 
     async def _record_failure(
         self,

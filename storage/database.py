@@ -26,6 +26,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Namespace of Nyala's advisory locks ("Ny"), so they never meet another app's.
 _LOCK_NAMESPACE = 0x4E79
 _NAME_LOCK_NAMESPACE = 0x4E7A
+_LOCK_CONTACT = text("SELECT pg_advisory_xact_lock(:ns, :key)")
 
 
 def normalize_url(url: str) -> URL:
@@ -169,6 +170,5 @@ async def lock_contact(session: AsyncSession, contact_id: int) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-            {"ns": _LOCK_NAMESPACE, "key": contact_id % 2_147_483_647},
+            _LOCK_CONTACT, {"ns": _LOCK_NAMESPACE, "key": contact_id % 2_147_483_647}
         )
