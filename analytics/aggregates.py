@@ -394,10 +394,22 @@ async def _step_totals(
         step.errored_here += int(row["errored"])
         step.handed_off_here += int(row["handed_off"])
 
-    # Sessions that hit a retry, and how many of them still completed.
-    retried = (
+
+async def _retry_totals(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    result: dict[str, FlowTotals],
+    *,
+    by_version: bool,
+) -> None:
+    """Sessions that hit a retry, and how many of them still completed."""
+    event = FlowStepEvent
+    window = select(FlowSession.id).where(*session_conditions(scope, start, end))
+    query = (
         select(
-            version.label("version"),
+            version_column(by_version).label("version"),
             func.count(distinct(event.session_id)).label("retried"),
             func.count(
                 distinct(
@@ -411,15 +423,16 @@ async def _step_totals(
         .select_from(event)
         .join(FlowSession, FlowSession.id == event.session_id)
         .where(
-            *session_conditions(scope, start, end),
+            # The window's sessions as an IN list, and events never precede their
+            # session's start: both planners start from the few retries (the (action,
+            # timestamp) index), not from every session.
+            event.session_id.in_(window),
             event.action == StepAction.RETRY,
-            # Events never precede their session's start: lets the (action, timestamp)
-            # index find the few retries without visiting every step of every session.
             event.timestamp >= start,
         )
         .group_by(*grouping(by_version))
     )
-    for row in (await session.execute(retried)).mappings():
+    for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
         totals.retried_sessions += int(row["retried"])
         totals.recovered_sessions += int(row["recovered"])
@@ -444,6 +457,7 @@ async def from_events(
     )
     if detail:
         await _step_totals(session, scope, start, end, result, by_version=by_version)
+        await _retry_totals(session, scope, start, end, result, by_version=by_version)
     return result
 
 

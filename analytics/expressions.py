@@ -28,6 +28,7 @@ class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL 
         super().__init__(start, end)
 
 
+@compiles(seconds_between)  # also for str(statement)
 @compiles(seconds_between, "postgresql")
 def _seconds_between_pg(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = element.clauses
@@ -59,6 +60,7 @@ class error_kind(FunctionElement[str]):  # noqa: N801 - reads as the SQL functio
         super().__init__(message)
 
 
+@compiles(error_kind)
 @compiles(error_kind, "postgresql")
 def _error_kind_pg(element: error_kind, compiler: SQLCompiler, **kw: Any) -> str:
     (message,) = element.clauses

@@ -35,6 +35,7 @@ from analytics.aggregates import (
     Scope,
     collect,
     flow_known,
+    grouping,
     known_flows,
     session_conditions,
     version_column,
@@ -294,14 +295,14 @@ def funnel_rows(totals: FlowTotals, steps: Sequence[str] | None) -> list[FunnelS
     order += [s.step_name for s in extra]
     base = totals.steps[order[0]].sessions if order and order[0] in totals.steps else 0
     rows: list[FunnelStep] = []
+    reached = [totals.steps[name].sessions if name in totals.steps else 0 for name in order]
     for index, name in enumerate(order):
         step = totals.steps.get(name)
-        sessions = step.sessions if step else 0
-        following = None
-        if index + 1 < len(order):
-            nxt = totals.steps.get(order[index + 1])
-            following = nxt.sessions if nxt else 0
-        drop = None if following is None else sessions - following
+        sessions = reached[index]
+        # To the next step anyone reached: steps nobody reached (another branch, an
+        # unused option) would otherwise show everyone dropping off.
+        following = next((n for n in reached[index + 1 :] if n > 0), None)
+        drop = None if following is None or sessions == 0 else sessions - following
         rows.append(
             {
                 "step_name": name,
@@ -345,7 +346,8 @@ async def get_step_funnel(
     Returns:
         One row per step: ``step_name``, ``sessions`` (distinct sessions that entered it),
         ``percentage`` of the sessions that entered the first step, ``drop_off`` to the
-        next step (``None`` for the last; negative where the flow branches), and the
+        next step that any session reached (``None`` for the last and for steps nobody
+        reached; it can be negative where the next listed step is on a busier branch), the
         step's completions, skips, retries, errors, mean time and abandonments. With
         ``by_version`` each version's rows follow each other, with ``flow_version``.
         ``rows.notes`` explains an empty result.
@@ -425,35 +427,35 @@ async def get_error_analysis(
         func.nullif(event.error_message, ""), literal("invalid answer")
     )
     grouped_type = case((event.action == StepAction.ERROR, exception), else_=reason)
-    version = version_column(by_version)
+    # The window's sessions as an IN list: both planners then start from the few
+    # error/retry events (the (action, timestamp) index) instead of probing them once per
+    # session (SQLite's choice for a plain join).
+    window = select(FlowSession.id).where(
+        *session_conditions(Scope(flow=flow), period.start, period.end)
+    )
+    query = select(
+        version_column(by_version).label("version"),
+        event.step_name,
+        event.action,
+        grouped_type.label("error_type"),
+        func.count().label("count"),
+        func.count(func.distinct(event.session_id)).label("sessions"),
+        func.min(event.error_message).label("first_example"),
+        func.max(event.error_message).label("last_example"),
+        func.max(event.input_value).label("example_input"),
+        func.max(event.timestamp).label("last_seen"),
+    ).select_from(event)
+    if by_version:
+        query = query.join(FlowSession, FlowSession.id == event.session_id)
     query = (
-        select(
-            version.label("version"),
-            event.step_name,
-            event.action,
-            grouped_type.label("error_type"),
-            func.count().label("count"),
-            func.count(func.distinct(event.session_id)).label("sessions"),
-            func.min(event.error_message).label("first_example"),
-            func.max(event.error_message).label("last_example"),
-            func.max(event.input_value).label("example_input"),
-            func.max(event.timestamp).label("last_seen"),
-        )
-        .select_from(event)
-        .join(FlowSession, FlowSession.id == event.session_id)
-        .where(
-            *session_conditions(Scope(flow=flow), period.start, period.end),
+        query.where(
+            event.session_id.in_(window),
             event.action.in_(actions),
             # Events follow their session's start: lets the (action, timestamp) index
             # find the rare error rows without visiting the rest.
             event.timestamp >= period.start,
         )
-        .group_by(
-            *([FlowSession.flow_version] if by_version else []),
-            event.step_name,
-            event.action,
-            grouped_type,
-        )
+        .group_by(*grouping(by_version), event.step_name, event.action, grouped_type)
         .order_by(func.count().desc(), event.step_name, grouped_type)
         .limit(limit)
     )

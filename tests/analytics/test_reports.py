@@ -111,6 +111,15 @@ async def test_funnel_in_flow_order_with_drop_off(fixed: Database) -> None:
     assert by_step["traveler_count"]["avg_time_spent"] == 76.4
     assert by_step["choose_tour"]["abandoned_here"] == 1
     assert by_step["traveler_count"]["abandoned_here"] == 1
+    # A step nobody reached is listed; drop-off skips it to the next step reached.
+    with_branch = await get_step_funnel(
+        FLOW, steps=[STEPS[0], "choose_departure", *STEPS[1:]], db=fixed, tz=HARARE, now=NOW
+    )
+    assert [(s["step_name"], s["sessions"], s["drop_off"]) for s in with_branch][:3] == [
+        ("choose_tour", 8, 1),
+        ("choose_departure", 0, None),
+        ("traveler_count", 7, 2),
+    ]
     # Without the flow's order the data gives the same one.
     derived = await get_step_funnel(FLOW, days=7, db=fixed, tz=HARARE, now=NOW)
     assert [s["step_name"] for s in derived] == STEPS
