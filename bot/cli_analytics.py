@@ -22,7 +22,7 @@ from analytics import (
     get_kpis,
     get_step_funnel,
 )
-from analytics.periods import MAX_DAYS, snapshot_periods, today_in
+from analytics.periods import MAX_DAYS, resolve_period, snapshot_periods, today_in
 from bot.cli_common import load_app_from, load_settings, run, with_db
 from bot.settings import Settings
 from flows import App
@@ -295,8 +295,6 @@ def funnel(  # noqa: PLR0917 - click passes every option
 
 
 def _period_of(span: _Range) -> dict[str, Any]:
-    from analytics.periods import resolve_period
-
     period = resolve_period(
         days=span.days, date_from=span.date_from, date_to=span.date_to, tz=span.app.timezone
     )
