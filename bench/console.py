@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import secrets
@@ -37,6 +38,7 @@ from bot.server import create_app
 from bot.settings import Settings
 from storage import (
     Booking,
+    ConflictError,
     Contact,
     Database,
     FlowSession,
@@ -116,10 +118,18 @@ async def _login(http: ClientSession, base: str) -> None:
         assert response.status == 303, response.status
 
 
-async def _bench(url: str, events: int, reps: int) -> list[tuple[str, float, float, float]]:
+async def _bench(
+    url: str, events: int, reps: int, *, fill: bool = True
+) -> list[tuple[str, float, float, float]]:
     db = Database(url)
     try:
         await migrate(db)
+        if not fill:
+            reference, payment_id = await _pending_payment(db)
+            with contextlib.suppress(ConflictError):
+                await create_operator(db, "bench", PASSWORD, OperatorRole.ADMIN, actor="bench")
+            pages = await _pages(db, reference, payment_id)
+            return await _serve_and_time(url, pages, reps)
         started = time.perf_counter()
         written = await generate(db, events)
         seconds = time.perf_counter() - started
@@ -135,6 +145,12 @@ async def _bench(url: str, events: int, reps: int) -> list[tuple[str, float, flo
         pages = await _pages(db, reference, payment_id)
     finally:
         await db.dispose()
+    return await _serve_and_time(url, pages, reps)
+
+
+async def _serve_and_time(
+    url: str, pages: list[str], reps: int
+) -> list[tuple[str, float, float, float]]:
     server = TestServer(create_app(Settings(database_url=url), flows.safari.app), host="127.0.0.1")
     await server.start_server()
     results = []
@@ -185,10 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=10_000_000, help="step events to generate")
     parser.add_argument("--reps", type=int, default=5, help="timed requests per page")
+    parser.add_argument(
+        "--url",
+        help="time the pages on this already filled database (nothing generated or dropped)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1000 or args.reps < 1:
         parser.error("--events must be at least 1000 and --reps at least 1")
-    results = asyncio.run(run(args.events, args.reps))
+    if args.url:
+        results = asyncio.run(_bench(args.url, 0, args.reps, fill=False))
+    else:
+        results = asyncio.run(run(args.events, args.reps))
     print("\n| page | median ms | min | max |\n|---|---:|---:|---:|")
     for page, median, low, high in results:
         flag = "" if median < TARGET_MS else " ⚠"

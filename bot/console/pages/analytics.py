@@ -22,6 +22,7 @@ from bot.console.web import db_of, flow_app_of, notice, render
 from flows import App
 from storage import (
     Contact,
+    FlowMetricSnapshot,
     FlowSession,
     FlowStepEvent,
     SessionStatus,
@@ -51,6 +52,19 @@ def choose_flow(filters: Filters, app: App, *, required: bool = True) -> str | N
     names = flow_names(app)
     default = names[0] if names and required else None
     return filters.choice("flow", names, default=default)
+
+
+ERROR_DAYS = 30
+
+
+def error_window(days: int, start: dt.date | None, end: dt.date | None) -> dict[str, Any]:
+    """The error analysis reads raw events (no snapshots), so it covers at most the last
+    :data:`ERROR_DAYS` days of the period."""
+    if start is None:
+        return {"days": min(days, ERROR_DAYS), "limit": 15}
+    last = end or dt.datetime.now(dt.UTC).date()
+    return {"date_from": max(start, last - dt.timedelta(days=ERROR_DAYS - 1)), "date_to": end,
+            "limit": 15}  # fmt: skip
 
 
 def period(filters: Filters) -> tuple[int, dt.date | None, dt.date | None]:
@@ -89,16 +103,12 @@ async def funnel_page(request: web.Request) -> web.StreamResponse:
         return render(request, "funnel.html", {"title": "Funnels", "flow": None, "flows": []})
     spec = app.flows[flow]
     db = db_of(request)
-    options: dict[str, Any] = {
-        "date_from": start,
-        "date_to": end,
-        "db": db,
-        "tz": app.timezone,
-    }
+    shared: dict[str, Any] = {"db": db, "tz": app.timezone}
+    options: dict[str, Any] = {"date_from": start, "date_to": end, **shared}
     try:
         steps, errors, completion = await asyncio.gather(
             analytics.get_step_funnel(flow, days, steps=list(spec.steps), **options),
-            analytics.get_error_analysis(flow, days, limit=15, **options),
+            analytics.get_error_analysis(flow, **error_window(days, start, end), **shared),
             analytics.get_flow_completion_rate(flow, days, **options),
         )
     except AnalyticsError as exc:
@@ -137,6 +147,12 @@ async def funnel_page(request: web.Request) -> web.StreamResponse:
             "end": end.isoformat() if end else "",
             "steps": steps,
             "errors": errors,
+            "errors_capped": (
+                days > ERROR_DAYS
+                if start is None
+                else ((end or dt.datetime.now(dt.UTC).date()) - start).days >= ERROR_DAYS
+            ),
+            "error_days": ERROR_DAYS,
             "completion": completion,
             "bars": bars,
             "diagram": diagram,
@@ -415,6 +431,28 @@ async def snapshot_trend(request: web.Request, flow: str, days: int = 30) -> dic
             title="Sessions per day",
         ),
     }
+
+
+async def active_flows(request: web.Request, since: dt.date) -> set[str]:
+    """Flows with sessions since ``since``: those with a daily snapshot in the period,
+    and those with a session today (a small, indexed range), without scanning events."""
+    today = day_start(flow_app_of(request).today(dt.datetime.now(dt.UTC)))
+    async with db_of(request).read() as session:
+        snapshotted = await session.scalars(
+            select(FlowMetricSnapshot.flow_name)
+            .where(
+                FlowMetricSnapshot.period == SnapshotPeriod.DAILY,
+                FlowMetricSnapshot.period_start >= day_start(since),
+                FlowMetricSnapshot.total_sessions > 0,
+            )
+            .distinct()
+        )
+        recent = await session.scalars(
+            select(FlowSession.flow_name)
+            .where(FlowSession.started_at >= today - dt.timedelta(days=1))
+            .distinct()
+        )
+        return set(snapshotted) | set(recent)
 
 
 async def bounded_count(request: web.Request, query: Any, cap: int = 1000) -> int:

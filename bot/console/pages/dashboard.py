@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ import analytics
 from analytics.errors import AnalyticsError
 from bot.console.filters import Filters
 from bot.console.pages.analytics import (
+    active_flows,
     bounded_count,
     choose_flow,
     flow_names,
@@ -19,7 +21,14 @@ from bot.console.pages.analytics import (
     snapshot_trend,
 )
 from bot.console.web import db_of, flow_app_of, notice, render
-from storage import Conversation, OutboundMessage, OutboundStatus, Payment, PaymentStatus
+from storage import (
+    Conversation,
+    OutboundMessage,
+    OutboundStatus,
+    Payment,
+    PaymentStatus,
+    utcnow,
+)
 
 routes = web.RouteTableDef()
 
@@ -49,7 +58,21 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     db = db_of(request)
     report = None
     overview: list[dict[str, Any]] = []
+    quiet: list[str] = []
     trend: dict[str, Any] = {}
+    # The queue's counts, the trend charts and the reports are independent: each runs on
+    # its own connection, so PostgreSQL works on them in parallel.
+    counts = asyncio.gather(
+        bounded_count(request, select(Payment.id).where(Payment.status == PaymentStatus.PENDING)),
+        bounded_count(
+            request,
+            select(Conversation.contact_id).where(Conversation.handed_off_at.is_not(None)),
+        ),
+        bounded_count(
+            request,
+            select(OutboundMessage.id).where(OutboundMessage.status == OutboundStatus.FAILED),
+        ),
+    )
     if flow is not None:
         options: dict[str, Any] = {
             "date_from": start,
@@ -57,32 +80,23 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             "db": db,
             "tz": app.timezone,
         }
+        active = await active_flows(
+            request, start or app.today(utcnow()) - dt.timedelta(days=days)
+        )
+        shown = [name for name in flow_names(app) if name in active or name == flow]
+        quiet = [name for name in flow_names(app) if name not in shown]
+        reports = asyncio.gather(
+            analytics.get_kpis(flow, days, **options),
+            *(analytics.get_flow_completion_rate(name, days, **options) for name in shown),
+        )
+        trend_task = snapshot_trend(request, flow)
         try:
-            # Independent reports on separate connections: PostgreSQL runs them in parallel.
-            report, *rows = await asyncio.gather(
-                analytics.get_kpis(flow, days, **options),
-                *(
-                    analytics.get_flow_completion_rate(name, days, **options)
-                    for name in flow_names(app)
-                ),
-            )
+            (report, *rows), trend = await asyncio.gather(reports, trend_task)
             overview = [dict(row) for row in rows]
         except AnalyticsError as exc:
             notice(request, f"No report: {exc}")
-        trend = await snapshot_trend(request, flow)
-    attention = {
-        "payments": await bounded_count(
-            request, select(Payment.id).where(Payment.status == PaymentStatus.PENDING)
-        ),
-        "conversations": await bounded_count(
-            request,
-            select(Conversation.contact_id).where(Conversation.handed_off_at.is_not(None)),
-        ),
-        "failed": await bounded_count(
-            request,
-            select(OutboundMessage.id).where(OutboundMessage.status == OutboundStatus.FAILED),
-        ),
-    }
+    payments, conversations, failed = await counts
+    attention = {"payments": payments, "conversations": conversations, "failed": failed}
     kpis = [{**kpi, "text": kpi_text(dict(kpi))} for kpi in report["kpis"]] if report else []
     return render(
         request,
@@ -97,6 +111,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             "report": report,
             "kpis": kpis,
             "overview": overview,
+            "quiet": quiet,
             "trend": trend,
             "attention": attention,
         },
