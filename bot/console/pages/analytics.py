@@ -54,7 +54,7 @@ def choose_flow(filters: Filters, app: App, *, required: bool = True) -> str | N
     return filters.choice("flow", names, default=default)
 
 
-ERROR_DAYS = 30
+ERROR_DAYS = 14
 
 
 def error_window(days: int, start: dt.date | None, end: dt.date | None) -> dict[str, Any]:
