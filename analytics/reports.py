@@ -159,6 +159,11 @@ def period_info(period: Period) -> PeriodInfo:
 
 
 def parse_action(action: StepAction | str | None) -> StepAction | None:
+    """``action`` as a :class:`StepAction`.
+
+    Raises:
+        AnalyticsError: not one of the step actions.
+    """
     if action is None:
         return None
     try:
@@ -182,7 +187,7 @@ async def empty_notes(session: AsyncSession, flow: str, period: Period, total: i
 def _completion(
     flow: str, period: Period, totals: FlowTotals, source: Source, notes: list[str]
 ) -> CompletionReport:
-    ended = totals.total
+    started = totals.total
     return {
         "flow": flow,
         "period": period_info(period),
@@ -197,9 +202,9 @@ def _completion(
             "abandoned": totals.abandoned,
             "error": totals.error,
         },
-        "completion_rate": percent(totals.completed, ended),
-        "abandonment_rate": percent(totals.abandoned, ended),
-        "error_rate": percent(totals.error, ended),
+        "completion_rate": percent(totals.completed, started),
+        "abandonment_rate": percent(totals.abandoned, started),
+        "error_rate": percent(totals.error, started),
         "avg_duration_seconds": rounded(totals.avg_duration),
         "source": source,
         "notes": notes,
