@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -301,17 +303,19 @@ class Inbox:
     """Processes stored messages: right after storing, and by recovery for leftovers.
 
     Acknowledging webhooks comes first: while webhook requests are in flight in this
-    process (:meth:`acknowledging`), processing waits, up to ``ack_priority`` seconds per
-    contact, for a moment without one. Under a flood the 200s keep coming fast (Meta
-    retries slow answers, which only adds load) and the stored messages are processed in
-    the gaps and once it passes; in ordinary traffic there are gaps all the time.
+    process, or were in the last ``busy_window`` seconds (:meth:`acknowledging`), at most
+    ``busy_concurrency`` contacts are processed at once instead of ``concurrency``. Under
+    a flood the 200s keep coming fast (Meta retries slow answers, which only adds load)
+    while processing goes on at a lower pace and catches up once the flood passes;
+    nothing waits for a pause that might never come.
 
     Args:
         engine: the flow engine.
         metrics: where to count.
         concurrency: contacts processed at once by this process.
         on_replies: called after a contact's messages were processed (wakes the sender).
-        ack_priority: the longest processing waits for webhooks in flight (0: never).
+        busy_concurrency: contacts processed at once while webhooks are arriving.
+        busy_window: how long after the last webhook request the process counts as busy.
     """
 
     def __init__(
@@ -321,36 +325,45 @@ class Inbox:
         *,
         concurrency: int = 8,
         on_replies: Callable[[], None] | None = None,
-        ack_priority: float = 1.0,
+        busy_concurrency: int = 2,
+        busy_window: float = 0.05,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.semaphore = asyncio.Semaphore(concurrency)
+        self.busy_lanes = asyncio.Semaphore(max(1, min(busy_concurrency, concurrency)))
+        self.busy_window = busy_window
         self.on_replies = on_replies
-        self.ack_priority = ack_priority
         self._running: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
         self._acks = 0  # webhook requests in flight
-        self._no_acks = asyncio.Event()
-        self._no_acks.set()
+        self._last_ack = -math.inf  # when the last one ended (monotonic)
 
     @contextlib.contextmanager
     def acknowledging(self) -> Iterator[None]:
-        """Mark a webhook request in flight (processing yields to it)."""
+        """Mark a webhook request in flight (processing makes room for it)."""
         self._acks += 1
-        self._no_acks.clear()
         try:
             yield
         finally:
             self._acks -= 1
-            if self._acks == 0:
-                self._no_acks.set()
+            self._last_ack = time.monotonic()
 
-    async def _yield_to_webhooks(self) -> None:
-        if self._no_acks.is_set() or self.ack_priority <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._no_acks.wait(), timeout=self.ack_priority)
+    @property
+    def busy(self) -> bool:
+        """Whether webhook requests are in flight or just were."""
+        return self._acks > 0 or time.monotonic() - self._last_ack < self.busy_window
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A processing slot: one of ``concurrency``, and one of the busy lanes while
+        webhooks arrive."""
+        async with self.semaphore:
+            if not self.busy:
+                yield
+                return
+            async with self.busy_lanes:
+                yield
 
     def kick(self, contact_ids: Iterable[int]) -> None:
         """Process these contacts' pending messages soon (one task per contact)."""
@@ -365,8 +378,7 @@ class Inbox:
         try:
             while True:
                 self._again.discard(contact_id)
-                async with self.semaphore:
-                    await self._yield_to_webhooks()
+                async with self._slot():
                     try:
                         count = await self.engine.process_pending(contact_id)
                     except Exception:
