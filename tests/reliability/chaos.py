@@ -66,9 +66,11 @@ from sqlalchemy import select
 
 from analytics import abandon_idle_sessions
 from bot.fake_graph import FakeGraph, FaultKind, SentMessage
+from bot.message_bodies import message_body
 from bot.payloads import parse_webhook
 from flows import Engine
 from flows.engine import ContactRef
+from flows.messages import reply_from_payload
 from storage import (
     Contact,
     Database,
@@ -294,7 +296,9 @@ def server_env(database_url: str, graph_url: str) -> dict[str, str]:
         WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
         WHATSAPP_API_BASE=graph_url,
         NYALA_SEND_RATE="200",
-        NYALA_SEND_LEASE="3",
+        # Longer than a send can take here (Graph timeout 1 s, the rate limit, the commit
+        # that records it), or a second sender takes the row over and sends it again.
+        NYALA_SEND_LEASE="15",
         NYALA_GRAPH_TIMEOUT=str(GRAPH_TIMEOUT),
         NYALA_SWEEP_INTERVAL="1",
         NYALA_LOG_LEVEL="WARNING",
@@ -711,8 +715,22 @@ def _align(
     unexplained = 0
     for row in rows:
         if row.status not in (OutboundStatus.SENT, OutboundStatus.DELIVERED, OutboundStatus.READ):
+            # Not sent, as far as the server knows; Meta may still have accepted it on an
+            # attempt whose answer was lost (a timeout): those copies belong to this row.
+            body = message_body(
+                reply_from_payload(row.kind, row.payload), to=f"+{contact}", media_id=None
+            )
+            delivered = 0
+            while position < len(accepted) and accepted[position].body == body:
+                delivered += 1
+                if faults.get(accepted[position].wamid) is FaultKind.TIMEOUT_AFTER:
+                    after_timeout += 1
+                else:
+                    after_crash += 1
+                position += 1
             problems.append(
-                f"{contact}: reply {row.id} ended {row.status.value}: {row.last_error}"
+                f"{contact}: reply {row.id} ended {row.status.value} after {row.attempts} "
+                f"attempts ({row.last_error}); Meta had accepted it {delivered} times"
             )
             continue
         extras: list[SentMessage] = []
@@ -732,7 +750,13 @@ def _align(
                 after_timeout += 1
             else:
                 after_crash += 1
-                crashes[_window(extra.at, windows)] += 1
+                window = _window(extra.at, windows)
+                crashes[window] += 1
+                if window == "neither":
+                    problems.append(
+                        f"{contact}: reply {row.id} accepted twice outside any crash (a lease "
+                        "that ran out while its sender still worked?)"
+                    )
     if position < len(accepted):
         unexplained += len(accepted) - position
         problems.append(f"{contact}: {len(accepted) - position} accepted messages after the last")
