@@ -68,6 +68,8 @@ class PhaseConfig(Protocol):
     def memory_repetitions(self) -> int: ...
     @property
     def report_sizes(self) -> tuple[tuple[str, int], ...]: ...
+    @property
+    def console_events(self) -> int: ...
 
 
 @dataclass
@@ -425,4 +427,49 @@ async def reports(cfg: PhaseConfig, say: Progress) -> Phase | None:
         details.append(asdict(result))
     phase.details = {"runs": details}
     phase.sections = sections
+    return phase
+
+
+# --- console (bench/console.py, when present) --------------------------------------------
+
+
+def console_module_available() -> bool:
+    """Whether ``bench/console.py`` (the operator console's page benchmark) is in the tree."""
+    return importlib.util.find_spec("bench.console") is not None
+
+
+async def console(cfg: PhaseConfig, say: Progress) -> Phase | None:
+    """Console page latencies via ``bench.console.run`` (``None`` if it is absent): its own
+    database filled with ``console_events`` step events, the real server, a logged-in
+    admin, every page timed."""
+    if not console_module_available() or cfg.console_events <= 0:
+        return None
+    from bench import console as console_bench
+
+    say(f"  console: {cfg.console_events:,} step events (generating…)")
+    pages = await console_bench.run(cfg.console_events, cfg.repetitions)
+    slowest = max(pages, key=lambda p: p[1])
+    page, median, low, high = slowest
+    phase = Phase()
+    phase.figures.append(
+        Figure(
+            "console_slowest_page",
+            f"Slowest console page, logged in ({cfg.console_events:,} step events; `{page}`; "
+            "target < 200 ms)",
+            "ms",
+            Summary(median, low, high, ()),
+            better="lower",
+        )
+    )
+    lines = [
+        f"Console pages with {cfg.console_events:,} step events (`bench/console.py`), "
+        f"{cfg.repetitions} requests per page after one warm-up:",
+        "",
+        "| page | median ms | min–max ms |",
+        "|---|---:|---:|",
+        *(f"| `{p}` | {m:.1f} | {lo:.1f}–{hi:.1f} |" for p, m, lo, hi in pages),
+    ]
+    phase.sections.append("\n".join(lines))
+    phase.details = {"events": cfg.console_events, "pages": [list(p) for p in pages]}
+    say(f"  console: {len(pages)} pages, slowest {median:.0f} ms ({page})")
     return phase

@@ -248,8 +248,13 @@ def markdown(report: Report) -> str:
     if report.notes:
         parts += [*(f"- {note}" for note in report.notes), ""]
     if report.sections:
-        parts += ["## Report latencies", "", "From `bench/reports.py` (issue 6), run by this "
-                  "benchmark; times in milliseconds.", ""]  # fmt: skip
+        parts += [
+            "## Reports and console pages",
+            "",
+            "From `bench/reports.py` and `bench/console.py`, run by this benchmark; times "
+            "in milliseconds.",
+            "",
+        ]
         for section in report.sections:
             parts += [section, ""]
     parts.append(TOP_COSTS)
