@@ -92,8 +92,6 @@ class Filters:
     def query(self, **changes: Any) -> str:
         """This page's query string with ``changes`` (``None`` removes a key)."""
         values: dict[str, Any] = {k: v for k, v in self.kept.items() if k != "page"}
-        if "page" in changes:
-            pass
         for key, value in changes.items():
             if value is None:
                 values.pop(key, None)

@@ -108,7 +108,7 @@ async def funnel_diagram_svg(
         share = float(row.get("percentage") or 0.0) if row else 0.0
         stopped = int(row.get("abandoned_here") or 0) if row else 0
         values = {
-            "reached": f"{sessions} sessions · {share:.0f}%",
+            "reached": f"{sessions} session{'s' if sessions != 1 else ''} · {share:.0f}%",
             "stopped": f"{stopped} stopped here" if stopped else "",
             "tooltip": f"{stopped} sessions stopped here",
             "fill": _colour(row),

@@ -38,7 +38,7 @@ LOGIN_CSRF_COOKIE = "nyala_login_csrf"
 
 TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 CURRENT = web.RequestKey("console_current", Current)
-NONCE = web.RequestKey("console_notices", list)
+NOTICES = web.RequestKey("console_notices", list)  # of str
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -154,7 +154,7 @@ def redirect(location: str, message: str | None = None, *, kind: str = "ok") -> 
 
 def notice(request: web.Request, message: str) -> None:
     """A note shown on this page (e.g. a filter value that was ignored)."""
-    request.setdefault(NONCE, []).append(message)
+    request.setdefault(NOTICES, []).append(message)
 
 
 def _take_flash(request: web.Request) -> tuple[str, str] | None:
@@ -180,7 +180,7 @@ def render(
         "me": current,
         "csrf": current.csrf_token if current else "",
         "flash": flashed,
-        "notices": request.get(NONCE, []),
+        "notices": request.get(NOTICES, []),
         "path": request.path,
         "query": request.rel_url.query,
         "business": flow_app_of(request).name,
