@@ -9,8 +9,10 @@ covers. Nothing loads events into Python; each query returns a handful of rows.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -41,6 +44,14 @@ from storage import (
 from storage.flow_sessions import HANDOFF_REASON_PREFIX, FlowStepMetricSnapshot
 
 ALL_VERSIONS = ""
+
+
+class Detail(enum.IntEnum):
+    """How much a report needs: each level adds queries."""
+
+    SESSIONS = 0  # counts per status, durations, hand-offs
+    STEPS = 1  # + per-step figures and where sessions ended
+    ALL = 2  # + retried sessions, bookings and returning users (the KPIs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,7 +246,7 @@ async def _session_totals(
     end: dt.datetime,
     *,
     by_version: bool,
-    detail: bool,
+    detail: Detail,
 ) -> dict[str, FlowTotals]:
     version = version_column(by_version)
     completed = FlowSession.status == SessionStatus.COMPLETED
@@ -255,7 +266,7 @@ async def _session_totals(
         ).label("duration_count"),
         _count_if(_handed_off()).label("handed_off"),
     ]
-    if detail:
+    if detail is Detail.ALL:
         booking = (
             exists()
             .where(
@@ -302,7 +313,7 @@ async def _session_totals(
         totals.duration_total += float(row["duration_total"] or 0.0)
         totals.duration_count += int(row["duration_count"] or 0)
         totals.handed_off += int(row["handed_off"])
-        if detail:
+        if detail is Detail.ALL:
             totals.booked += int(row["booked"])
             totals.returning += int(row["repeat"])
         first: dt.datetime | None = row["first_started"]
@@ -445,18 +456,19 @@ async def from_events(
     end: dt.datetime,
     *,
     by_version: bool = False,
-    detail: bool = True,
+    detail: Detail = Detail.ALL,
 ) -> dict[str, FlowTotals]:
     """Totals of the sessions started in ``[start, end)``, straight from the tables.
 
     Args:
-        detail: also the per-step figures, retries, bookings and returning users.
+        detail: which figures to compute (the rest stay zero).
     """
     result = await _session_totals(
         session, scope, start, end, by_version=by_version, detail=detail
     )
-    if detail:
+    if detail >= Detail.STEPS:
         await _step_totals(session, scope, start, end, result, by_version=by_version)
+    if detail is Detail.ALL:
         await _retry_totals(session, scope, start, end, result, by_version=by_version)
     return result
 
@@ -465,9 +477,10 @@ async def from_events(
 
 
 def snapshot_totals(
-    snapshot: FlowMetricSnapshot, steps: Sequence[FlowStepMetricSnapshot] = ()
+    snapshot: FlowMetricSnapshot | Row[Any],
+    steps: Sequence[FlowStepMetricSnapshot | Row[Any]] = (),
 ) -> FlowTotals:
-    """The totals a snapshot row (and its step rows) stored."""
+    """The totals a snapshot (and its step rows) stored, as objects or plain rows."""
     totals = FlowTotals(
         total=snapshot.total_sessions,
         completed=snapshot.completed_sessions,
@@ -511,26 +524,27 @@ async def _settled_daily_snapshots(
     """The period's daily snapshots that are final: taken after the day ended, with no
     session of that day still open."""
     starts = {local_midnight(day, period.tz): day for day in period.each_day()}
+    # Plain rows, not ORM objects: a 90-day range reads some 500 of them.
+    snapshot = FlowMetricSnapshot.__table__.c
     rows = (
-        await session.scalars(
-            select(FlowMetricSnapshot).where(
-                FlowMetricSnapshot.flow_name == flow,
-                FlowMetricSnapshot.flow_version == ALL_VERSIONS,
-                FlowMetricSnapshot.period == SnapshotPeriod.DAILY,
-                FlowMetricSnapshot.period_start >= period.start,
-                FlowMetricSnapshot.period_start < period.end,
-                FlowMetricSnapshot.active_sessions == 0,
-                FlowMetricSnapshot.created_at >= FlowMetricSnapshot.period_end,
+        await session.execute(
+            select(*snapshot).where(
+                snapshot.flow_name == flow,
+                snapshot.flow_version == ALL_VERSIONS,
+                snapshot.period == SnapshotPeriod.DAILY,
+                snapshot.period_start >= period.start,
+                snapshot.period_start < period.end,
+                snapshot.active_sessions == 0,
+                snapshot.created_at >= snapshot.period_end,
             )
         )
     ).all()
     found = {starts[row.period_start]: row for row in rows if row.period_start in starts}
-    step_rows: dict[int, list[FlowStepMetricSnapshot]] = {}
+    step_rows: dict[int, list[Row[Any]]] = {}
     if steps and found:
+        step = FlowStepMetricSnapshot.__table__.c
         ids = [row.id for row in found.values()]
-        for step_row in await session.scalars(
-            select(FlowStepMetricSnapshot).where(FlowStepMetricSnapshot.snapshot_id.in_(ids))
-        ):
+        for step_row in await session.execute(select(*step).where(step.snapshot_id.in_(ids))):
             step_rows.setdefault(step_row.snapshot_id, []).append(step_row)
     return {day: snapshot_totals(row, step_rows.get(row.id, ())) for day, row in found.items()}
 
@@ -559,7 +573,7 @@ async def collect(
     period: Period,
     *,
     by_version: bool = False,
-    detail: bool = True,
+    detail: Detail = Detail.ALL,
     use_snapshots: bool = True,
 ) -> Collected:
     """The period's totals: settled daily snapshots where they exist, SQL elsewhere.
@@ -569,7 +583,9 @@ async def collect(
     """
     covered: dict[dt.date, FlowTotals] = {}
     if use_snapshots and not by_version and not scope.filtered:
-        covered = await _settled_daily_snapshots(session, scope.flow, period, steps=detail)
+        covered = await _settled_daily_snapshots(
+            session, scope.flow, period, steps=detail >= Detail.STEPS
+        )
     totals: dict[str, FlowTotals] = {}
     if covered:
         overall = totals.setdefault(ALL_VERSIONS, FlowTotals())

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analytics import config
 from analytics.aggregates import (
     Collected,
+    Detail,
     FlowTotals,
     Scope,
     collect,
@@ -266,7 +267,7 @@ async def get_flow_completion_rate(
             scope,
             period,
             by_version=by_version,
-            detail=False,
+            detail=Detail.SESSIONS,
             use_snapshots=use_snapshots,
         )
         overall = collected.overall
@@ -363,7 +364,12 @@ async def get_step_funnel(
     scope = Scope(flow=flow, step=step, action=parse_action(action))
     async with config.database(db) as database, config.reading(database) as session:
         collected = await collect(
-            session, scope, period, by_version=by_version, use_snapshots=use_snapshots
+            session,
+            scope,
+            period,
+            by_version=by_version,
+            detail=Detail.STEPS,
+            use_snapshots=use_snapshots,
         )
         overall = collected.overall
         notes = await empty_notes(session, flow, period, overall.total)
