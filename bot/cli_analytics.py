@@ -443,7 +443,7 @@ def snapshot(  # noqa: PLR0917 - click passes every option
 ) -> None:
     """Write metric snapshots: one row per flow with sessions (cron-safe: replaces).
 
-    Run it daily for yesterday, e.g. ``nyala snapshot --period daily --date yesterday``;
+    Run it daily for yesterday ('nyala snapshot --period daily --date yesterday'):
     settled daily snapshots make long-range reports fast.
     """
     if day is not None and (date_from is not None or date_to is not None):
