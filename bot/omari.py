@@ -118,7 +118,8 @@ def parse_event(document: object) -> PaymentEvent:
     if not isinstance(document, dict):
         raise CallbackError("the body must be a JSON object")
     status = document.get("status")
-    if status not in {s.value for s in EventStatus}:
+    # A list or an object is unhashable: test membership in a tuple, never a set.
+    if not isinstance(status, str) or status not in tuple(s.value for s in EventStatus):
         raise CallbackError('status must be "success" or "failed"')
     merchant_reference = _text(document, "merchant_reference")
     currency = _text(document, "currency", limit=3).upper()

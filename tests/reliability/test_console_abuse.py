@@ -301,7 +301,8 @@ LEAK_MARKERS = ("root:x:", "[project]", "SecretStr", "import ")
 
 async def test_path_traversal_in_downloads_reaches_nothing(console: Console) -> None:
     admin = await console.browser(OperatorRole.ADMIN, name="traveller")
-    leaks, statuses = [], {}
+    leaks: list[str] = []
+    statuses: dict[int, int] = {}
     for path in TRAVERSALS:
         async with admin.http.get(admin.base + path, allow_redirects=False) as response:
             body = await response.read()

@@ -31,11 +31,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from bot.omari import SIGNATURE_HEADER as OMARI_HEADER
+from bot.omari import signature as omari_signature
 from bot.payloads import WebhookBatch, parse_webhook
 from bot.settings import Settings
 from bot.webhook import SIGNATURE_HEADER, signature
 from flows import App, FlowContext, FlowDefinitionError, load_flow_text
 from flows.app import Registry
+from flows.safari.omari import CALLBACK_PATH
 from storage import Database, InboundMessage, InboundStatus
 from tests.bot.test_payloads import documents, json_values, spec_examples
 from tests.bot.webhooks import APP_SECRET, VERIFY_TOKEN
@@ -45,6 +48,7 @@ from tests.reliability.results import Row, fuzz_examples, record
 from tests.reliability.threaded import ThreadedServer
 
 EXAMPLES = fuzz_examples()
+OMARI_SECRET = "fuzz-omari-secret"
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -160,6 +164,7 @@ def server(database_url: str, db: Database, tmp_path: Path) -> Iterator[Threaded
         database_url=database_url,
         whatsapp_app_secret=APP_SECRET,
         whatsapp_verify_token=VERIFY_TOKEN,
+        omari_callback_secret=OMARI_SECRET,
         max_body_bytes=64 * 1024,
     )
     with ThreadedServer(settings_, build_app(tmp_path / "flows")) as running:
@@ -242,6 +247,46 @@ def test_the_webhook_answers_every_body_as_its_contract_says(
             observed=", ".join(f"{k}: {v:,}" for k, v in sorted(answers.items()))
             + f"; 0 × 500; {len(statuses):,} messages stored, all processed, "
             "0 errors logged",
+        ),
+    )
+
+
+OMARI_KEYS = ["event_id", "reference", "merchant_reference", "amount", "currency", "status",
+              "timestamp", "reason"]  # fmt: skip
+omari_values = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["success", "failed", "USD", "1", "50.00", "-1", "1e999", "NaN"])
+    | st.integers(1_700_000_000, 1_900_000_000) | json_values
+)  # fmt: skip
+omari_events = st.dictionaries(st.sampled_from(OMARI_KEYS), omari_values, max_size=8) | json_values
+
+
+def test_the_omari_callback_answers_every_signed_body_without_crashing(
+    server: ThreadedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    answers = Counter()
+
+    @FUZZ
+    @given(omari_events.map(lambda d: json.dumps(d).encode()) | st.binary(max_size=200))
+    def check(body: bytes) -> None:
+        headers = {OMARI_HEADER: omari_signature(OMARI_SECRET, body)}
+        answer = server.request("POST", CALLBACK_PATH, body, headers)
+        answers[str(answer.status)] += 1
+        assert answer.status in (400, 404, 409), (answer.status, body[:200], answer.body)
+
+    check()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], errors[0].getMessage()
+    record(
+        "fuzz-omari",
+        Row(
+            scenario="Fuzzed Omari callbacks",
+            injected="correctly signed random bytes, random JSON and random events built from "
+            "the callback's fields (types, amounts, timestamps, statuses)",
+            load=f"{sum(answers.values()):,} requests (per backend)",
+            observed=", ".join(f"{k}: {v:,}" for k, v in sorted(answers.items()))
+            + "; 0 × 500, 0 errors logged",
         ),
     )
 

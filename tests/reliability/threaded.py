@@ -94,7 +94,8 @@ class ThreadedServer:
                     self._connection = None
                 return Answer(response.status, data)
             except (http.client.HTTPException, OSError):
-                self._connection.close()
+                if self._connection is not None:
+                    self._connection.close()
                 self._connection = None
                 if attempt == 1:
                     raise
