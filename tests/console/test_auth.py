@@ -38,6 +38,8 @@ PROTECTED_PAGES = [
 ]
 POST_ACTIONS = [
     "/console/logout",
+    "/console/bookings/SAF-AAAAAA/payments",
+    "/console/bookings/SAF-AAAAAA/cancel",
     "/console/payments/1/approve",
     "/console/payments/1/reject",
     "/console/payments/1/receipt",
@@ -276,6 +278,8 @@ ROLE_CASES = [
     ("GET", "/console/operators", OperatorRole.AGENT, OperatorRole.ADMIN),
     ("GET", "/console/audit", OperatorRole.VIEWER, OperatorRole.ADMIN),
     ("POST", "/console/payments/{payment}/approve", OperatorRole.AGENT, OperatorRole.ADMIN),
+    ("POST", "/console/bookings/{booking}/payments", OperatorRole.AGENT, OperatorRole.ADMIN),
+    ("POST", "/console/bookings/{booking}/cancel", OperatorRole.AGENT, OperatorRole.ADMIN),
     ("POST", "/console/payments/{payment}/reject", OperatorRole.AGENT, OperatorRole.ADMIN),
     ("POST", "/console/payments/{payment}/receipt", OperatorRole.AGENT, OperatorRole.ADMIN),
     ("POST", "/console/conversations/{contact}/reply", OperatorRole.VIEWER, OperatorRole.AGENT),
@@ -295,9 +299,11 @@ async def test_roles_are_enforced_on_the_server(
     payment = await console.pending_payment()
     async with console.db.read() as session:
         contact = await session.scalar(select(Contact.id).limit(1))
-    url = path.format(payment=payment, contact=contact)
-    data = {"body": "Hello", "reason": "no", "text": "hi", "role": "viewer",
-            "username": "newbie", "password": "long enough password"}  # fmt: skip
+    url = path.format(payment=payment, contact=contact, booking=console.demo.bookings[0].reference)
+    data = {
+        "body": "Hello", "reason": "no", "text": "hi", "role": "viewer", "amount": "10",
+        "method": "cash", "username": "newbie", "password": "long enough password",
+    }  # fmt: skip
     low = await console.browser(refused, name=f"low-{refused.value}")
     high = await console.browser(allowed, name=f"high-{allowed.value}")
     if method == "GET":

@@ -318,3 +318,35 @@ async def test_bookings_search_and_detail(console: Console) -> None:
     page = await viewer.get(f"/console/bookings/{booking.reference}")
     assert booking.customer in page.text
     assert "Balance due" in page.text
+
+
+async def test_admins_record_payments_and_cancel_bookings(console: Console) -> None:
+    booking = console.demo.bookings[0]
+    admin = await console.browser(OperatorRole.ADMIN)
+    path = f"/console/bookings/{booking.reference}"
+    for junk in ("", "-5", "abc", "NaN", "1e99"):
+        page = await admin.post(
+            path + "/payments", {"amount": junk, "method": "cash"}, follow=True
+        )
+        assert "Enter the amount received" in page.text, junk
+    page = await admin.post(path + "/payments", {"amount": "10", "method": "cheque"}, follow=True)
+    assert "Choose cash or bank transfer" in page.text
+    page = await admin.post(
+        path + "/payments", {"amount": "40.5", "method": "cash", "reference": "RB-7"}, follow=True
+    )
+    assert "USD 40.50" in page.text or "40.50 USD" in page.text
+    assert "/console/payments/" in page.url
+    async with console.db.read() as session:
+        payment = await session.scalar(select(Payment).where(Payment.provider_reference == "RB-7"))
+        assert payment is not None and payment.status is PaymentStatus.APPROVED
+        assert payment.approved_by == "admin1"
+    assert [r.actor for r in await audit_rows(console, "record_payment")][-1] == "admin1"
+    page = await admin.post(path + "/cancel", {"reason": " "}, follow=True)
+    assert "Say why" in page.text
+    page = await admin.post(path + "/cancel", {"reason": "Customer fell ill"}, follow=True)
+    assert "cancelled" in page.text
+    async with console.db.read() as session:
+        found = await session.scalar(select(Booking).where(Booking.reference == booking.reference))
+        assert found is not None and found.status is BookingStatus.CANCELLED
+    [row] = await audit_rows(console, "cancel_booking")
+    assert row.actor == "admin1" and row.details == "Customer fell ill"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.console.accounts import audit
 from bot.console.filters import PAGE_SIZE, Filters, page_of
 from bot.console.pages.files import file_response
-from bot.console.web import db_of, me, render
+from bot.console.web import db_of, me, redirect, render, requires
+from flows import ActionError
 from storage import (
     PAID_STATUSES,
     AuditEntry,
@@ -20,13 +23,16 @@ from storage import (
     Departure,
     Notification,
     Payment,
+    PaymentMethod,
     Receipt,
     StoredFile,
     Tour,
     Traveler,
 )
+from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
+MAX_AMOUNT = Decimal("1000000")
 # A booking reference: SAF-7K3QX2 in the safari bot; other businesses have their own.
 REFERENCE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,19}")
 
@@ -178,3 +184,77 @@ async def traveler_id_document(request: web.Request) -> web.StreamResponse:
             f"traveller {traveler_id}",
         )
     return file_response(row)
+
+
+def _reference(request: web.Request) -> str:
+    reference = request.match_info["reference"].upper()
+    if not REFERENCE.fullmatch(reference):
+        raise web.HTTPNotFound
+    return reference
+
+
+async def _booking_id(request: web.Request, reference: str) -> int:
+    async with db_of(request).read() as session:
+        booking_id = await session.scalar(select(Booking.id).where(Booking.reference == reference))
+    if booking_id is None:
+        raise web.HTTPNotFound
+    return int(booking_id)
+
+
+@routes.post("/bookings/{reference}/payments")
+@requires(OperatorRole.ADMIN)
+async def record_payment(request: web.Request) -> web.StreamResponse:
+    """Record a cash or bank payment received outside the chat (approved at once)."""
+    from flows.safari import operations
+
+    reference = _reference(request)
+    back = f"/console/bookings/{reference}"
+    booking_id = await _booking_id(request, reference)
+    form = await request.post()
+    method = str(form.get("method") or "")
+    if method not in (PaymentMethod.CASH.value, PaymentMethod.BANK_TRANSFER.value):
+        return redirect(back, "Choose cash or bank transfer.", kind="error")
+    try:
+        amount = Decimal(str(form.get("amount") or "").strip().replace(",", ""))
+    except InvalidOperation:
+        amount = Decimal(0)
+    if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT:
+        return redirect(back, "Enter the amount received, e.g. 120.00.", kind="error")
+    note = " ".join(str(form.get("reference") or "").split())[:120] or None
+    try:
+        async with db_of(request).transaction() as session:
+            payment = await operations.record_payment(
+                session,
+                booking_id,
+                amount=amount.quantize(Decimal("0.01")),
+                method=PaymentMethod(method),
+                actor=me(request).username,
+                reference=note,
+            )
+    except (ActionError, IntegrityError) as exc:
+        reason = str(exc) if isinstance(exc, ActionError) else "that reference is already used"
+        return redirect(back, f"Not recorded: {reason}.", kind="error")
+    return redirect(
+        f"/console/payments/{payment.id}",
+        f"Payment of {payment.amount} {payment.currency} recorded; generate its receipt here.",
+    )
+
+
+@routes.post("/bookings/{reference}/cancel")
+@requires(OperatorRole.ADMIN)
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """Cancel a booking (its seats go back on sale), with a reason for the audit log."""
+    from flows.safari import operations
+
+    reference = _reference(request)
+    back = f"/console/bookings/{reference}"
+    booking_id = await _booking_id(request, reference)
+    form = await request.post()
+    reason = " ".join(str(form.get("reason") or "").split())[:500]
+    if not reason:
+        return redirect(back, "Say why the booking is cancelled.", kind="error")
+    async with db_of(request).transaction() as session:
+        await operations.cancel_booking(
+            session, booking_id, actor=me(request).username, reason=reason
+        )
+    return redirect(back, f"Booking {reference} cancelled; its seats are back on sale.")
