@@ -18,9 +18,8 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +36,7 @@ from storage import (
     get_or_create_contact,
     utcnow,
 )
-from storage.messages import KnownContact, insert_contacts, known_contacts
+from storage.messages import KnownContact, insert_contacts, insert_new_inbound, known_contacts
 
 log = logging.getLogger("nyala.inbox")
 
@@ -184,16 +183,14 @@ async def _store(
     now: dt.datetime,
 ) -> list[Stored]:
     results = [Stored() for _ in batches]
-    existing = await _existing_ids(
-        session, [m.message.id for batch in batches for m in batch.messages]
-    )
+    seen: set[str] = set()
     fresh: list[tuple[Stored, IncomingMessage]] = []
     for batch, result in zip(batches, results, strict=True):
         for incoming in batch.messages:
-            if incoming.message.id in existing:
+            if incoming.message.id in seen:  # twice in this group
                 result.duplicates += 1
                 continue
-            existing.add(incoming.message.id)
+            seen.add(incoming.message.id)
             fresh.append((result, incoming))
     if fresh:
         await _store_messages(session, fresh, mark_read=mark_read, now=now)
@@ -215,24 +212,6 @@ async def _store(
             )
             result.ignored += 1
     return results
-
-
-_IN_CHUNK = 500  # ids per IN (...) list
-
-
-async def _existing_ids(session: AsyncSession, ids: list[str]) -> set[str]:
-    """Which of these WhatsApp message ids are stored already."""
-    found: set[str] = set()
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        rows = await session.execute(
-            select(_INBOUND.c.wa_message_id).where(_INBOUND.c.wa_message_id.in_(chunk))
-        )
-        found.update(rows.scalars())
-    return found
-
-
-_INBOUND = cast(Table, InboundMessage.__table__)
 
 
 async def _contact_ids(
@@ -274,7 +253,9 @@ async def _store_messages(
     mark_read: bool,
     now: dt.datetime,
 ) -> None:
-    """Insert new messages with one multi-row INSERT (ids returned in order)."""
+    """Insert new messages with one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+    per 500: a message stored before (a redelivery) is not returned, so it is counted as
+    a duplicate without a query of its own."""
     contact_ids = await _contact_ids(session, [incoming.sender for _, incoming in fresh], now)
     rows = [
         {
@@ -288,11 +269,12 @@ async def _store_messages(
         }
         for (_, incoming), contact_id in zip(fresh, contact_ids, strict=True)
     ]
-    inserted = await session.execute(
-        insert(_INBOUND).returning(_INBOUND.c.id, sort_by_parameter_order=True), rows
-    )
-    row_ids = list(inserted.scalars())
-    for (result, incoming), contact_id, row_id in zip(fresh, contact_ids, row_ids, strict=True):
+    stored = await insert_new_inbound(session, rows)
+    for (result, incoming), contact_id in zip(fresh, contact_ids, strict=True):
+        row_id = stored.get(incoming.message.id)
+        if row_id is None:
+            result.duplicates += 1
+            continue
         if mark_read and incoming.message.kind != "reaction":
             session.add(mark_read_row(contact_id, row_id, incoming.message.id, now))
         result.contacts.add(contact_id)

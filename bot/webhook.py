@@ -114,6 +114,9 @@ class Webhook:
         except (UnicodeDecodeError, ValueError):
             log.warning("webhook body is not JSON (%d bytes)", len(body))
             return web.Response(status=400, text="Malformed JSON")
+        except RecursionError:  # nested deeper than Python's recursion limit
+            log.warning("webhook JSON nested too deeply (%d bytes)", len(body))
+            return web.Response(status=400, text="Malformed JSON: nested too deeply")
         batch = parse_webhook(document)
         stored = await self.group.store(batch)
         self.metrics.inbound_stored.inc(stored.new_messages)

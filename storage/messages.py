@@ -186,6 +186,22 @@ _INSERT_INBOUND = {
 }
 
 
+async def insert_new_inbound(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert inbound rows, skipping WhatsApp message ids stored before; returns the new
+    rows' ids by message id (one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` per 500)."""
+    dialect_insert = _DIALECT_INSERT[session.get_bind().dialect.name]
+    stored: dict[str, int] = {}
+    for start in range(0, len(rows), _IN_CHUNK):
+        result = await session.execute(
+            dialect_insert(_INBOUND)
+            .values(rows[start : start + _IN_CHUNK])
+            .on_conflict_do_nothing(index_elements=[_INBOUND.c.wa_message_id])
+            .returning(_INBOUND.c.wa_message_id, _INBOUND.c.id)
+        )
+        stored.update({wa_message_id: int(row_id) for wa_message_id, row_id in result})
+    return stored
+
+
 async def insert_inbound(
     session: AsyncSession,
     *,
