@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -278,6 +279,16 @@ def markdown(report: Report) -> str:
     ]
     if report.notes:
         parts += [*(f"- {note}" for note in report.notes), ""]
+    parts += [
+        "## Against the targets",
+        "",
+        "The issue's stretch goals for this 2-core machine, where the load generator, the "
+        "server and PostgreSQL share the cores (and, during this run, other engineers' "
+        "work too: see the load note above).",
+        "",
+        targets(report),
+        "",
+    ]
     if report.sections:
         parts += [
             "## Reports and console pages",
@@ -308,3 +319,99 @@ def write(report: Report) -> tuple[Path, Path]:
     if report.profile is not None:
         PROFILE_FILE.write_text(report.profile)
     return MARKDOWN, JSON_FILE
+
+
+def _median(report: Report, key: str) -> float | None:
+    for figure in report.figures:
+        if figure.key == key:
+            return figure.nyala.median
+    return None
+
+
+def _ratio(report: Report, key: str) -> float | None:
+    for figure in report.figures:
+        if figure.key == key:
+            return figure.ratio
+    return None
+
+
+def _check(met: bool | None, text: str) -> str:
+    mark = "—" if met is None else "met" if met else "**missed**"
+    return f"| {text} | {mark} |"
+
+
+def targets(report: Report) -> str:
+    """The issue's targets against this run's medians, as a Markdown table."""
+    rows = ["| target (issue 8) | this run |", "|---|---|"]
+
+    def add(key: str, text: str, ok: Callable[[float], bool], shown: str) -> None:
+        value = _median(report, key)
+        if value is None:
+            rows.append(_check(None, f"{text}: not measured in this run"))
+            return
+        rows.append(_check(ok(value), f"{text}: {shown.format(value)}"))
+
+    add("webhook_ack_rate", "Webhook ack ≥ 3,000/s", lambda v: v >= 3000, "{:,.0f}/s")
+    offered = report.config.get("offered_rate", 1000)
+    add(
+        "webhook_offered_p99",
+        f"Webhook ack p99 < 20 ms at {offered:,.0f}/s offered",
+        lambda v: v < 20,
+        "{:,.1f} ms",
+    )
+    add("end_to_end_rate", "End-to-end ≥ 1,000 msg/s", lambda v: v >= 1000, "{:,.0f} msg/s")
+    share = _ratio(report, "end_to_end_rate")
+    rows.append(
+        _check(
+            None if share is None else share >= 0.3,
+            "End-to-end ≥ 30% of the bare asyncpg rate: "
+            + ("not measured" if share is None else f"{share:.0%}"),
+        )
+    )
+    receipt = _ratio(report, "receipt_p50")
+    rows.append(
+        _check(
+            None if receipt is None else receipt <= 1.3,
+            "Receipt end to end ≤ 1.3× bare xhtml2pdf (p50): "
+            + ("not measured" if receipt is None else f"{receipt:.2f}×"),
+        )
+    )
+    add("receipt_loop_lag_p99", "Event-loop lag p99 < 10 ms while rendering", lambda v: v < 10,
+        "{:,.1f} ms")  # fmt: skip
+    limit = report.config.get("send_limit", 80)
+    add("outbox_limited_rate", f"Outbox hits its limit ({limit:g}/s)", lambda v: v >= 0.97 * limit,
+        "{:,.1f}/s")  # fmt: skip
+    add(
+        "outbox_limited_busiest_second",
+        f"Outbox never exceeds it (busiest second ≤ {limit:g})",
+        lambda v: v <= limit,
+        "{:,.0f}",
+    )
+    memory = _ratio(report, "rss_many_conversations")
+    rows.append(
+        _check(
+            None if memory is None else abs(memory - 1) <= 0.1,
+            "RSS flat (±10%) from few to many stored conversations: "
+            + ("not measured" if memory is None else f"{memory - 1:+.1%}"),
+        )
+    )
+    bookings = report.config.get("summary_bookings", 10_000)
+    add("summaries_dry_run", f"`send-tour-summaries --dry-run` over {bookings:,} bookings < 10 s",
+        lambda v: v < 10, "{:,.1f} s")  # fmt: skip
+    for figure in report.figures:
+        if figure.key.startswith("report_") or figure.key == "console_slowest_page":
+            goal = 200.0 if figure.key == "console_slowest_page" else None
+            if goal is None:
+                goal = (
+                    500.0
+                    if "sqlite" in figure.key
+                    else 50.0
+                    if "snapshots" in figure.key
+                    else 100.0
+                )
+            rows.append(
+                _check(figure.nyala.median < goal if figure.key == "console_slowest_page"
+                       else figure.nyala.median <= goal,
+                       f"{figure.label}: {figure.nyala.median:,.1f} ms")
+            )  # fmt: skip
+    return "\n".join(rows)
