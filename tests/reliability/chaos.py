@@ -48,6 +48,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -298,7 +299,7 @@ def server_env(database_url: str, graph_url: str) -> dict[str, str]:
         NYALA_SEND_RATE="200",
         # Longer than a send can take here (Graph timeout 1 s, the rate limit, the commit
         # that records it), or a second sender takes the row over and sends it again.
-        NYALA_SEND_LEASE="15",
+        NYALA_SEND_LEASE="30",
         NYALA_GRAPH_TIMEOUT=str(GRAPH_TIMEOUT),
         NYALA_SWEEP_INTERVAL="1",
         NYALA_LOG_LEVEL="WARNING",
@@ -753,9 +754,11 @@ def _align(
                 window = _window(extra.at, windows)
                 crashes[window] += 1
                 if window == "neither":
+                    gap = (final.at - extra.at).total_seconds()
                     problems.append(
-                        f"{contact}: reply {row.id} accepted twice outside any crash (a lease "
-                        "that ran out while its sender still worked?)"
+                        f"{contact}: reply {row.id} accepted twice outside any crash, "
+                        f"{gap:.1f} s apart ({row.ambiguous_resends} ambiguous resends, "
+                        f"{row.attempts} attempts)"
                     )
     if position < len(accepted):
         unexplained += len(accepted) - position
@@ -931,18 +934,39 @@ async def check(
 
 
 SECRETS = (APP_SECRET, ACCESS_TOKEN)
+LOG_KINDS: Counter[str] = Counter()  # the last run's logged exceptions, by class
 
 
 def scan_logs(paths: Sequence[Path], problems: list[str]) -> tuple[int, int]:
-    """Count logged errors (tracebacks) and secrets in the servers' logs."""
+    """Count logged errors (tracebacks, by exception) and secrets in the servers' logs."""
     errors = leaked = 0
+    kinds: Counter[str] = Counter()
     for path in paths:
         text = path.read_text(errors="replace") if path.exists() else ""
         errors += text.count("Traceback (most recent call last)")
         leaked += sum(text.count(secret) for secret in SECRETS)
+        in_traceback = False
+        for line in text.splitlines():
+            if line.startswith("Traceback (most recent call last)"):
+                in_traceback = True
+            elif (
+                in_traceback
+                and line
+                and not line.startswith((" ", "\t", "The above exception", "During handling"))
+            ):
+                kinds[line.split(":")[0][:80]] += 1
+                in_traceback = False
+    LOG_KINDS.clear()
+    LOG_KINDS.update(kinds)
     if leaked:
         problems.append(f"a secret appears {leaked} times in the servers' logs")
     return errors, leaked
+
+
+def _copy_logs(paths: Sequence[Path], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copy(path, folder / path.name)
 
 
 # --- the run -------------------------------------------------------------------------
@@ -986,7 +1010,14 @@ async def _create_database(cluster: PrivateCluster, name: str) -> str:
     return cluster.url(name)
 
 
-async def run(size_name: str, size: Size, *, seed: int = 9, verbose: bool = False) -> Result:
+async def run(
+    size_name: str,
+    size: Size,
+    *,
+    seed: int = 9,
+    verbose: bool = False,
+    keep_logs: Path | None = None,
+) -> Result:
     """One chaos run; returns its counts and problems."""
     started = time.monotonic()
     rng = random.Random(seed)
@@ -1081,6 +1112,8 @@ async def run(size_name: str, size: Size, *, seed: int = 9, verbose: bool = Fals
         timeouts = {"order_flow": long, "rating_flow": long, "survey_flow": SURVEY_TIMEOUT}
         counts = await check(db, fake, contacts, references, timeouts, windows, problems)
         log_errors, leaked = scan_logs([s.log for s in servers], problems)
+        if keep_logs is not None:
+            await asyncio.to_thread(_copy_logs, [s.log for s in servers], keep_logs)
         await db.dispose()
         traffic = meta.traffic
         return Result(
@@ -1123,6 +1156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--json", type=Path, help="write the counts to this file")
     parser.add_argument("--verbose", action="store_true", help="print progress per burst")
+    parser.add_argument("--keep-logs", type=Path, help="copy the servers' logs to this folder")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     name = args.size
@@ -1135,12 +1169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         name = f"{args.conversations} conversations"
     try:
-        result = asyncio.run(run(name, size, seed=args.seed, verbose=args.verbose))
+        result = asyncio.run(
+            run(name, size, seed=args.seed, verbose=args.verbose, keep_logs=args.keep_logs)
+        )
     except KeyboardInterrupt:
         return 130
     print(result.line())
     for problem in result.problems[:20]:
         print(f"  - {problem}")
+    if LOG_KINDS:
+        print(
+            "  logged exceptions: " + ", ".join(f"{k} × {v}" for k, v in LOG_KINDS.most_common())
+        )
     record("chaos", *result.rows())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
