@@ -1,6 +1,7 @@
 """The durable inbox: store a webhook's messages and statuses, then process them.
 
-Storing happens in one transaction before the webhook answers 200: each message once
+Storing happens in one transaction before the webhook answers 200, shared by the
+deliveries of concurrent requests (group commit, :class:`GroupCommit`): each message once
 (unique on its WhatsApp id; a redelivery is a no-op), statuses applied to outbound rows
 (never backwards), anything else recorded as ignored. Processing runs right after, in
 this process, per contact (the engine takes the contact's lock, then that contact's
@@ -117,7 +118,7 @@ class GroupCommit:
         self.clock = clock
         self._queued: list[tuple[WebhookBatch, asyncio.Future[Stored]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.commits = 0  # transactions committed (the benchmark reads it)
+        self.commits = 0  # transactions committed (for tests and diagnostics)
 
     async def store(self, batch: WebhookBatch) -> Stored:
         """Store one delivery durably (together with whatever else is queued)."""
