@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import StateChart
 
@@ -252,6 +252,11 @@ class Engine:
                     turn = await _Turn.load(self, session, contact_id, message, inbound_id)
                     await turn.run()
                     replies = await turn.finish()
+                except DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        raise  # the database went away: leave the message for a retry
+                    log.exception("message %s for contact %s failed", inbound_id, contact_id)
+                    raise _MessageFailedError(exc) from exc
                 except Exception as exc:
                     log.exception("message %s for contact %s failed", inbound_id, contact_id)
                     raise _MessageFailedError(exc) from exc  # rolls the whole transaction back
