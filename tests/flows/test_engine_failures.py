@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -23,7 +25,9 @@ async def test_a_lost_database_connection_leaves_the_message_for_a_retry(
     async def place_order_or_lose_the_connection(ctx: FlowContext) -> None:
         if outage["on"]:
             await ctx.session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        await place_order(ctx)
+        done = place_order(ctx)
+        if inspect.isawaitable(done):
+            await done
 
     # Before the flow file is loaded: the loader binds the action it finds.
     cafe.registry.actions["place_order"] = place_order_or_lose_the_connection
