@@ -57,8 +57,6 @@ class FlowSession(Base):
         Index(None, "flow_name", "started_at"),
         Index(None, "status", "last_activity_at"),
         Index(None, "contact_id", "started_at"),
-        # Analytics: abandonment and hand-off points per flow (reports, KPIs).
-        Index(None, "flow_name", "status", "current_step"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

@@ -64,12 +64,6 @@ def upgrade() -> None:
             batch_op.add_column(
                 sa.Column(name, sa.Integer(), server_default="0", nullable=False)
             )
-    with op.batch_alter_table("flow_sessions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_flow_sessions_flow_name_status_current_step"),
-            ["flow_name", "status", "current_step"],
-            unique=False,
-        )
     with op.batch_alter_table("flow_step_events", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_flow_step_events_action_timestamp"),
@@ -89,8 +83,6 @@ def downgrade() -> None:
             batch_op.f("ix_flow_step_events_session_id_step_name_action_timestamp_time_spent")
         )
         batch_op.drop_index(batch_op.f("ix_flow_step_events_action_timestamp"))
-    with op.batch_alter_table("flow_sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_flow_sessions_flow_name_status_current_step"))
     with op.batch_alter_table("flow_metric_snapshots", schema=None) as batch_op:
         for name in reversed(_SNAPSHOT_TOTALS):
             batch_op.drop_column(name)
