@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -356,7 +357,7 @@ async def _measure(db: Database, reps: int, *, snapshots: bool) -> list[Timing]:
     timings = []
     for name, report in reports.items():
         for days in (7, DAYS):
-            median, low, high = await _time(lambda r=report, d=days: r(d), reps)
+            median, low, high = await _time(functools.partial(report, days), reps)
             timings.append(Timing(name, f"{days} days", source, median, low, high))
     return timings
 

@@ -229,7 +229,7 @@ async def test_reports_read_settled_snapshots_and_give_the_same_figures(
     # Today's snapshot still has S7 open, so today comes from the events.
     assert from_snapshots["source"] == {"snapshot_days": 6, "event_days": 1}
     for key in ("statuses", "completion_rate", "error_rate", "avg_duration_seconds"):
-        assert from_snapshots[key] == completion[key]  # type: ignore[literal-required]
+        assert from_snapshots[key] == completion[key]
     funnel = await get_step_funnel(FLOW, days=7, steps=STEPS, db=fixed, tz=HARARE, now=NOW)
     assert funnel == before
     raw = await get_step_funnel(
