@@ -571,6 +571,7 @@ class Result:
     stuck_sessions: int
     transcripts_differing: int
     log_errors: int
+    log_exceptions: dict[str, int]
     secrets_in_logs: int
     traffic_seconds: float
     seconds: float
@@ -594,6 +595,10 @@ class Result:
         )
         answers = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.webhook_answers.items()))
         sessions = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.sessions.items()))
+        logged = ", ".join(
+            f"{k.rsplit('.', 1)[-1]} × {v}"
+            for k, v in sorted(self.log_exceptions.items(), key=lambda kv: -kv[1])[:4]
+        )
         by_disaster = ", ".join(
             f"{k}: {v}" for k, v in sorted(self.duplicates_by_disaster.items())
         )
@@ -635,10 +640,10 @@ class Result:
                 "started again (crash recovery)",
                 load=load,
                 observed=(
-                    f"webhook answers {answers}; every refused delivery redelivered and "
-                    f"stored once; 0 inbound rows failed, {self.inbound_failed} failed"
-                    f" processing; {self.log_errors} tracebacks logged by the servers, "
-                    f"{self.secrets_in_logs} secrets in their logs"
+                    f"webhook answers {answers} (a refused delivery is delivered again); "
+                    f"{self.inbound_stored:,} messages stored once, {self.inbound_failed} "
+                    f"failed processing; {self.log_errors} tracebacks logged by the servers "
+                    f"({logged or 'none'}), {self.secrets_in_logs} secrets in their logs"
                 ),
                 passed=self.ok,
             ),
@@ -1136,6 +1141,7 @@ async def run(
             faults_injected={str(k): v for k, v in sorted(fake.injected.items())},
             metrics_ambiguous_resends=metrics_before_kill + metrics_total,
             log_errors=log_errors,
+            log_exceptions=dict(LOG_KINDS),
             secrets_in_logs=leaked,
             traffic_seconds=traffic_seconds,
             seconds=time.monotonic() - started,

@@ -258,7 +258,31 @@ omari_values = (
     | st.sampled_from(["success", "failed", "USD", "1", "50.00", "-1", "1e999", "NaN"])
     | st.integers(1_700_000_000, 1_900_000_000) | json_values
 )  # fmt: skip
-omari_events = st.dictionaries(st.sampled_from(OMARI_KEYS), omari_values, max_size=8) | json_values
+VALID_EVENT = {
+    "event_id": "evt_1", "reference": "OM-1", "merchant_reference": "1", "amount": "10.00",
+    "currency": "USD", "status": "success", "timestamp": 0,
+}  # fmt: skip
+
+
+@st.composite
+def near_valid_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A well-formed event (fresh, for a payment that may exist) with a field or two off."""
+    event: dict[str, Any] = {**VALID_EVENT, "timestamp": int(time.time()),
+                             "event_id": f"evt_{next(_fresh)}",
+                             "merchant_reference": str(draw(st.integers(0, 5)))}  # fmt: skip
+    for key in draw(st.lists(st.sampled_from(OMARI_KEYS), max_size=2)):
+        if draw(st.booleans()):
+            event[key] = draw(omari_values)
+        else:
+            event.pop(key, None)
+    return event
+
+
+omari_events = (
+    st.dictionaries(st.sampled_from(OMARI_KEYS), omari_values, max_size=8)
+    | json_values
+    | near_valid_events()
+)
 
 
 def test_the_omari_callback_answers_every_signed_body_without_crashing(
