@@ -111,3 +111,30 @@ async def test_chat_with_the_bot_in_the_simulator(console: Console, chromium: Br
     # The conversation is in the analytics at once.
     await page.click("a:has-text('Flow sessions')")
     await expect(page.locator("tbody")).to_contain_text("booking_flow")
+
+
+async def test_an_expired_session_keeps_what_was_typed(
+    console: Console, chromium: Browser
+) -> None:
+    from sqlalchemy import update
+
+    from storage.operators import ConsoleSession
+    from tests.console.test_operations import _handed_off_contact
+
+    contact_id = await _handed_off_contact(console)
+    page = await logged_in(console, chromium, OperatorRole.AGENT)
+    await page.goto(f"{console.base}/console/conversations/{contact_id}")
+    box = page.locator(".composer input[name=body]")
+    await box.fill("Your guide will call you tonight.")
+    async with console.db.transaction() as session:
+        await session.execute(update(ConsoleSession).values(expires_at=ConsoleSession.created_at))
+    await box.press("Enter")
+    await expect(page).to_have_url(re.compile(r"/console/login\?next=.*expired=1"))
+    await expect(page.locator(".alert-note")).to_contain_text("Your session ended")
+    await page.fill("input[name=username]", "agent-e2e")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.press("input[name=password]", "Enter")
+    await expect(page).to_have_url(re.compile(rf"/console/conversations/{contact_id}$"))
+    await expect(page.locator(".composer input[name=body]")).to_have_value(
+        "Your guide will call you tonight."
+    )
