@@ -87,9 +87,11 @@ class LoginAttempt(Base):
 
 
 # Indexes the console's lists need on tables of other modules (created by migration
-# 0008): the newest flow sessions first, and the conversations waiting for a person
+# 0008): the newest flow sessions first; the sessions of a flow that stopped at a step
+# (the funnel's click-through), newest first; and the conversations waiting for a person
 # (a partial index: a handful of rows among every contact's conversation).
 Index(None, FlowSession.started_at)
+Index(None, FlowSession.flow_name, FlowSession.current_step, FlowSession.started_at)
 _waiting = Conversation.handed_off_at.is_not(None)
 Index(
     None,

@@ -1,5 +1,6 @@
 """Operator console: operators, login sessions, login attempts, and the indexes of its
-lists (newest flow sessions; conversations waiting for a person).
+lists (newest flow sessions; sessions stopped at a step; conversations waiting for a
+person).
 
 Revision ID: 0008_console
 Revises: 0007_analytics_indexes
@@ -93,6 +94,11 @@ def upgrade() -> None:
         ["username", "at"],
     )
     op.create_index(op.f("ix_flow_sessions_started_at"), "flow_sessions", ["started_at"])
+    op.create_index(
+        op.f("ix_flow_sessions_flow_name_current_step_started_at"),
+        "flow_sessions",
+        ["flow_name", "current_step", "started_at"],
+    )
     waiting = sa.text("handed_off_at IS NOT NULL")
     op.create_index(
         op.f("ix_conversations_handed_off_at"),
@@ -105,6 +111,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_conversations_handed_off_at"), table_name="conversations")
+    op.drop_index(
+        op.f("ix_flow_sessions_flow_name_current_step_started_at"), table_name="flow_sessions"
+    )
     op.drop_index(op.f("ix_flow_sessions_started_at"), table_name="flow_sessions")
     op.drop_table("console_login_attempts")
     op.drop_table("console_sessions")
