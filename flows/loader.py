@@ -207,7 +207,7 @@ class _Compiler:
                     step_name,
                 )
         start = doc.get("start", order[0])
-        if start not in raw_steps:
+        if not isinstance(start, str) or start not in raw_steps:  # a list is unhashable
             raise self.fail(f"start step {start!r} is not one of the steps", "start")
 
         steps: dict[str, Step] = {}
