@@ -135,6 +135,7 @@ class App:
         self._intents: dict[str, Intent] = {i.name: i for i in CORE_INTENTS}
         self._class_flows: dict[str, FlowSpec] = {}
         self._file_flows: dict[Path, tuple[tuple[int, int], FlowSpec]] = {}
+        self._broken_files: dict[Path, tuple[int, int]] = {}
         self._extra_files: list[Path] = []
 
     # registration -----------------------------------------------------------------------
@@ -246,7 +247,17 @@ class App:
         cached = self._file_flows.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]
-        spec = load_flow_file(path, self.registry)
+        try:
+            spec = load_flow_file(path, self.registry)
+        except FlowDefinitionError as exc:
+            if cached is None:
+                raise
+            # Changed under a running server and now unreadable (half saved, or broken):
+            # conversations go on with the version loaded before; said once per change.
+            if self._broken_files.get(path) != key:
+                self._broken_files[path] = key
+                log.error("%s (still using the version loaded before)", exc)
+            return cached[1]
         self._file_flows[path] = (key, spec)
         return spec
 

@@ -70,7 +70,11 @@ class RatingFlow(Flow):
 def build_app(flows_dir: Path, *, stock: int = 5) -> App:
     """The test app; ``flows_dir`` receives the YAML flow."""
     flows_dir.mkdir(parents=True, exist_ok=True)
-    (flows_dir / "order_flow.yaml").write_text(ORDER_FLOW)
+    flow_file = flows_dir / "order_flow.yaml"
+    # Rewritten only when different: a server starting beside a running one must not
+    # truncate the file under it.
+    if not flow_file.exists() or flow_file.read_text() != ORDER_FLOW:
+        flow_file.write_text(ORDER_FLOW)
     app = App("Test Café", flows_dir=flows_dir, max_retries=3)
     state = {"stock": stock, "fail": None}
 

@@ -34,7 +34,9 @@ steps:
 def build_chaos_app(flows_dir: Path) -> App:
     """The café app with the survey flow added to ``flows_dir``."""
     flows_dir.mkdir(parents=True, exist_ok=True)
-    (flows_dir / "survey_flow.yaml").write_text(SURVEY_FLOW)
+    survey = flows_dir / "survey_flow.yaml"
+    if not survey.exists() or survey.read_text() != SURVEY_FLOW:  # never under a live server
+        survey.write_text(SURVEY_FLOW)
     return build_app(flows_dir)
 
 

@@ -437,3 +437,25 @@ def test_the_fuzz_size_reaches_hypothesis() -> None:
 
     check()
     assert seen == EXAMPLES
+
+
+def test_a_flow_file_broken_under_a_running_app_keeps_the_last_good_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the chaos run: a server restarting beside another rewrote a flow file, and
+    a message processed while it was half written failed. A file that changes into
+    something unreadable now leaves the loaded version in use, with one error logged."""
+    app = build_app(tmp_path / "flows")
+    before = app.flow("order_flow")
+    flow_file = tmp_path / "flows" / "order_flow.yaml"
+    flow_file.write_text("")  # truncated, as while being rewritten
+    assert app.flow("order_flow") is before
+    assert app.flow("order_flow") is before
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "still using the version loaded before" in errors[0]
+    flow_file.write_text(ORDER_FLOW.replace("How many?", "How many cups?"))
+    assert app.flow("order_flow").step("ask_count").ask == "How many cups?"
+    with pytest.raises(FlowDefinitionError):  # a fresh app still refuses a broken file
+        flow_file.write_text("")
+        build_app_without_rewrite = App("x", flows_dir=tmp_path / "flows")
+        build_app_without_rewrite.flows  # noqa: B018 - loading is the point
