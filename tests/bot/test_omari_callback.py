@@ -298,6 +298,10 @@ async def test_a_confirmation_reaches_whatsapp_when_live(
     database_url: str, cafe: App, fake: FakeOmari, db: Database
 ) -> None:
     seeded = await seed_payment(db, provider_reference="OM-LIVE-1")
+
+    async def sent_recorded() -> bool:
+        return (await snapshot(db, seeded)).message_statuses == [OutboundStatus.SENT]
+
     async with db.transaction() as s:
         contact = await s.get(Contact, seeded.contact_id)
         assert contact is not None
@@ -318,6 +322,8 @@ async def test_a_confirmation_reaches_whatsapp_when_live(
             delivery: Delivery = await fake.deliver(event, url=url + CALLBACK_PATH)
             assert delivery.status == 200
             await eventually(lambda: len(graph.sent) == 1)
+            # The sender records the send after Meta's answer: wait for that too.
+            await eventually(sent_recorded)
     [sent] = graph.sent
     assert sent.to == "+263770000321"
     assert sent.body["text"]["body"].startswith("✅ Payment of USD 50.00 received")
