@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -60,13 +62,32 @@ def display_url(url: URL | str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def _private_files(database: str | None) -> list[Path]:
+    """The SQLite file and its WAL companions, for a file database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return []
+    return [Path(database + suffix) for suffix in ("", "-wal", "-shm")]
+
+
+def _make_private(paths: list[Path]) -> None:
+    """Owner-only modes (0600): the database holds ID documents and payment proofs."""
+    for path in paths:
+        with contextlib.suppress(OSError):  # absent, or someone else's file
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """Make SQLite fit for a server and CLI commands sharing one file.
 
     WAL lets readers work while one writer writes; the busy timeout makes a second writer
     wait instead of failing; write transactions start with ``BEGIN IMMEDIATE`` so they
-    take the write lock up front instead of failing half-way on an upgrade.
+    take the write lock up front instead of failing half-way on an upgrade. The file and
+    its WAL companions are kept owner-only (0600): they hold ID documents and payment
+    proofs.
     """
+
+    private = _private_files(engine.url.database)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +99,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        _make_private(private)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -265,12 +265,6 @@ def test_documents_the_chat_saves_are_private_to_their_user(tmp_path: Path) -> N
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/database.py lets SQLite create nyala.db with the umask's mode (0644): "
-    "the embedded database, which holds uploaded ID documents and payment proofs, is "
-    "readable by every local user",
-)
 def test_the_embedded_database_holding_id_documents_is_private(tmp_path: Path) -> None:
     done = nyala("demo-data", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
