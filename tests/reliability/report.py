@@ -25,12 +25,13 @@ ORDER = ["chaos", "fuzz", "abuse", "console", "secrets", "backup"]
 INTRO = """\
 # Reliability and security
 
-What Nyala survives, measured by runs anyone can repeat. This page is assembled from the
-rows that `{command}` and its parts (`python -m tests.reliability.chaos`, the tests in
-`tests/reliability`) record as they run — no figure is typed by hand; last assembled
-{date} ({machine}; raw rows: [`reliability.json`](reliability.json)). CI runs the same tests in a smaller size on every
-change (`python -m pytest tests/reliability`: the chaos run with a few hundred messages,
-{ci_examples} generated cases per fuzzed property).
+What Nyala survives, measured by runs anyone can repeat. This page is assembled from
+the rows that `{command}` and its parts (`python -m tests.reliability.chaos`, the tests
+in `tests/reliability`) record as they run — no figure is typed by hand; last assembled
+{date} ({machine}; raw rows: [`reliability.json`](reliability.json)). CI runs the
+same tests in a smaller size on every change (`python -m pytest tests/reliability`: the
+chaos run with a few hundred messages, {ci_examples} generated cases per fuzzed
+property).
 
 | scenario | what was injected | load | observed | held |
 |---|---|---|---|---|
