@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +32,7 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from documents.receipts import BUSINESS_TIMEZONE, format_money, load_branding
+from documents.receipts import BUSINESS_TIMEZONE, Branding, format_money, load_branding
 from documents.weather import WeatherOutlook, WeatherProvider, clothing_advice, default_provider
 from storage import (
     PAID_STATUSES,
@@ -55,6 +55,7 @@ __all__ = [
     "TravelerInfo",
     "format_duration",
     "id_reminder_text",
+    "load_many_summary_data",
     "load_summary_data",
     "load_template_specs",
     "maps_url",
@@ -255,36 +256,83 @@ async def load_summary_data(
     Raises:
         NotFoundError: there is no such booking.
     """
-    row = (
-        await session.execute(
-            select(Booking, Customer, Tour, Departure)
-            .join(Customer, Customer.id == Booking.customer_id)
-            .join(Tour, Tour.id == Booking.tour_id)
-            .join(Departure, Departure.id == Booking.departure_id)
-            .where(Booking.id == booking_id)
-        )
-    ).one_or_none()
-    if row is None:
+    found = await load_many_summary_data(session, [booking_id], tz=tz, weather=weather)
+    if booking_id not in found:
         raise NotFoundError(f"no booking {booking_id}")
-    booking, customer, tour, departure = row
-    travelers = (
-        await session.scalars(
-            select(Traveler).where(Traveler.booking_id == booking.id).order_by(Traveler.position)
-        )
-    ).all()
-    paid_sum = await session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0)).where(
-            Payment.booking_id == booking.id, Payment.status.in_(PAID_STATUSES)
-        )
-    )
-    paid = Decimal(paid_sum or 0).quantize(Decimal("0.01"))
+    return found[booking_id]
+
+
+BATCH: Final = 500  # bookings per query in load_many_summary_data
+
+
+async def load_many_summary_data(
+    session: AsyncSession,
+    booking_ids: Sequence[int],
+    *,
+    tz: ZoneInfo = BUSINESS_TIMEZONE,
+    weather: WeatherProvider | None = None,
+) -> dict[int, SummaryData]:
+    """The summary data of many bookings, three queries per :data:`BATCH` bookings.
+
+    Bookings that do not exist are left out of the result.
+    """
     provider = weather or default_provider()
+    branding = load_branding()
+    result: dict[int, SummaryData] = {}
+    for at in range(0, len(booking_ids), BATCH):
+        ids = list(booking_ids[at : at + BATCH])
+        rows = (
+            await session.execute(
+                select(Booking, Customer, Tour, Departure)
+                .join(Customer, Customer.id == Booking.customer_id)
+                .join(Tour, Tour.id == Booking.tour_id)
+                .join(Departure, Departure.id == Booking.departure_id)
+                .where(Booking.id.in_(ids))
+            )
+        ).all()
+        travelers: dict[int, list[TravelerInfo]] = {i: [] for i in ids}
+        for traveler in await session.scalars(
+            select(Traveler)
+            .where(Traveler.booking_id.in_(ids))
+            .order_by(Traveler.booking_id, Traveler.position)
+        ):
+            travelers[traveler.booking_id].append(
+                TravelerInfo(traveler.full_name, str(traveler.id_status.value))
+            )
+        sums = await session.execute(
+            select(Payment.booking_id, func.sum(Payment.amount))
+            .where(Payment.booking_id.in_(ids), Payment.status.in_(PAID_STATUSES))
+            .group_by(Payment.booking_id)
+        )
+        # (not dict(result): a Result has keys(), the column names, so dict() misreads it)
+        paid_sums: dict[int, Decimal] = {row[0]: row[1] for row in sums}
+        for booking, customer, tour, departure in rows:
+            paid = Decimal(paid_sums.get(booking.id) or 0).quantize(Decimal("0.01"))
+            result[booking.id] = _summary_data(
+                booking, customer, tour, departure,
+                travelers=travelers[booking.id], paid=paid, tz=tz, provider=provider,
+                branding=branding,
+            )  # fmt: skip
+    return result
+
+
+def _summary_data(
+    booking: Booking,
+    customer: Customer,
+    tour: Tour,
+    departure: Departure,
+    *,
+    travelers: Sequence[TravelerInfo],
+    paid: Decimal,
+    tz: ZoneInfo,
+    provider: WeatherProvider,
+    branding: Branding,
+) -> SummaryData:
     place = " ".join((tour.name, tour.meeting_point, tour.meeting_address))
     outlook = provider.outlook(place, departure.date)
     clothing = clothing_advice(outlook)
     if tour.clothing_advice:
         clothing += " " + tour.clothing_advice
-    branding = load_branding()
     return SummaryData(
         booking_id=booking.id,
         reference=booking.reference,
@@ -304,7 +352,7 @@ async def load_summary_data(
         longitude=tour.meeting_longitude,
         guide_name=tour.guide_name,
         guide_phone=tour.guide_phone,
-        travelers=tuple(TravelerInfo(t.full_name, str(t.id_status.value)) for t in travelers),
+        travelers=tuple(travelers),
         currency=booking.currency,
         total_cost=booking.total_cost,
         paid=paid,

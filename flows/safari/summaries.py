@@ -30,6 +30,7 @@ from documents.itinerary import store_itinerary
 from documents.summaries import (
     SummaryData,
     id_reminder_text,
+    load_many_summary_data,
     load_summary_data,
     pack_messages,
     quick_actions,
@@ -291,8 +292,9 @@ async def plan(
             )
         )
         windows = await _last_inbound(session, booking_ids)
+        loaded = await load_many_summary_data(session, booking_ids, tz=tz)
         for booking_id in booking_ids:
-            data = await load_summary_data(session, booking_id, tz=tz)
+            data = loaded[booking_id]
             if data.contact_id is None:
                 messages: tuple[str, ...] = ()
             elif not in_window(windows.get(booking_id), when):
