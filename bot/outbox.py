@@ -75,6 +75,7 @@ class Claimed:
     media_id: str | None
     ambiguous: bool
     fallback: dict[str, Any] | None
+    pair_rate_strikes: int = 0
 
 
 class Outbox:
@@ -192,6 +193,7 @@ class Outbox:
                         media_id=row.media_id,
                         ambiguous=ambiguous,
                         fallback=dict(row.fallback) if row.fallback else None,
+                        pair_rate_strikes=row.pair_rate_strikes or 0,
                     )
                 )
         return claimed
@@ -296,8 +298,9 @@ class Outbox:
 
     def _backoff(self, row: Claimed, exc: WhatsAppError) -> float:
         if isinstance(exc, PairRateLimitError):
-            # Meta suggests 4^X seconds for the pair rate limit (other users unaffected).
-            return float(max(6.0, min(4.0**row.attempts, 900.0)))
+            # Meta suggests 4^X seconds for the pair rate limit (other users unaffected),
+            # X counting consecutive 131056 answers, not the row's other failures.
+            return float(min(4.0 ** (row.pair_rate_strikes + 1), 900.0))
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
             return float(retry_after)
@@ -331,6 +334,9 @@ class Outbox:
                     media_id=media_id,
                     last_error=str(exc)[:2000],
                     error_code=code,
+                    pair_rate_strikes=row.pair_rate_strikes + 1
+                    if isinstance(exc, PairRateLimitError)
+                    else 0,
                 )
             )
 

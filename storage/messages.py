@@ -89,6 +89,8 @@ class OutboundMessage(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     # Resends after a timeout whose outcome was unknown (Meta has no idempotency key).
     ambiguous_resends: Mapped[int] = mapped_column(Integer, default=0)
+    # Consecutive pair-rate limits (131056) of this row: Meta's 4^X backoff counts them.
+    pair_rate_strikes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set while a sender has the request out: found set later, its outcome is unknown.
     in_flight: Mapped[bool] = mapped_column(Boolean, default=False)
     media_id: Mapped[str | None] = mapped_column(String(256))

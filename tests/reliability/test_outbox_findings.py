@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
@@ -66,12 +65,6 @@ async def _attempt(outbox: Outbox, db: Database, clock: Clock, row_id: int) -> O
         return done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/outbox.py backs a 131056 off 4^attempts s counting every earlier attempt "
-    "(429/5xx/timeouts too): a first pair-rate limit on a row's 5th attempt waits 900 s "
-    "and holds all of that contact's later messages; Meta's 4^X counts consecutive 131056",
-)
 async def test_a_first_pair_rate_limit_backs_off_seconds_not_minutes(
     db: Database, fake: FakeGraph
 ) -> None:
