@@ -84,10 +84,9 @@ It prints one line with the counts and exits non-zero when any invariant fails.
   starved the servers long enough for some replies to go out twice.
 - **Giving up.** A reply that fails 8 times in a row on retryable errors (about four
   minutes of backoff) is marked `failed` and listed in the console's outbox for a retry.
-- **The pair rate limit.** After Meta's 131056 a recipient's messages back off 4ⁿ seconds,
-  as Meta asks; today n counts all of the reply's attempts, not only the 131056 ones (a
-  known issue, `tests/reliability/test_outbox_findings.py`), so the chaos run injects it
-  on cue rather than at random.
+- **The pair rate limit.** After Meta's 131056 a recipient's messages back off 4ⁿ seconds
+  (n: the reply's consecutive 131056 answers), as Meta asks; the chaos run injects it on
+  cue so that a bounded run is not held for minutes by chance.
 
 ## Backup and restore (PostgreSQL)
 
