@@ -129,7 +129,7 @@ def payment_provider(
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database(app[SETTINGS].database_url)
-    await db.check()
+    await db.wait_ready()  # PostgreSQL still starting (or restarting): wait, don't exit
     await migrate(db)
     app[DATABASE] = db
     yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -165,6 +166,23 @@ class Database:
             raise DatabaseUnavailableError(
                 f"cannot reach the database at {self.display_url}: {reason}"
             ) from exc
+
+    async def wait_ready(self, *, within: float = 60.0) -> None:
+        """:meth:`check`, waiting up to ``within`` seconds while PostgreSQL says it is
+        starting up, shutting down or recovering ("the database system is …"): a server
+        started beside its database, or during a restart, waits instead of exiting. Any
+        other failure (wrong address, refused, bad password) is raised at once."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                await self.check()
+                return
+            except DatabaseUnavailableError as exc:
+                transient = "the database system is" in str(exc)
+                if not transient or asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("waiting for the database: %s", exc)
+                await asyncio.sleep(1.0)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

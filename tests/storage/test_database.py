@@ -164,3 +164,38 @@ async def test_the_migrations_match_the_models(db: Database) -> None:
     async with db.engine.connect() as conn:
         changes = await conn.run_sync(diff)
     assert changes == []
+
+
+async def test_wait_ready_gives_up_at_once_on_a_refused_address() -> None:
+    db = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DatabaseUnavailableError):
+            await db.wait_ready(within=30.0)
+        # Not a timing assertion on speed: it must not have waited out the 30 s.
+        assert asyncio.get_running_loop().time() - started < 30.0
+    finally:
+        await db.dispose()
+
+
+async def test_wait_ready_waits_while_postgresql_is_starting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PostgreSQL answers "the database system is starting up" for a moment after a
+    (re)start: the server waits for it instead of exiting."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ready.db'}")
+    real_check = db.check
+    answers = iter(["the database system is starting up"] * 2)
+
+    async def starting_then_ready() -> None:
+        reason = next(answers, None)
+        if reason is not None:
+            raise DatabaseUnavailableError(f"cannot reach the database: {reason}")
+        await real_check()
+
+    monkeypatch.setattr(db, "check", starting_then_ready)
+    try:
+        await db.wait_ready(within=30.0)
+        assert next(answers, None) is None
+    finally:
+        await db.dispose()
