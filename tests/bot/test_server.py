@@ -270,11 +270,21 @@ async def test_a_timeout_after_acceptance_is_an_ambiguous_resend(server: Running
     server.fake.fail_next(1, "timeout_after")
     await server.post(messages_payload(message(CUSTOMER, text="order")))
     await eventually(lambda: _texts(server).count("Your name?") == 2, within=30)
+
+    async def reply_recorded() -> OutboundMessage | None:
+        # The sender records the send after Meta's answer: wait for that too.
+        async with server.db.read() as session:
+            reply = await session.scalar(
+                select(OutboundMessage).where(OutboundMessage.kind == "text")
+            )
+        return reply if reply is not None and reply.status is OutboundStatus.SENT else None
+
+    await eventually(reply_recorded, within=30)
+    reply = await reply_recorded()
     async with server.db.read() as session:
         row = await session.scalar(
             select(OutboundMessage).where(OutboundMessage.kind == "buttons")
         )
-        reply = await session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "text"))
     assert reply is not None
     assert (reply.status, reply.ambiguous_resends) == (OutboundStatus.SENT, 1)
     async with server.http.get(f"{server.url}/metrics") as response:
