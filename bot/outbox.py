@@ -45,6 +45,7 @@ from bot.message_bodies import mark_read_body, message_body, recipient
 from bot.metrics import Metrics
 from bot.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
+from flows.outreach import in_window
 from storage import (
     Contact,
     Database,
@@ -58,7 +59,6 @@ from storage import (
 log = logging.getLogger("nyala.outbox")
 
 Clock = Callable[[], dt.datetime]
-WINDOW = dt.timedelta(hours=24)
 MARK_READ = "mark_read"
 
 
@@ -247,8 +247,7 @@ class Outbox:
             await self._done(row.id, wamid, media_id)
 
     def _in_window(self, row: Claimed) -> bool:
-        last = row.last_inbound_at
-        return last is not None and self.clock() - last < WINDOW
+        return in_window(row.last_inbound_at, self.clock())
 
     async def _limited(self) -> None:
         if self.limiter is not None:

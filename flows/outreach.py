@@ -78,11 +78,14 @@ async def queue_outreach(
     contact_id: int,
     replies: Sequence[Reply],
     *,
-    template: Template,
+    template: Template | None,
     now: dt.datetime,
     sandbox: bool,
 ) -> Delivery:
     """Queue business-initiated ``replies`` for a contact, or ``template`` outside the window.
+
+    Without a template the replies are queued as they are (the outbox then refuses to
+    send them outside the window, with Meta's 131047).
 
     Args:
         session: the caller's transaction (the rows commit with it).
@@ -93,9 +96,16 @@ async def queue_outreach(
         now: the time of queueing.
         sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``.
     """
-    last = await session.scalar(select(Contact.last_inbound_at).where(Contact.id == contact_id))
-    delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
-    messages: Sequence[Reply] = replies if delivery is Delivery.DIRECT else [template]
+    if template is None:
+        delivery = Delivery.DIRECT
+    else:
+        last = await session.scalar(
+            select(Contact.last_inbound_at).where(Contact.id == contact_id)
+        )
+        delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
+    messages: Sequence[Reply] = (
+        replies if delivery is Delivery.DIRECT or template is None else [template]
+    )
     for index, reply in enumerate(messages):
         fallback = template if delivery is Delivery.DIRECT and index == 0 else None
         session.add(

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.messages import Reply, Template, Text, reply_kind, reply_to_payload
+from flows.messages import Reply, Template, Text
 from flows.outreach import Delivery, configured_template, queue_outreach
 from flows.safari.operations import balance
 from flows.safari.payments import (
@@ -44,8 +44,6 @@ from storage import (
     Customer,
     Database,
     NotFoundError,
-    OutboundMessage,
-    OutboundStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -428,24 +426,10 @@ async def queue_customer_replies(
     )
     if contact_id is None:
         return 0  # a customer without WhatsApp (entered by an operator)
-    if template is not None:
-        delivery = await queue_outreach(
-            session, contact_id, replies, template=template, now=now, sandbox=sandbox
-        )
-        return len(replies) if delivery is Delivery.DIRECT else 1
-    for reply in replies:
-        session.add(
-            OutboundMessage(
-                contact_id=contact_id,
-                inbound_id=None,
-                kind=reply_kind(reply),
-                payload=reply_to_payload(reply),
-                status=OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED,
-                created_at=now,
-                next_attempt_at=None if sandbox else now,
-            )
-        )
-    return len(replies)
+    delivery = await queue_outreach(
+        session, contact_id, replies, template=template, now=now, sandbox=sandbox
+    )
+    return len(replies) if delivery is Delivery.DIRECT else 1
 
 
 # --- providers ------------------------------------------------------------------------
