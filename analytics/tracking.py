@@ -43,6 +43,7 @@ class TrackedEvent:
     output_value: str | None = None
     error_message: str | None = None
     retry_count: int = 0
+    error_code: str | None = None
 
 
 class StepTracker:
@@ -126,8 +127,15 @@ class StepTracker:
             log.exception("step tracker failed after transition")
 
     # explicit events --------------------------------------------------------------
-    def retry(self, step_name: str, *, input_value: str | None, reason: str | None) -> None:
-        """Record a rejected answer at ``step_name``."""
+    def retry(
+        self,
+        step_name: str,
+        *,
+        input_value: str | None,
+        reason: str | None,
+        code: str | None = None,
+    ) -> None:
+        """Record a rejected answer at ``step_name`` (``code``: what was wrong)."""
         self.retry_count += 1
         self.events.append(
             TrackedEvent(
@@ -137,11 +145,19 @@ class StepTracker:
                 input_value=_clip(input_value),
                 error_message=reason,
                 retry_count=self.retry_count,
+                error_code=code,
             )
         )
 
-    def error(self, step_name: str, *, message: str, input_value: str | None = None) -> None:
-        """Record an exception at ``step_name``."""
+    def error(
+        self,
+        step_name: str,
+        *,
+        message: str,
+        input_value: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Record an exception at ``step_name`` (``code``: e.g. the exception's type)."""
         self.events.append(
             TrackedEvent(
                 step_name=step_name,
@@ -150,6 +166,7 @@ class StepTracker:
                 input_value=_clip(input_value),
                 error_message=message,
                 retry_count=self.retry_count,
+                error_code=code,
             )
         )
 
@@ -169,6 +186,7 @@ def write_events(
             output_value=e.output_value,
             error_message=e.error_message,
             retry_count=e.retry_count,
+            error_code=e.error_code,
         )
         for e in events
     ]
@@ -189,6 +207,7 @@ def event_rows(session_id: int, events: Iterable[TrackedEvent]) -> list[dict[str
             "output_value": e.output_value,
             "error_message": e.error_message,
             "retry_count": e.retry_count,
+            "error_code": e.error_code,
         }
         for e in events
     ]
@@ -243,6 +262,7 @@ async def track_step(
     error_message: str | None = None,
     retry_count: int = 0,
     at: dt.datetime | None = None,
+    error_code: str | None = None,
 ) -> FlowStepEvent:
     """Record one step event by hand (the caller commits).
 
@@ -260,6 +280,7 @@ async def track_step(
         output_value=_clip(output_value),
         error_message=error_message,
         retry_count=retry_count,
+        error_code=error_code,
     )
     session.add(row)
     flow_session.current_step = step_name

@@ -15,7 +15,7 @@ import os
 
 from aiohttp import web
 
-from bot.webhook import SIGNATURE_HEADER, signature
+from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 
 SECRET = web.AppKey("secret", str)
 

@@ -3,7 +3,7 @@
 The fake Graph API (``python -m bot fake-graph``) runs in its own process and validates
 every request against Meta's spec. Each repetition queues ``messages`` text replies, one
 per contact (so per-contact ordering never holds the sender back), then runs an
-:class:`bot.outbox.Outbox` in this process until every row is sent. The rate is taken
+:class:`bot.whatsapp.outbox.Outbox` in this process until every row is sent. The rate is taken
 from the rows' ``sent_at`` (when Meta accepted each one): ``(n - 1) / (last - first)``;
 the busiest second is the most rows accepted within any one-second window.
 """
@@ -22,9 +22,9 @@ import aiohttp
 import asyncpg
 from sqlalchemy import Table, insert
 
-from bot.graph import GraphClient
+from bot.whatsapp.graph import GraphClient
 from bot.metrics import Metrics
-from bot.outbox import Outbox
+from bot.whatsapp.outbox import Outbox
 from flows.messages import Text, reply_to_payload
 from storage import Contact, Database, OutboundMessage, OutboundStatus, utcnow
 

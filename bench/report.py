@@ -172,7 +172,7 @@ saves the profile below). The top three costs of the message path, and what was 
    context (`ctx.contact`, `ctx.conversation`, the flow session): actions read and change
    them, so replacing them would change the action API.
 2. **One transaction and one commit per webhook**, competing with processing for the
-   one core and the connection pool. Now: group commit (`bot.inbox.GroupCommit`): the
+   one core and the connection pool. Now: group commit (`bot.whatsapp.inbox.GroupCommit`): the
    deliveries of concurrent requests are stored in one transaction (one query for the
    known contacts, one `INSERT` for new ones, one multi-row `INSERT` for the messages),
    each request answered only after its own rows are committed, a failing group retried
@@ -224,7 +224,7 @@ _METHOD = """\
 - **Webhook ack at {offered_rate:,.0f}/s offered**: the same server and payloads, but an
   open loop: request *i* is due at *i* ÷ {offered_rate:,.0f} s whatever happened to the
   earlier ones ({offered_duration:g} s per repetition); latency counts from the due time.
-- **Outbox**: `bot.outbox.Outbox` in the benchmark's process sends
+- **Outbox**: `bot.whatsapp.outbox.Outbox` in the benchmark's process sends
   {outbox_limited_messages:,} queued text replies (one per contact) at the configured limit
   of {send_limit:g}/s, then {outbox_unlimited_messages:,} without a limit, to the fake Graph
   API (`python -m bot fake-graph`, its own process, validating every request against

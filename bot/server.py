@@ -17,14 +17,14 @@ from aiohttp import web
 from sqlalchemy import text
 
 from analytics import abandon_idle_sessions
-from bot.graph import GraphClient
-from bot.inbox import Inbox
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.inbox import Inbox
 from bot.metrics import Metrics
 from bot.omari import OmariCallback
 from bot.omari_client import OmariClient
-from bot.outbox import Outbox
+from bot.whatsapp.outbox import Outbox
 from bot.settings import Settings
-from bot.webhook import Webhook
+from bot.whatsapp.webhook import Webhook
 from flows import App, Engine
 from flows.safari.omari import CALLBACK_PATH, SandboxOmari
 from flows.safari.payments import PaymentProvider, set_provider

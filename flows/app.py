@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import MetaData
+
+from analytics.goals import Goal
+from flows.copy import Copy
 from flows.errors import FlowDefinitionError, UnknownFlowError
 from flows.flow import Flow
 from flows.loader import load_flow_file
@@ -20,6 +24,7 @@ from flows.validators import BUILTIN_VALIDATORS, ValidatorFactory, normalize
 
 if TYPE_CHECKING:
     from flows.context import FlowContext
+    from flows.runtime import Lifespan
 
 log = logging.getLogger("nyala.flows")
 
@@ -28,6 +33,7 @@ Query = Callable[["FlowContext"], Awaitable[Any] | Any]
 Condition = Callable[["FlowContext"], Awaitable[bool] | bool]
 IntentHandler = Callable[["FlowContext"], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L", bound="Lifespan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,35 +83,63 @@ class Registry:
     validators: dict[str, ValidatorFactory] = field(default_factory=dict)
 
 
-# Core intents work in every application; applications add theirs.
-CORE_INTENTS = (
-    Intent("menu", frozenset({"menu", "main menu", "home", "start", "start over"}),
-           description="show the main menu", label="menu"),
-    Intent("help", frozenset({"help", "?", "info", "what can you do"}),
-           description="explain what I can do", label="help"),
-    Intent("cancel", frozenset({"cancel", "stop", "quit", "exit", "abort"}),
-           description="stop what we are doing", label="cancel"),
-    Intent("human", frozenset({"human", "agent", "person", "talk to a person", "speak to someone",
-                               "talk to someone", "real person"}),
-           description="talk to a person", label="agent"),
-    Intent("greeting", frozenset({"hi", "hello", "hey", "hallo", "good morning",
-                                  "good afternoon", "good evening", "howzit", "mhoro"}),
-           idle_only=True),
-)  # fmt: skip
+# Core intents work in every application; applications add theirs. Their words and help
+# lines come from the app's copy (``intent.<name>.words`` / ``.description``).
+CORE_INTENT_NAMES = ("menu", "help", "cancel", "human", "greeting")
+_HELP_LABELS = {"menu": "menu", "help": "help", "cancel": "cancel", "human": "agent"}
+
+
+def core_intents(copy: Copy) -> tuple[Intent, ...]:
+    """The core intents in the words of ``copy``."""
+    intents = []
+    for name in CORE_INTENT_NAMES:
+        words = [normalize(w) or w for w in copy.words(f"intent.{name}.words")]
+        description = copy.get(f"intent.{name}.description", "")
+        label = _HELP_LABELS.get(name, "")
+        if label and normalize(label) not in words:
+            label = words[0] if words else ""
+        intents.append(
+            Intent(
+                name,
+                frozenset(words),
+                description=description,
+                idle_only=name == "greeting",
+                label=normalize(label) if label else "",
+            )
+        )
+    return tuple(intents)
 
 
 class App:
-    """A bot: flows, the callables they name, intents and the main menu.
+    """A bot: its flows, the callables they name, intents, the main menu, and what it
+    brings beside them (tables, migrations, goals, texts, console pages, commands, web
+    routes and lifespans). Everything an app registers lives on this object, so several
+    apps can be loaded in one process and each sees only its own.
 
     Args:
         name: the business's name, used in greetings.
         flows_dir: a folder of ``*.yaml`` flow files, loaded lazily (after the module
             registered its actions) and reloaded when a file changes.
-        greeting: the first line of the main menu.
+        greeting: the first line of the main menu (default: the copy ``menu.greeting``).
         help_text: what ``help`` says before listing the commands.
         max_retries: invalid answers in a row after which the bot offers a person.
-        timezone: the business's timezone, for dates ("today", "7 days before").
+        timezone: the business's timezone (IANA name), for dates ("today", "7 days
+            before"), reports' days and the times shown.
         default_region: ISO country for phone numbers typed without a country code.
+        menu_button: the label of the button that opens the main menu's list.
+        tables: the app's own SQLAlchemy ``MetaData`` (one or several); made with
+            :func:`storage.new_metadata` so constraint names are deterministic.
+        migrations: the folder of the app's own Alembic branch; ``nyala migrate``
+            applies the framework's branch and this one, nothing else.
+        goals: what analytics count as conversion (``ctx.reach_goal(name)`` records one).
+        copy: overrides of framework texts by key (:mod:`flows.copy`), or a :class:`Copy`.
+        console: console pages (``bot.console.ConsolePage``), shown in the navigation.
+        commands: click commands merged into ``nyala --app ...``.
+        routes: web routes (``bot.web.Route``) served by ``nyala serve``.
+        lifespans: start-up/shutdown functions (:meth:`lifespan`).
+        demo_data: ``async def load(runtime) -> str`` filling a fresh database with
+            example data (``nyala demo-data``; also loaded on the first ``nyala chat``
+            on SQLite); returns a one-line summary.
     """
 
     def __init__(
@@ -118,32 +152,97 @@ class App:
         max_retries: int = 3,
         timezone: str = "UTC",
         default_region: str | None = None,
-        menu_button: str = "Menu",
+        menu_button: str | None = None,
+        tables: MetaData | Sequence[MetaData] = (),
+        migrations: Path | str | None = None,
+        goals: Iterable[Goal | str] = (),
+        copy: Copy | Mapping[str, str] | None = None,
+        console: Iterable[object] = (),
+        commands: Iterable[object] = (),
+        routes: Iterable[object] = (),
+        lifespans: Iterable[Lifespan] = (),
+        demo_data: Callable[..., Awaitable[str]] | None = None,
     ) -> None:
         if max_retries < 1:
             raise ValueError("max_retries must be at least 1")
+        try:
+            self.timezone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {timezone!r} (use an IANA name)") from None
         self.name = name
+        self.copy = copy if isinstance(copy, Copy) else Copy(copy)
         self.flows_dir = Path(flows_dir) if flows_dir is not None else None
-        self.greeting = greeting or f"Hello! Welcome to {name}. What would you like to do?"
-        self.help_text = help_text or f"I'm the {name} assistant."
+        self.greeting = greeting or self.copy.text("menu.greeting", business=name)
+        self.help_text = help_text or self.copy.text("help.greeting", business=name)
         self.max_retries = max_retries
-        self.timezone = ZoneInfo(timezone)
         self.default_region = default_region
-        self.menu_button = menu_button
+        self.menu_button = menu_button or self.copy.text("menu.button")
+        self.metadata: tuple[MetaData, ...] = (
+            (tables,) if isinstance(tables, MetaData) else tuple(tables)
+        )
+        self.migrations = Path(migrations) if migrations is not None else None
+        self.goals: dict[str, Goal] = {}
+        for goal in goals:
+            self.add_goal(goal)
+        self.console_pages: list[object] = list(console)
+        self.commands: list[object] = list(commands)
+        self.routes: list[object] = list(routes)
+        self.lifespans: list[Lifespan] = list(lifespans)
+        self.demo_data = demo_data
         self.registry = Registry()
         self.menu: list[MenuItem] = []
-        self._intents: dict[str, Intent] = {i.name: i for i in CORE_INTENTS}
+        self._core = core_intents(self.copy)
+        self._intents: dict[str, Intent] = {i.name: i for i in self._core}
         self._class_flows: dict[str, FlowSpec] = {}
         self._file_flows: dict[Path, tuple[tuple[int, int], FlowSpec]] = {}
         self._broken_files: dict[Path, tuple[int, int]] = {}
         self._extra_files: list[Path] = []
 
+    def __repr__(self) -> str:
+        return f"<App {self.name!r}>"
+
+    @property
+    def migration_locations(self) -> tuple[Path, ...]:
+        """The folders of the app's own migration branch (empty: framework tables only)."""
+        return (self.migrations,) if self.migrations is not None else ()
+
+    # what the app brings besides flows --------------------------------------------------
+    def add_goal(self, goal: Goal | str) -> Goal:
+        """Declare a conversion goal (a name, or a :class:`analytics.goals.Goal`)."""
+        declared = goal if isinstance(goal, Goal) else Goal(goal)
+        if declared.name in self.goals:
+            raise ValueError(f"goal {declared.name!r} is already declared")
+        self.goals[declared.name] = declared
+        return declared
+
+    def add_console_page(self, page: object) -> None:
+        """Add a console page (a ``bot.console.ConsolePage``)."""
+        self.console_pages.append(page)
+
+    def add_command(self, command: object) -> None:
+        """Add a click command (or group) to the app's ``nyala`` command line."""
+        self.commands.append(command)
+
+    def add_route(self, route: object) -> None:
+        """Add a web route (a ``bot.web.Route``) to ``nyala serve``."""
+        self.routes.append(route)
+
+    def lifespan(self, function: L) -> L:
+        """Register a start-up/shutdown function (use as a decorator)::
+
+            @app.lifespan
+            async def payments(runtime: Runtime) -> AsyncIterator[None]:
+                provider = runtime.services.provide(PaymentProvider, make_provider(runtime))
+                yield
+                await provider.close()
+        """
+        self.lifespans.append(function)
+        return function
+
     # registration -----------------------------------------------------------------------
-    def _register(
-        self, table: dict[str, Any], kind: str, name: str | Callable[..., Any] | None
-    ) -> Any:
+    def _register(self, table: dict[str, Any], kind: str, name: str | None) -> Callable[[F], F]:
         def decorator(function: F) -> F:
-            key = name if isinstance(name, str) else function.__name__
+            key = name if name is not None else function.__name__
             if key in table:
                 raise ValueError(f"{kind} {key!r} is already registered")
             if kind == "validator" and key in BUILTIN_VALIDATORS:
@@ -151,29 +250,50 @@ class App:
             table[key] = function
             return function
 
-        # Both @app.action and @app.action("name") work.
-        return decorator(name) if callable(name) else decorator
+        return decorator
 
-    def action(self, name: str | None = None) -> Callable[[F], F]:
+    @overload
+    def action(self, name: F, /) -> F: ...
+    @overload
+    def action(self, name: str | None = None, /) -> Callable[[F], F]: ...
+    def action(self, name: F | str | None = None, /) -> F | Callable[[F], F]:
         """Register an action: ``async def f(ctx: FlowContext) -> None``.
 
         Use as ``@app.action``, ``@app.action()`` or ``@app.action("name")``.
         """
-        return cast("Callable[[F], F]", self._register(self.registry.actions, "action", name))
+        if callable(name):
+            return self._register(self.registry.actions, "action", None)(name)
+        return self._register(self.registry.actions, "action", name)
 
-    def query(self, name: str | None = None) -> Callable[[F], F]:
+    @overload
+    def query(self, name: F, /) -> F: ...
+    @overload
+    def query(self, name: str | None = None, /) -> Callable[[F], F]: ...
+    def query(self, name: F | str | None = None, /) -> F | Callable[[F], F]:
         """Register a query: returns options for a list, or a value for a prompt."""
-        return cast("Callable[[F], F]", self._register(self.registry.queries, "query", name))
+        if callable(name):
+            return self._register(self.registry.queries, "query", None)(name)
+        return self._register(self.registry.queries, "query", name)
 
-    def condition(self, name: str | None = None) -> Callable[[F], F]:
+    @overload
+    def condition(self, name: F, /) -> F: ...
+    @overload
+    def condition(self, name: str | None = None, /) -> Callable[[F], F]: ...
+    def condition(self, name: F | str | None = None, /) -> F | Callable[[F], F]:
         """Register a guard: ``def f(ctx: FlowContext) -> bool`` (may be async)."""
-        registered = self._register(self.registry.conditions, "condition", name)
-        return cast("Callable[[F], F]", registered)
+        if callable(name):
+            return self._register(self.registry.conditions, "condition", None)(name)
+        return self._register(self.registry.conditions, "condition", name)
 
-    def validator(self, name: str | None = None) -> Callable[[F], F]:
+    @overload
+    def validator(self, name: F, /) -> F: ...
+    @overload
+    def validator(self, name: str | None = None, /) -> Callable[[F], F]: ...
+    def validator(self, name: F | str | None = None, /) -> F | Callable[[F], F]:
         """Register a validator factory: ``def f(**params) -> Validator``."""
-        registered = self._register(self.registry.validators, "validator", name)
-        return cast("Callable[[F], F]", registered)
+        if callable(name):
+            return self._register(self.registry.validators, "validator", None)(name)
+        return self._register(self.registry.validators, "validator", name)
 
     def intent(
         self,
@@ -321,7 +441,7 @@ class App:
         word = normalize(text) or text.strip()
         if not word:
             return None
-        core = {i.name: i for i in CORE_INTENTS}
+        core = {i.name: i for i in self._core}
         # The application's words win over the core's (a flow may be triggered by "hello").
         ranked = sorted(self.intents.values(), key=lambda i: core.get(i.name) is i)
         for intent in ranked:

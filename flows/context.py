@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.messages import Reply, Template, Text, UserMessage
-from storage import Contact, Conversation, StoredFile
+from flows.runtime import Services
+from storage import Contact, Conversation, GoalEvent, StoredFile
 
 if TYPE_CHECKING:
     from flows.app import App
@@ -32,6 +33,9 @@ class FlowContext:
         data: the flow's data: saved answers and whatever actions put there.
         message: the message being handled, if any.
         value: the accepted value of the current answer, if any.
+        services: what the running app provides (``ctx.services.get(Kind)``).
+        flow_session_id: the active flow session, if any (goals are counted in it).
+        sandbox: replies are stored, never sent; actions must not call anything real.
     """
 
     session: AsyncSession
@@ -47,6 +51,9 @@ class FlowContext:
     fallbacks: dict[int, Template] = field(default_factory=dict)
     next_flow: tuple[str, dict[str, Any]] | None = None
     handoff_reason: str | None = None
+    services: Services = field(default_factory=Services)
+    flow_session_id: int | None = None
+    sandbox: bool = True
 
     @property
     def today(self) -> dt.date:
@@ -65,6 +72,33 @@ class FlowContext:
         self.replies.append(message)
         if fallback is not None:
             self.fallbacks[id(message)] = fallback
+
+    def text(self, key: str, /, **values: Any) -> str:
+        """The app's text under ``key`` (:mod:`flows.copy`), its fields filled."""
+        return self.app.copy.text(key, **values)
+
+    async def reach_goal(self, goal: str, *, reference: str | None = None) -> None:
+        """Record that the contact reached one of the app's goals (e.g. ``"booking"``), in
+        this message's transaction and the active flow session: analytics count the
+        session as converted.
+
+        Args:
+            goal: a goal the app declared.
+            reference: what it was reached with (a booking reference), for drill-downs.
+        """
+        if goal not in self.app.goals:
+            declared = ", ".join(sorted(self.app.goals)) or "none"
+            raise ValueError(f"goal {goal!r} is not declared by the app (goals: {declared})")
+        self.session.add(
+            GoalEvent(
+                goal=goal,
+                contact_id=self.contact.id,
+                session_id=self.flow_session_id,
+                reference=reference,
+                at=self.now,
+            )
+        )
+        await self.session.flush()  # inside the answer's savepoint: rolled back with it
 
     def start_flow(self, flow: str, /, **data: Any) -> None:
         """Start ``flow`` once the current step is done (ending the current flow)."""

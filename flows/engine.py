@@ -39,6 +39,7 @@ from flows.messages import (
     reply_kind,
     reply_to_payload,
 )
+from flows.runtime import Services
 from flows.prompts import SHOWN_KEY, render, shown_options, step_prompt, template_values
 from flows.spec import ANSWER_EVENT, FlowSpec, Step
 from flows.validators import (
@@ -67,14 +68,6 @@ from storage.messages import insert_inbound, known_contacts
 log = logging.getLogger("nyala.flows")
 
 Clock = Callable[[], dt.datetime]
-
-APOLOGY = (
-    "Sorry, something went wrong on our side and I couldn't finish that. "
-    "Our team has been notified. Type *menu* to start again."
-)
-HANDOFF_REPLY = (
-    "I've asked a member of our team to take over. They'll reply right here as soon as they can."
-)
 
 
 class _MessageFailedError(Exception):
@@ -148,15 +141,23 @@ class Engine:
         app: the application.
         sandbox: store replies as ``sandbox`` rows (never sent) instead of ``queued``.
         clock: the time source (tests move time with it).
+        services: what the running app provides to its actions (``Runtime.services``).
     """
 
     def __init__(
-        self, db: Database, app: App, *, sandbox: bool = True, clock: Clock = utcnow
+        self,
+        db: Database,
+        app: App,
+        *,
+        sandbox: bool = True,
+        clock: Clock = utcnow,
+        services: Services | None = None,
     ) -> None:
         self.db = db
         self.app = app
         self.sandbox = sandbox
         self.clock = clock
+        self.services = services if services is not None else Services()
 
     async def receive(self, contact: ContactRef, message: UserMessage) -> Received:
         """Store a message durably (deduplicated by its id); does not process it."""
@@ -304,12 +305,13 @@ class Engine:
                     conversation.state or flow_session.current_step or "?",
                     message=reason,
                     input_value=message.display,
+                    code=type(exc).__name__,
                 )
                 write_events(session, flow_session, tracker.events)
                 flow_session.mark_ended(SessionStatus.ERROR, reason=reason, at=now)
             conversation.clear_flow()
             conversation.last_activity_at = now
-        replies: list[Reply] = [Text(APOLOGY)]
+        replies: list[Reply] = [Text(self.app.copy.text("apology"))]
         await self._queue(session, contact_id, inbound.id, replies)
         return replies
 
@@ -359,6 +361,7 @@ class _Turn:
     ) -> None:
         self.engine = engine
         self.app = engine.app
+        self.copy = engine.app.copy
         self.session = session
         self.contact = contact
         self.conversation = conversation
@@ -379,6 +382,8 @@ class _Turn:
             now=self.now,
             data=dict(conversation.data or {}),
             message=message,
+            services=engine.services,
+            sandbox=engine.sandbox,
         )
 
     @classmethod
@@ -414,6 +419,7 @@ class _Turn:
             contact.last_inbound_at = turn.now
         if conversation.flow_session_id is not None:
             turn.flow_session = flow_session
+            turn.ctx.flow_session_id = conversation.flow_session_id
             turn.tracker = StepTracker(
                 entered_at=conversation.step_entered_at,
                 retry_count=conversation.retry_count,
@@ -432,7 +438,7 @@ class _Turn:
             return
         if message.kind == "reaction":
             if message.emoji:
-                self.replies.append(Text(f"Thanks {message.emoji}!"))
+                self.replies.append(Text(self.copy.text("reaction.thanks", emoji=message.emoji)))
             await self._prompt_current()
             return
         if message.kind == "reply" and message.reply_id:
@@ -477,7 +483,7 @@ class _Turn:
             return False
         if spec is None:
             self._end_session(SessionStatus.ABANDONED, "the flow no longer exists")
-            self.replies.append(Text("Sorry, what we were doing is no longer available."))
+            self.replies.append(Text(self.copy.text("flow.gone")))
             return False
         idle_since = conversation.last_activity_at or self.flow_session.last_activity_at
         if idle_since is not None and self.now - idle_since > spec.timeout:
@@ -491,9 +497,7 @@ class _Turn:
                 SessionStatus.ABANDONED,
                 f"flow changed (version {spec.version}); step {old!r} no longer exists",
             )
-            self.replies.append(
-                Text("We've just updated this conversation, so let's pick it up from the start.")
-            )
+            self.replies.append(Text(self.copy.text("flow.changed")))
             await self.begin_flow(spec.name, {})
             return True
         return False
@@ -542,25 +546,24 @@ class _Turn:
         elif intent.name == "cancel":
             if self.spec is not None:
                 self._end_session(SessionStatus.ABANDONED, "cancelled by the user")
-                self.replies.append(
-                    Text("OK, I've stopped that. Nothing more will happen. Type *menu* anytime.")
-                )
+                self.replies.append(Text(self.copy.text("cancel.done")))
             else:
-                self.replies.append(Text("There's nothing to cancel right now."))
+                self.replies.append(Text(self.copy.text("cancel.nothing")))
                 await self._show_menu(None)
         elif intent.name == "human":
             self._hand_off("the user asked for a person")
 
     def _help_text(self) -> str:
-        lines = [self.app.help_text, "", "You can type these at any time:"]
+        lines = [self.app.help_text, "", self.copy.text("help.commands")]
         for intent in self.app.intents.values():
             if intent.description and intent.label:
-                lines.append(f"• *{intent.label}*: {intent.description}")
+                line = self.copy.text("help.line", word=intent.label, description=intent.description)
+                lines.append(line)
         return "\n".join(lines)
 
     async def _show_menu(self, heading: str | None) -> None:
         options = self.app.menu_options()
-        body = heading or "Here's what I can help with:"
+        body = heading or self.copy.text("menu.heading")
         if not options:
             self.replies.append(Text(f"{body}\n\n{self._help_text()}"))
         elif len(options) <= 3 and not any(o.description for o in options):
@@ -572,9 +575,7 @@ class _Turn:
         message = self.message
         assert message is not None
         if self.timed_out:
-            await self._show_menu(
-                "It's been a while, so I closed what we were doing. What would you like to do?"
-            )
+            await self._show_menu(self.copy.text("menu.timed_out"))
             return
         if message.kind in ("text", "reply") and message.text:
             word = message.text.strip().casefold()
@@ -585,12 +586,9 @@ class _Turn:
                     elif item.intent:
                         await self._run_intent(item.intent)
                     return
-            await self._show_menu("Sorry, I didn't quite get that. Here's what I can help with:")
+            await self._show_menu(self.copy.text("menu.not_understood"))
             return
-        await self._show_menu(
-            "Thanks! I can't do anything with that kind of message here. "
-            "Here's what I can help with:"
-        )
+        await self._show_menu(self.copy.text("menu.unsupported"))
 
     # flows -------------------------------------------------------------------------------
     async def begin_flow(self, name: str, data: dict[str, Any]) -> None:
@@ -598,7 +596,7 @@ class _Turn:
         spec = self.flows.get(name)
         if spec is None:
             log.error("unknown flow %r asked for", name)
-            self.replies.append(Text("Sorry, that isn't available right now."))
+            self.replies.append(Text(self.copy.text("flow.unavailable")))
             await self._show_menu(None)
             return
         if self.spec is not None:
@@ -618,6 +616,7 @@ class _Turn:
         conversation.flow_name = spec.name
         conversation.flow_version = spec.version
         conversation.flow_session_id = flow_session.id
+        self.ctx.flow_session_id = flow_session.id
         conversation.state = None
         conversation.retry_count = 0
         self.flow_session = flow_session
@@ -645,7 +644,7 @@ class _Turn:
         step = spec.step(state)
         outcome = await self._validate(step, message)
         if isinstance(outcome, Rejected):
-            await self._retry(step, outcome.reason)
+            await self._retry(step, outcome.reason, code=outcome.code)
             return
         data_before = copy.deepcopy(self.ctx.data)
         events_before = len(self.tracker.events)
@@ -669,11 +668,11 @@ class _Turn:
             # stays; the user hears why and may answer again.
             await self._reload_after_savepoint()
             self._rollback_attempt(data_before, events_before)
-            await self._retry(step, str(exc))
+            await self._retry(step, str(exc), code=exc.code)
             return
         if self.tracker.unmatched or (model.state == state and self.tracker.transitions == 0):
             self._rollback_attempt(data_before, events_before)
-            await self._retry(step, "Sorry, that answer doesn't work here.")
+            await self._retry(step, self.copy.text("answer.not_here"), code="answer.not_here")
             return
         if step.has_options:
             self.ctx.data.pop(SHOWN_KEY, None)
@@ -712,23 +711,24 @@ class _Turn:
             today=self.ctx.today,
             data=self.ctx.data,
             default_region=self.app.default_region,
+            copy=self.copy,
         )
         return validator(message, context)
 
-    async def _retry(self, step: Step, reason: str) -> None:
+    async def _retry(self, step: Step, reason: str, *, code: str) -> None:
         assert self.tracker is not None
         assert self.message is not None
-        self.tracker.retry(step.name, input_value=self.message.display, reason=reason)
+        self.tracker.retry(step.name, input_value=self.message.display, reason=reason, code=code)
         self.conversation.retry_count = self.tracker.retry_count
         self.replies.append(Text(reason))
         if self.tracker.retry_count % self.app.max_retries == 0:
             self.replies.append(
                 Buttons(
-                    "This seems to be tricky. Would you like help from a person?",
+                    self.copy.text("retry.offer"),
                     (
-                        Option("intent:human", "Talk to a person"),
-                        Option("intent:retry", "Try again"),
-                        Option("intent:menu", "Main menu"),
+                        Option("intent:human", self.copy.text("retry.person")),
+                        Option("intent:retry", self.copy.text("retry.again")),
+                        Option("intent:menu", self.copy.text("retry.menu")),
                     ),
                 )
             )
@@ -767,7 +767,7 @@ class _Turn:
             if next_flow is not None:
                 await self.begin_flow(*next_flow)
             elif not prompt:
-                self.replies.append(Text("All done! Type *menu* if there's anything else."))
+                self.replies.append(Text(self.copy.text("flow.done")))
             return
         if next_flow is not None:
             self._end_session(SessionStatus.ABANDONED, f"continued in {next_flow[0]}")
@@ -775,7 +775,7 @@ class _Turn:
             return
         prompt = await step_prompt(self.ctx, step)
         if prompt is None:
-            empty = step.empty or "Sorry, there's nothing to choose from right now."
+            empty = step.empty or self.copy.text("choices.empty")
             self.replies.append(Text(render(empty, await template_values(self.ctx, empty))))
             self._end_session(SessionStatus.ABANDONED, f"nothing to choose from at {step.name}")
             return
@@ -802,6 +802,7 @@ class _Turn:
     def _drop_flow(self) -> None:
         self.conversation.clear_flow()
         self.ctx.data = {}
+        self.ctx.flow_session_id = None
         self.flow_session = None
         self.tracker = None
 
@@ -833,7 +834,7 @@ class _Turn:
                 self._end_session(SessionStatus.ABANDONED, f"handed to a person: {reason}")
         self.conversation.handed_off_at = self.now
         self.conversation.handoff_reason = reason
-        self.replies.append(Text(HANDOFF_REPLY))
+        self.replies.append(Text(self.copy.text("handoff.started")))
 
     async def finish(self) -> list[Reply]:
         """Persist the conversation, the tracking and the replies."""

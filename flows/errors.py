@@ -43,4 +43,14 @@ class UnknownFlowError(FlowError):
 
 
 class ActionError(FlowError):
-    """A named action failed in a way the user should hear about (its message is shown)."""
+    """A named action failed in a way the user should hear about (its message is shown).
+
+    Args:
+        message: what the user is told; they may answer again (a counted retry).
+        code: a stable name of the reason (``seats.sold_out``), which analytics group
+            errors by; default ``action``.
+    """
+
+    def __init__(self, message: str, *, code: str = "action") -> None:
+        super().__init__(message)
+        self.code = code

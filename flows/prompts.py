@@ -118,7 +118,7 @@ async def step_prompt(ctx: FlowContext, step: Step) -> list[Reply] | None:
     replies: list[Reply] = [Text(render(s, values)) for s in step.say]
     if step.final:
         return replies
-    question = render(step.ask or "", values) or "Please reply."
+    question = render(step.ask or "", values) or ctx.app.copy.text("prompt.default")
     options: list[Option]
     if step.choices_from:
         options = _as_options(await run_query(ctx, step.choices_from))

@@ -20,7 +20,10 @@ import phonenumbers
 from dateutil import parser as date_parser
 from email_validator import EmailNotValidError, validate_email
 
+from flows.copy import Copy
 from flows.messages import MEDIA_KINDS, Option, UserMessage
+
+_DEFAULT = Copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +36,17 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """An invalid reply, with the sentence the user sees before the question again."""
+    """An invalid reply, with the sentence the user sees before the question again.
+
+    Attributes:
+        reason: what the user is told.
+        code: a stable name of what was wrong (``integer.too_large``): analytics group
+            errors by it, whatever the user typed. The built-in validators use their copy
+            key; an app's validator names its own (default ``invalid``).
+    """
 
     reason: str
+    code: str = "invalid"
 
 
 Outcome = Accepted | Rejected
@@ -49,6 +60,11 @@ class ValidationContext:
     today: dt.date = field(default_factory=dt.date.today)
     data: Mapping[str, Any] = field(default_factory=dict)
     default_region: str | None = None
+    copy: Copy = _DEFAULT
+
+    def reject(self, key: str, /, **values: Any) -> Rejected:
+        """A rejection with the app's text under ``key``; the key is its error code."""
+        return Rejected(self.copy.text(key, **values), code=key)
 
 
 Validator = Callable[[UserMessage, ValidationContext], Outcome]
@@ -75,42 +91,47 @@ def _text_of(message: UserMessage) -> str | None:
     return None
 
 
-def _not_text(message: UserMessage) -> Rejected:
+def _not_text(message: UserMessage, ctx: ValidationContext) -> Rejected:
     if message.kind == "sticker":
-        return Rejected("Thanks for the sticker! I can only read typed answers here.")
+        return ctx.reject("input.sticker")
     if message.kind == "reaction":
-        return Rejected("Thanks for the reaction! I need a typed answer to go on.")
+        return ctx.reject("input.reaction")
     if message.kind in MEDIA_KINDS:
-        return Rejected("I wasn't expecting a file here, a typed answer is what I need.")
+        return ctx.reject("input.file")
     if message.kind == "location":
-        return Rejected("I wasn't expecting a location here, a typed answer is what I need.")
-    return Rejected("I can't read that kind of message, please type your answer.")
+        return ctx.reject("input.location")
+    return ctx.reject("input.unreadable")
 
 
 def text(*, min_length: int = 1, max_length: int = 1000) -> Validator:
     """Any typed text of a sensible length."""
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         value = _text_of(message)
         if value is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         if len(value) < min_length:
-            return Rejected(f"Please write at least {min_length} characters.")
+            return ctx.reject("text.too_short", min_length=min_length)
         if len(value) > max_length:
-            return Rejected(f"That is a bit long; please keep it under {max_length} characters.")
+            return ctx.reject("text.too_long", max_length=max_length)
         return Accepted(value, value)
 
     return check
 
 
-def _bounds(minimum: Any, maximum: Any) -> str:
+def _bounds(ctx: ValidationContext, minimum: Any, maximum: Any) -> str:
     if minimum is not None and maximum is not None:
-        return f"between {minimum} and {maximum}"
+        return ctx.copy.text("range.between", min=minimum, max=maximum)
     if minimum is not None:
-        return f"of at least {minimum}"
+        return ctx.copy.text("range.at_least", min=minimum)
     if maximum is not None:
-        return f"of at most {maximum}"
+        return ctx.copy.text("range.at_most", max=maximum)
     return ""
+
+
+def _hint(ctx: ValidationContext, key: str, **values: Any) -> str:
+    """A hint sentence without the double space an empty ``{range}`` leaves."""
+    return " ".join(ctx.copy.text(key, **values).split())
 
 
 def integer(*, min: int | None = None, max: int | None = None) -> Validator:
@@ -119,23 +140,24 @@ def integer(*, min: int | None = None, max: int | None = None) -> Validator:
     hi = None if max is None else int(max)
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"integer: min {lo} is greater than max {hi}")
-    hint = f"Please send a whole number {_bounds(lo, hi)}".rstrip() + f", for example {lo or 1}."
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
+        hint = _hint(ctx, "integer.hint", range=_bounds(ctx, lo, hi), example=lo or 1)
+        hint = hint.replace(" ,", ",")
         word = normalize(raw).replace(",", "")
         if word in _NUMBER_WORDS:
             value = _NUMBER_WORDS[word]
         elif re.fullmatch(r"[+-]?\d{1,9}", word):
             value = int(word)
         else:
-            return Rejected(f"“{raw}” isn't a number I understand. {hint}")
+            return ctx.reject("integer.not_a_number", input=raw, hint=hint)
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             if hi is not None and value > hi:
-                return Rejected(f"Sorry, {value} is more than the {hi} available. {hint}")
-            return Rejected(f"{value} is too small. {hint}")
+                return ctx.reject("integer.too_large", value=value, max=hi, hint=hint)
+            return ctx.reject("integer.too_small", value=value, min=lo, hint=hint)
         return Accepted(value, str(value))
 
     return check
@@ -146,20 +168,26 @@ def number(*, min: float | None = None, max: float | None = None) -> Validator:
     lo = None if min is None else Decimal(str(min))
     hi = None if max is None else Decimal(str(max))
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         try:
             value = Decimal(normalize(raw).replace(",", "").lstrip("$€£"))
         except InvalidOperation:
-            return Rejected(f"Please send a number {_bounds(lo, hi)}, for example 25.50.")
+            return Rejected(
+                _hint(ctx, "number.not_a_number", range=_bounds(ctx, lo, hi)).replace(" ,", ","),
+                code="number.not_a_number",
+            )
         if (
             not value.is_finite()
             or (lo is not None and value < lo)
             or (hi is not None and value > hi)
         ):
-            return Rejected(f"Please send a number {_bounds(lo, hi)}.")
+            return Rejected(
+                _hint(ctx, "number.out_of_range", range=_bounds(ctx, lo, hi)).replace(" .", "."),
+                code="number.out_of_range",
+            )
         return Accepted(str(value), str(value))
 
     return check
@@ -191,7 +219,7 @@ def date(
     def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         word = normalize(raw)
         today = ctx.today
         value: dt.date | None
@@ -214,15 +242,15 @@ def date(
                 except ValueError:  # 29 February
                     value = value.replace(year=value.year + 1, day=28)
         if value is None:
-            return Rejected(f"“{raw}” isn't a date I understand. Please write it like 24/12/2026.")
+            return ctx.reject("date.not_a_date", input=raw)
         lo = _as_date(min, today)
         hi = _as_date(max, today)
         if future and (lo is None or lo < today):
             lo = today
         if lo is not None and value < lo:
-            return Rejected(f"Please choose a date from {lo:%d %b %Y} onwards.")
+            return ctx.reject("date.too_early", min=f"{lo:%d %b %Y}")
         if hi is not None and value > hi:
-            return Rejected(f"Please choose a date no later than {hi:%d %b %Y}.")
+            return ctx.reject("date.too_late", max=f"{hi:%d %b %Y}")
         return Accepted(value.isoformat(), value.isoformat())
 
     return check
@@ -234,15 +262,15 @@ def choice() -> Validator:
     def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         options = list(ctx.options)
         listing = ", ".join(f"{i}. {o.title}" for i, o in enumerate(options, 1))
-        hint = f"Please tap one of the options or reply with its number ({listing})."
+        hint = ctx.copy.text("choice.hint", options=listing)
         if message.kind == "reply" and message.reply_id:
             for option in options:
                 if option.id == message.reply_id:
                     return Accepted(option.id, option.title)
-            return Rejected(f"That option is no longer available. {hint}")
+            return ctx.reject("choice.gone", hint=hint)
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         word = normalize(raw)
         if word.isdigit() and 1 <= int(word) <= len(options):
             option = options[int(word) - 1]
@@ -250,7 +278,7 @@ def choice() -> Validator:
         for option in options:
             if word in (normalize(option.title), normalize(option.id)):
                 return Accepted(option.id, option.title)
-        return Rejected(f"I didn't recognise “{raw}”. {hint}")
+        return ctx.reject("choice.unknown", input=raw, hint=hint)
 
     return check
 
@@ -263,13 +291,13 @@ def yes_no() -> Validator:
             return Accepted(message.reply_id == "yes", message.reply_id)
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         word = normalize(raw)
         if word in _YES:
             return Accepted(True, "yes")
         if word in _NO:
             return Accepted(False, "no")
-        return Rejected("Please answer yes or no.")
+        return ctx.reject("yes_no.unknown")
 
     return check
 
@@ -280,17 +308,15 @@ _NAME_RE = re.compile(r"^[^\W\d_]+(?:[ '\-.’][^\W\d_]+)*\.?$")
 def person_name(*, min_words: int = 1) -> Validator:
     """A person's name: letters (any script), spaces, apostrophes and hyphens."""
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         value = " ".join(raw.split())
         if len(value) < 2 or len(value) > 100 or not _NAME_RE.match(value):
-            return Rejected(
-                "That doesn't look like a name. Please use letters only, e.g. Tendai Moyo."
-            )
+            return ctx.reject("name.invalid")
         if len(value.split(" ")) < min_words:
-            return Rejected("Please give the full name (first name and surname).")
+            return ctx.reject("name.incomplete")
         if value.islower() or value.isupper():
             value = " ".join(part.capitalize() for part in value.split(" "))
         return Accepted(value, value)
@@ -301,14 +327,14 @@ def person_name(*, min_words: int = 1) -> Validator:
 def email() -> Validator:
     """An e-mail address (syntax only; nothing is looked up); saved normalised."""
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         try:
             result = validate_email(raw, check_deliverability=False)
         except EmailNotValidError:
-            return Rejected(f"“{raw}” isn't a valid e-mail address, e.g. name@example.com.")
+            return ctx.reject("email.invalid", input=raw)
         return Accepted(result.normalized, result.normalized)
 
     return check
@@ -320,16 +346,13 @@ def phone(*, region: str | None = None) -> Validator:
     def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         raw = _text_of(message)
         if raw is None:
-            return _not_text(message)
+            return _not_text(message, ctx)
         try:
             number = phonenumbers.parse(raw, region or ctx.default_region)
         except phonenumbers.NumberParseException:
             number = None
         if number is None or not phonenumbers.is_valid_number(number):
-            return Rejected(
-                "That isn't a phone number I can use. Please include the country code, "
-                "e.g. +263 77 123 4567."
-            )
+            return ctx.reject("phone.invalid")
         value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         return Accepted(value, value)
 
@@ -345,15 +368,15 @@ def media(
     """A file: a photo or a document of an allowed type and size."""
     allowed = ", ".join(sorted({m.split("/")[-1].upper() for m in mime_types}))
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         if message.kind not in kinds or message.media is None:
-            return Rejected(f"Please send the file as a photo or document ({allowed}).")
+            return ctx.reject("media.missing", allowed=allowed)
         file = message.media
         mime = file.mime_type.split(";")[0].strip().lower()
         if mime_types and mime not in mime_types:
-            return Rejected(f"That file type ({mime}) isn't accepted. Please send {allowed}.")
+            return ctx.reject("media.wrong_type", mime_type=mime, allowed=allowed)
         if file.size is not None and file.size > max_mb * 1024 * 1024:
-            return Rejected(f"That file is too large; the limit is {max_mb:g} MB.")
+            return ctx.reject("media.too_large", max_mb=f"{max_mb:g}")
         value = {
             "id": file.id,
             "kind": message.kind,
@@ -369,9 +392,9 @@ def media(
 def location() -> Validator:
     """A shared map location; saved as ``{"latitude", "longitude", "name", "address"}``."""
 
-    def check(message: UserMessage, _ctx: ValidationContext) -> Outcome:
+    def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         if message.kind != "location" or message.location is None:
-            return Rejected("Please share a location (tap 📎 then Location).")
+            return ctx.reject("location.missing")
         loc = message.location
         value = {
             "latitude": loc.latitude,

@@ -1,23 +1,15 @@
 """Storage: SQLAlchemy 2 async tables, sessions, migrations and queries.
 
-This package imports nothing else of Nyala's; every other package builds on it.
+This package imports nothing else of Nyala's; every other package builds on it. It holds
+the framework's own tables only; an app brings its tables in its own metadata
+(:func:`new_metadata`) and migration branch.
 """
 
-from storage.base import Base, utcnow
-from storage.bookings import (
-    PAID_STATUSES,
-    AuditEntry,
-    Booking,
-    BookingStatus,
-    Customer,
-    IdStatus,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
-    Traveler,
-)
+from storage.audit import AuditEntry
+from storage.base import Base, Money, TimestampMixin, UTCDateTime, new_metadata, utcnow
 from storage.contacts import Contact, get_or_create_contact
 from storage.conversations import Conversation
+from storage.counters import DocumentCounter, next_number
 from storage.database import (
     DEFAULT_DATABASE_URL,
     Database,
@@ -41,6 +33,7 @@ from storage.flow_sessions import (
     SnapshotPeriod,
     StepAction,
 )
+from storage.goals import GoalEvent
 from storage.messages import (
     IgnoredUpdate,
     InboundMessage,
@@ -48,57 +41,48 @@ from storage.messages import (
     OutboundMessage,
     OutboundStatus,
 )
-from storage.migrate import migrate
-from storage.notifications import ID_REMINDER, TOUR_SUMMARY, Notification
-from storage.receipts import Receipt, ReceiptCounter, next_receipt_seq, receipt_number
-from storage.tours import Departure, Tour
+from storage.migrate import MigrationError, migrate
+from storage.types import BigIntId, JSONDoc, str_enum
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
-    "ID_REMINDER",
-    "PAID_STATUSES",
-    "TOUR_SUMMARY",
     "AuditEntry",
     "Base",
-    "Booking",
-    "BookingStatus",
+    "BigIntId",
     "ConflictError",
     "Contact",
     "Conversation",
-    "Customer",
     "Database",
     "DatabaseUnavailableError",
-    "Departure",
+    "DocumentCounter",
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
-    "IdStatus",
+    "GoalEvent",
     "IgnoredUpdate",
     "InboundMessage",
     "InboundStatus",
+    "JSONDoc",
+    "MigrationError",
+    "Money",
     "NotFoundError",
-    "Notification",
     "NyalaError",
     "OutboundMessage",
     "OutboundStatus",
-    "Payment",
-    "PaymentMethod",
-    "PaymentStatus",
-    "Receipt",
-    "ReceiptCounter",
     "SessionStatus",
     "SnapshotPeriod",
     "StepAction",
     "StorageError",
     "StoredFile",
-    "Tour",
-    "Traveler",
+    "TimestampMixin",
+    "UTCDateTime",
     "display_url",
     "get_or_create_contact",
     "lock_contact",
     "lock_name",
     "migrate",
-    "next_receipt_seq",
-    "receipt_number",
+    "new_metadata",
+    "next_number",
+    "str_enum",
     "utcnow",
 ]

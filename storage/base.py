@@ -59,10 +59,19 @@ def Money() -> Numeric[Any]:  # noqa: N802 - reads like a type in column declara
     return Numeric(14, 2, asdecimal=True)
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every Nyala table."""
+def new_metadata() -> MetaData:
+    """A ``MetaData`` with Nyala's naming convention, for an app's own declarative base::
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+        class RestaurantBase(DeclarativeBase):
+            metadata = new_metadata()
+    """
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the framework's own tables (apps bring their own base)."""
+
+    metadata = new_metadata()
 
 
 class TimestampMixin:

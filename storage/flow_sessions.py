@@ -134,6 +134,9 @@ class FlowStepEvent(Base):
     output_value: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A stable name of what went wrong (``integer.too_large``, ``KeyError``): errors are
+    # grouped by it, never by the text, which may quote what the customer typed.
+    error_code: Mapped[str | None] = mapped_column(String(80))
 
     session: Mapped[FlowSession] = relationship(back_populates="events", lazy="raise")
 
@@ -143,7 +146,7 @@ class FlowMetricSnapshot(Base):
 
     Sessions count for the period in which they *started* (in the business's timezone),
     so daily snapshots add up to any longer range. Beyond the seed's fields a snapshot
-    keeps the totals the KPIs need (retries, hand-offs, bookings, returning users), and
+    keeps the totals the KPIs need (retries, hand-offs, conversions, returning users), and
     :class:`FlowStepMetricSnapshot` rows keep the funnel per step.
     """
 
@@ -172,8 +175,8 @@ class FlowMetricSnapshot(Base):
     # Sessions that hit a retry and still completed.
     recovered_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     handed_off_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Completed sessions during which the contact made a booking.
-    booked_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Completed sessions in which the contact reached one of the app's goals.
+    converted_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Sessions started by a contact who had used the flow before.
     returning_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

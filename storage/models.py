@@ -1,40 +1,33 @@
-"""Import every table module so ``Base.metadata`` knows all tables (for Alembic)."""
+"""Import every table module so ``Base.metadata`` knows all of the framework's tables."""
 
 from __future__ import annotations
 
+from storage.audit import AuditEntry
 from storage.base import Base
-from storage.bookings import AuditEntry, Booking, Customer, Payment, Traveler
 from storage.contacts import Contact
 from storage.conversations import Conversation
+from storage.counters import DocumentCounter
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
+from storage.goals import GoalEvent
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
-from storage.notifications import Notification
-from storage.operators import ConsoleSession, LoginAttempt, Operator  # noqa: F401 - console tables
-from storage.provider_events import ProviderEvent
-from storage.receipts import Receipt, ReceiptCounter
-from storage.tours import Departure, Tour
+from storage.operators import ConsoleSession, LoginAttempt, Operator
 
 __all__ = [
     "AuditEntry",
     "Base",
-    "Booking",
+    "ConsoleSession",
     "Contact",
     "Conversation",
-    "Customer",
-    "Departure",
+    "DocumentCounter",
     "FlowMetricSnapshot",
     "FlowSession",
     "FlowStepEvent",
+    "GoalEvent",
     "IgnoredUpdate",
     "InboundMessage",
-    "Notification",
+    "LoginAttempt",
+    "Operator",
     "OutboundMessage",
-    "Payment",
-    "ProviderEvent",
-    "Receipt",
-    "ReceiptCounter",
     "StoredFile",
-    "Tour",
-    "Traveler",
 ]

@@ -1,18 +1,40 @@
 """Alembic environment: runs migrations on the connection Nyala hands over, or on
-``DATABASE_URL`` when called from the ``alembic`` command line."""
+``DATABASE_URL`` when called from the ``alembic`` command line.
+
+From the command line (``alembic.ini`` lists every branch's folder), ``-x app=module:attr``
+names the app whose tables autogenerate compares, e.g. ``alembic -x app=apps.safari
+revision --autogenerate --head safari@head -m "..."``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+from typing import Any
 
 from alembic import context
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from storage.database import DEFAULT_DATABASE_URL, Database
 from storage.models import Base
 
-target_metadata = Base.metadata
+config = context.config
+
+
+def _app_metadata() -> list[MetaData]:
+    """The tables of the app named by ``-x app=module:attr``, if any."""
+    target = context.get_x_argument(as_dictionary=True).get("app")
+    if not target:
+        return []
+    module_name, _, attribute = target.partition(":")
+    app: Any = getattr(importlib.import_module(module_name), attribute or "app")
+    return list(app.metadata)
+
+
+metadata: list[MetaData] = list(config.attributes.get("metadata") or []) or _app_metadata()
+target_metadata = [Base.metadata, *metadata]
 
 
 def _run(connection: Connection) -> None:
@@ -36,7 +58,7 @@ async def _run_from_url() -> None:
         await db.dispose()
 
 
-connection = context.config.attributes.get("connection")
+connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:

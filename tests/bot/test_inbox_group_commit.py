@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 from sqlalchemy import func, select
 
-from bot.inbox import GroupCommit, Stored
-from bot.payloads import WebhookBatch, parse_webhook
+from bot.whatsapp.inbox import GroupCommit, Stored
+from bot.whatsapp.payloads import WebhookBatch, parse_webhook
 from storage import Contact, Database, IgnoredUpdate, InboundMessage, InboundStatus
 from tests.bot.webhooks import message, messages_payload, status_payload
 

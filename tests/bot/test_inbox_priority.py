@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import select
 
-from bot.inbox import Inbox
+from bot.whatsapp.inbox import Inbox
 from bot.metrics import Metrics
 from flows import App, ContactRef, Engine, UserMessage
 from storage import Database, InboundMessage, InboundStatus, utcnow

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.message_bodies import mark_read_body, message_body, recipient, template_body
+from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient, template_body
 from bot.meta_spec import MetaSpec
 from flows.messages import (
     Buttons,

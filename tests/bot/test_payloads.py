@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.payloads import (
+from bot.whatsapp.payloads import (
     Ignored,
     IncomingMessage,
     Sender,

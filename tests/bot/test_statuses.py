@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.inbox import store_batch
-from bot.payloads import parse_webhook
-from bot.statuses import apply_early_statuses
+from bot.whatsapp.inbox import store_batch
+from bot.whatsapp.payloads import parse_webhook
+from bot.whatsapp.statuses import apply_early_statuses
 from storage import (
     Database,
     IgnoredUpdate,

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from bot.webhook import SIGNATURE_HEADER, signature
+from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

@@ -67,8 +67,8 @@ from sqlalchemy import func, select
 
 from analytics import abandon_idle_sessions
 from bot.fake_graph import FakeGraph, FaultKind, SentMessage
-from bot.message_bodies import message_body
-from bot.payloads import parse_webhook
+from bot.whatsapp.message_bodies import message_body
+from bot.whatsapp.payloads import parse_webhook
 from flows import Engine
 from flows.engine import ContactRef
 from flows.messages import reply_from_payload

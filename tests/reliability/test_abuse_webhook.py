@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot.webhook import SIGNATURE_HEADER, signature
+from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 from storage import InboundMessage, OutboundMessage
 from tests.bot.test_server import Running, eventually, fake, server  # noqa: F401 - fixtures
 from tests.bot.webhooks import APP_SECRET, message, messages_payload, signed

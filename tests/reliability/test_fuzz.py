@@ -33,9 +33,9 @@ from sqlalchemy import select
 
 from bot.omari import SIGNATURE_HEADER as OMARI_HEADER
 from bot.omari import signature as omari_signature
-from bot.payloads import WebhookBatch, parse_webhook
+from bot.whatsapp.payloads import WebhookBatch, parse_webhook
 from bot.settings import Settings
-from bot.webhook import SIGNATURE_HEADER, signature
+from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 from flows import App, FlowContext, FlowDefinitionError, load_flow_text
 from flows.app import Registry
 from flows.safari.omari import CALLBACK_PATH

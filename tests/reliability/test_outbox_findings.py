@@ -15,9 +15,9 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.fake_graph import FakeGraph, FaultKind
-from bot.graph import GraphClient
+from bot.whatsapp.graph import GraphClient
 from bot.metrics import Metrics
-from bot.outbox import Outbox
+from bot.whatsapp.outbox import Outbox
 from flows.messages import Text, reply_to_payload
 from storage import Database, OutboundMessage, OutboundStatus, get_or_create_contact
 from tests.bot.webhooks import ACCESS_TOKEN, PHONE_NUMBER_ID

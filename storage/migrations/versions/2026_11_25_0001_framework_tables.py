@@ -17,7 +17,7 @@ import storage.base
 
 revision: str = '0001_framework'
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("nyala",)  # the framework's branch
 depends_on: str | Sequence[str] | None = None
 
 

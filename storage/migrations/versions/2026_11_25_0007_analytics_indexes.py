@@ -1,7 +1,7 @@
 """Analytics: report indexes, KPI totals on snapshots, per-step snapshot rows.
 
 Revision ID: 0007_analytics_indexes
-Revises: 0006_notifications
+Revises: 0002_channel (before apps had their own branches: 0006_notifications)
 Create Date: 2026-11-25
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_analytics_indexes"
-down_revision: str | None = "0006_notifications"
+down_revision: str | None = "0002_channel"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bot.cli_common import load_settings, run, with_db
+from bot.cli.common import load_settings, run, with_db
 from bot.console.accounts import create_operator, list_operators, set_active, set_password
 from bot.console.passwords import WeakPasswordError, check_password
 from bot.settings import Settings

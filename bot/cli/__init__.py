@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 import click
 
 from bot.apps import load_app
-from bot.cli_analytics import report, snapshot
-from bot.cli_common import load_app_from as _app
-from bot.cli_common import load_settings as _settings
-from bot.cli_common import phone as _phone
-from bot.cli_common import run as _run
-from bot.cli_common import with_db as _with_db
-from bot.cli_console import operator
+from bot.cli.analytics import report, snapshot
+from bot.cli.common import load_app_from as _app
+from bot.cli.common import load_settings as _settings
+from bot.cli.common import phone as _phone
+from bot.cli.common import run as _run
+from bot.cli.common import with_db as _with_db
+from bot.cli.operators import operator
 from bot.settings import Settings
 from flows import App, Engine, FlowError, load_flow_file
 from storage import Database, NyalaError
@@ -81,7 +81,7 @@ def migrate_command(ctx: click.Context) -> None:
 @click.pass_context
 def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
     """Talk to the bot in the terminal (sandbox: nothing is ever sent to WhatsApp)."""
-    from bot.chat import TerminalChat
+    from bot.cli.chat import TerminalChat
 
     settings: Settings = ctx.obj["settings"]
     app = _app(ctx)
@@ -331,9 +331,9 @@ async def _drain_outbox(settings: Settings, db: Database) -> int:
     """Send every due queued row with the outbox (live mode); returns how many were sent."""
     import aiohttp
 
-    from bot.graph import GraphClient
+    from bot.whatsapp.graph import GraphClient
     from bot.metrics import Metrics
-    from bot.outbox import Outbox
+    from bot.whatsapp.outbox import Outbox
 
     assert settings.whatsapp_access_token is not None
     total = 0

@@ -6,7 +6,7 @@ stored. Syntactically malformed JSON â†’ 400. Anything well-formed and signed â†
 the messages are stored durably, including updates Nyala does not act on (recorded and
 ignored, so Meta does not retry them for a week). Processing starts after the commit.
 
-Concurrent requests share transactions (group commit, :class:`bot.inbox.GroupCommit`):
+Concurrent requests share transactions (group commit, :class:`bot.whatsapp.inbox.GroupCommit`):
 each is still answered only after its own rows are committed, but one commit serves
 many requests, so the acknowledgement rate is not bounded by the commit rate.
 """
@@ -21,9 +21,9 @@ import time
 
 from aiohttp import web
 
-from bot.inbox import GroupCommit, Inbox
+from bot.whatsapp.inbox import GroupCommit, Inbox
 from bot.metrics import Metrics
-from bot.payloads import parse_webhook
+from bot.whatsapp.payloads import parse_webhook
 from storage import Database
 
 log = logging.getLogger("nyala.webhook")

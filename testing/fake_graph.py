@@ -1,6 +1,6 @@
 """A local fake of the Graph API endpoints Nyala uses: the only stand-in for Meta's servers.
 
-It serves, on loopback, what :mod:`bot.graph` calls:
+It serves, on loopback, what :mod:`bot.whatsapp.graph` calls:
 
 - ``POST /{version}/{phone_number_id}/messages``: a message (checked against Meta's OpenAPI
   spec by :class:`bot.meta_spec.MetaSpec`) or a mark-as-read body;

@@ -7,13 +7,13 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import (
+from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
     WhatsAppAPIError,
     error_from_response,
 )
-from bot.message_bodies import mark_read_body
+from bot.whatsapp.message_bodies import mark_read_body
 from bot.settings import DEFAULT_API_BASE
 
 __all__ = ["DEFAULT_API_BASE", "GraphClient"]

@@ -23,7 +23,7 @@ from analytics import (
     get_step_funnel,
 )
 from analytics.periods import MAX_DAYS, resolve_period, snapshot_periods, today_in
-from bot.cli_common import load_app_from, load_settings, run, with_db
+from bot.cli.common import load_app_from, load_settings, run, with_db
 from bot.settings import Settings
 from flows import App
 from storage import Database, FlowMetricSnapshot, SnapshotPeriod, StepAction

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
-from bot.outbox import mark_read_row
-from bot.payloads import IncomingMessage, Sender, WebhookBatch
-from bot.statuses import apply_status
+from bot.whatsapp.outbox import mark_read_row
+from bot.whatsapp.payloads import IncomingMessage, Sender, WebhookBatch
+from bot.whatsapp.statuses import apply_status
 from flows import Engine
 from storage import (
     Database,

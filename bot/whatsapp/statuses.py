@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.payloads import StatusError, StatusUpdate
+from bot.whatsapp.payloads import StatusError, StatusUpdate
 from storage import IgnoredUpdate, OutboundMessage, OutboundStatus, lock_name
 
 # Delivery statuses only move forward (a late "delivered" never undoes "read").

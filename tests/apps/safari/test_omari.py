@@ -17,7 +17,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat import TerminalChat
+from bot.cli.chat import TerminalChat
 from bot.fake_omari import FakeOmari
 from bot.omari_client import OmariClient
 from flows import App, Engine

@@ -32,7 +32,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.errors import (
+from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
     OutsideWindowError,
@@ -40,10 +40,10 @@ from bot.errors import (
     WhatsAppAPIError,
     WhatsAppError,
 )
-from bot.graph import GraphClient
-from bot.message_bodies import mark_read_body, message_body, recipient
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
 from bot.metrics import Metrics
-from bot.statuses import apply_early_statuses
+from bot.whatsapp.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
 from flows.outreach import in_window
 from storage import (
