@@ -22,7 +22,6 @@ from sqlalchemy import text
 
 from flows import App
 from storage import Database, migrate
-from storage.models import Base
 from tests.cafe import build_app
 
 PG_ADMIN_URL = os.environ.get("NYALA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -41,59 +40,102 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-async def _migrate(url: str) -> None:
+async def _migrate(url: str, locations: tuple[Path, ...] = ()) -> None:
     db = Database(url)
     try:
-        await migrate(db)
+        await migrate(db, locations)
     finally:
         await db.dispose()
 
 
+class Databases:
+    """Migrated databases for this test run, one per set of migration branches (the
+    framework's alone, or with an app's): a PostgreSQL database each, dropped at the end,
+    and a SQLite template file each that every test copies."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self._tmp = tmp
+        self._pg: dict[tuple[Path, ...], str] = {}
+        self._sqlite: dict[tuple[Path, ...], Path] = {}
+
+    def sqlite(self, target: Path, locations: tuple[Path, ...] = ()) -> str:
+        """A copy of the migrated SQLite template at ``target``; its URL."""
+        template = self._sqlite.get(locations)
+        if template is None:
+            template = self._tmp.mktemp("sqlite") / "template.db"
+            asyncio.run(_migrate(f"sqlite+aiosqlite:///{template}", locations))
+            self._sqlite[locations] = template
+        shutil.copyfile(template, target)
+        return f"sqlite+aiosqlite:///{target}"
+
+    def postgresql(self, locations: tuple[Path, ...] = ()) -> str:
+        """The URL of this run's PostgreSQL database migrated with ``locations``."""
+        url = self._pg.get(locations)
+        if url is None:
+            name = f"nyala_test_{uuid.uuid4().hex[:12]}"
+            try:
+                asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                if _pg_required():
+                    pytest.fail(f"PostgreSQL is required but unreachable at {PG_ADMIN_URL}: {exc}")
+                pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+            url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+            self._pg[locations] = url
+            asyncio.run(_migrate(url, locations))
+        return url
+
+    def url(self, backend: str, tmp_path: Path, locations: tuple[Path, ...] = ()) -> str:
+        """An empty, migrated database on ``backend`` (``sqlite`` or ``postgresql``)."""
+        if backend == "sqlite":
+            return self.sqlite(tmp_path / "nyala.db", locations)
+        return self.postgresql(locations)
+
+    def drop_all(self) -> None:
+        for url in self._pg.values():
+            name = url.rsplit("/", 1)[1]
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A migrated PostgreSQL database for this test run, dropped afterwards."""
-    name = f"nyala_test_{uuid.uuid4().hex[:12]}"
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """This run's migrated databases (see :class:`Databases`)."""
+    found = Databases(tmp_path_factory)
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if _pg_required():
-            pytest.fail(f"PostgreSQL is required but unreachable at {PG_ADMIN_URL}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    try:
-        asyncio.run(_migrate(url))
-        yield url
+        yield found
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        found.drop_all()
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file that each test copies."""
-    path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    return path
+def postgres_url(databases: Databases) -> str:
+    """A PostgreSQL database migrated with the framework's branch only, for this run."""
+    return databases.postgresql()
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty, migrated database on each backend."""
-    if request.param == "sqlite":
-        target = tmp_path / "nyala.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
-        return f"sqlite+aiosqlite:///{target}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, databases: Databases) -> str:
+    """The URL of an empty database with the framework's tables, on each backend.
+
+    A test folder whose app brings tables overrides this fixture with the app's
+    migration folders (``databases.url(request.param, tmp_path, app.migration_locations)``).
+    """
+    return databases.url(str(request.param), tmp_path)
 
 
 async def empty_tables(db: Database) -> None:
-    """Empty every table (PostgreSQL; SQLite tests get a fresh file instead)."""
+    """Empty every table but Alembic's (PostgreSQL; SQLite tests get a fresh file instead)."""
     if not db.is_postgresql:
         return
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with db.transaction() as session:
-        await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        rows = await session.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        )
+        names = ", ".join(f'"{name}"' for (name,) in rows)
+        if names:
+            await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest_asyncio.fixture
