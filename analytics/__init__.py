@@ -4,8 +4,9 @@ reports, KPIs and snapshots.
 Imports only :mod:`storage`.
 """
 
-from analytics.config import configure
+from analytics.config import AnalyticsContext, using
 from analytics.errors import AnalyticsError, PeriodError
+from analytics.goals import Goal
 from analytics.kpis import get_kpis
 from analytics.reports import get_error_analysis, get_flow_completion_rate, get_step_funnel
 from analytics.snapshots import (
@@ -20,12 +21,13 @@ from analytics.sweeper import abandon_idle_sessions
 from analytics.tracking import StepTracker, TrackedEvent, start_session, track_step, write_events
 
 __all__ = [
+    "AnalyticsContext",
     "AnalyticsError",
+    "Goal",
     "PeriodError",
     "StepTracker",
     "TrackedEvent",
     "abandon_idle_sessions",
-    "configure",
     "generate_daily_snapshot",
     "generate_monthly_snapshot",
     "generate_snapshot",
@@ -38,5 +40,6 @@ __all__ = [
     "list_snapshots",
     "start_session",
     "track_step",
+    "using",
     "write_events",
 ]

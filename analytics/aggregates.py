@@ -32,11 +32,10 @@ from sqlalchemy.orm import aliased
 from analytics.expressions import Column, seconds_between
 from analytics.periods import Period, local_midnight
 from storage import (
-    Booking,
-    Customer,
     FlowMetricSnapshot,
     FlowSession,
     FlowStepEvent,
+    GoalEvent,
     SessionStatus,
     SnapshotPeriod,
     StepAction,
@@ -51,7 +50,7 @@ class Detail(enum.IntEnum):
 
     SESSIONS = 0  # counts per status, durations, hand-offs
     STEPS = 1  # + per-step figures and where sessions ended
-    ALL = 2  # + retried sessions, bookings and returning users (the KPIs)
+    ALL = 2  # + retried, converted and returning sessions (the KPIs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +135,10 @@ class FlowTotals:
     retried_sessions: int = 0
     recovered_sessions: int = 0
     handed_off: int = 0
-    booked: int = 0
+    # Completed sessions in which any goal was reached, and per goal (only the goals a
+    # report asked for: snapshots keep the first, never the second).
+    converted: int = 0
+    goals: dict[str, int] = field(default_factory=dict)
     returning: int = 0
     first_started: dt.datetime | None = None
     steps: dict[str, StepTotals] = field(default_factory=dict)
@@ -162,7 +164,9 @@ class FlowTotals:
         self.retried_sessions += other.retried_sessions
         self.recovered_sessions += other.recovered_sessions
         self.handed_off += other.handed_off
-        self.booked += other.booked
+        self.converted += other.converted
+        for goal, count in other.goals.items():
+            self.goals[goal] = self.goals.get(goal, 0) + count
         self.returning += other.returning
         if other.first_started is not None and (
             self.first_started is None or other.first_started < self.first_started
@@ -267,16 +271,8 @@ async def _session_totals(
         _count_if(_handed_off()).label("handed_off"),
     ]
     if detail is Detail.ALL:
-        booking = (
-            exists()
-            .where(
-                Customer.contact_id == FlowSession.contact_id,
-                Booking.customer_id == Customer.id,
-                Booking.created_at >= FlowSession.started_at,
-                Booking.created_at <= FlowSession.completed_at,
-            )
-            .correlate(FlowSession)
-        )
+        # A goal reached in the session: the framework's own table, never the app's.
+        converted = exists().where(GoalEvent.session_id == FlowSession.id).correlate(FlowSession)
         earlier = aliased(FlowSession)
         returning = (
             exists()
@@ -288,7 +284,7 @@ async def _session_totals(
             .correlate(FlowSession)
         )
         columns += [
-            _count_if(and_(completed, booking)).label("booked"),
+            _count_if(and_(completed, converted)).label("converted"),
             _count_if(returning).label("repeat"),
         ]
     query = (
@@ -314,7 +310,7 @@ async def _session_totals(
         totals.duration_count += int(row["duration_count"] or 0)
         totals.handed_off += int(row["handed_off"])
         if detail is Detail.ALL:
-            totals.booked += int(row["booked"])
+            totals.converted += int(row["converted"])
             totals.returning += int(row["repeat"])
         first: dt.datetime | None = row["first_started"]
         if first is not None:
@@ -449,6 +445,48 @@ async def _retry_totals(
         totals.recovered_sessions += int(row["recovered"])
 
 
+async def goal_totals(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    goals: Sequence[str],
+    result: dict[str, FlowTotals],
+    by_version: bool,
+) -> None:
+    """Per goal, the completed sessions started in ``[start, end)`` that reached it."""
+    if not goals:
+        return
+    for totals in result.values():
+        for goal in goals:
+            totals.goals.setdefault(goal, 0)
+    window = select(FlowSession.id).where(*session_conditions(scope, start, end))
+    query = (
+        select(
+            version_column(by_version).label("version"),
+            GoalEvent.goal,
+            func.count(distinct(GoalEvent.session_id)).label("sessions"),
+        )
+        .select_from(GoalEvent)
+        .join(FlowSession, FlowSession.id == GoalEvent.session_id)
+        .where(
+            # The window's sessions as an IN list, starting from the few goal rows (the
+            # (goal, at) index): goals are never reached before their session started.
+            GoalEvent.session_id.in_(window),
+            GoalEvent.goal.in_(list(goals)),
+            GoalEvent.at >= start,
+            FlowSession.status == SessionStatus.COMPLETED,
+        )
+        .group_by(*grouping(by_version), GoalEvent.goal)
+    )
+    for row in (await session.execute(query)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        for goal in goals:
+            totals.goals.setdefault(goal, 0)
+        totals.goals[row["goal"]] += int(row["sessions"])
+
+
 async def from_events(
     session: AsyncSession,
     scope: Scope,
@@ -494,7 +532,7 @@ def snapshot_totals(
         retried_sessions=snapshot.retried_sessions,
         recovered_sessions=snapshot.recovered_sessions,
         handed_off=snapshot.handed_off_sessions,
-        booked=snapshot.booked_sessions,
+        converted=snapshot.converted_sessions,
         returning=snapshot.returning_sessions,
     )
     for row in steps:
@@ -575,11 +613,16 @@ async def collect(
     by_version: bool = False,
     detail: Detail = Detail.ALL,
     use_snapshots: bool = True,
+    goals: Sequence[str] = (),
 ) -> Collected:
     """The period's totals: settled daily snapshots where they exist, SQL elsewhere.
 
     Snapshots hold all versions together and no step/action filter, so a filtered or
     per-version report always reads the events.
+
+    Args:
+        goals: count the completed sessions that reached each of these goals (from the
+            goal events over the whole period: snapshots keep only "any goal").
     """
     covered: dict[dt.date, FlowTotals] = {}
     if use_snapshots and not by_version and not scope.filtered:
@@ -597,6 +640,9 @@ async def collect(
         )
         for version, version_totals in part.items():
             totals.setdefault(version, FlowTotals()).add(version_totals)
+    await goal_totals(
+        session, scope, period.start, period.end, goals=goals, result=totals, by_version=by_version
+    )
     return Collected(
         totals=totals, snapshot_days=len(covered), event_days=period.days - len(covered)
     )

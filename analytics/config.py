@@ -1,17 +1,26 @@
 """The database and timezone reports use when the caller names none.
 
-The seed calls reports without either (``await get_flow_completion_rate("booking_flow",
-days=7)``). Applications call :func:`configure` once at start-up; without it a report
-opens the database named by ``DATABASE_URL`` (or the embedded SQLite default) for the
-call and closes it afterwards, and reads dates in UTC.
+Every report takes ``db=`` and ``tz=``. The seed calls them without either
+(``await get_flow_completion_rate("order_flow", days=7)``): those read the context set by
+:func:`using`, which a running app enters for its database and timezone
+(``flows.runtime.Runtime.start`` does)::
+
+    with analytics.using(db, tz=ZoneInfo("Europe/Lisbon")):
+        metrics = await get_flow_completion_rate("order_flow", days=7)
+
+The context is a :class:`contextvars.ContextVar`, not a module global: two apps (or two
+tests) in one process each see their own, and tasks started inside the block inherit it.
+Without any, a report opens the database named by ``DATABASE_URL`` (or the embedded
+SQLite default) for the call and closes it afterwards, and reads dates in UTC.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -19,31 +28,57 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import DEFAULT_DATABASE_URL, Database
 
+__all__ = ["AnalyticsContext", "current", "database", "reading", "timezone", "using"]
 
-@dataclass(slots=True)
-class _Defaults:
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsContext:
+    """What reports use when a call names no database or timezone.
+
+    Attributes:
+        db: the database (owned by whoever entered :func:`using`).
+        tz: the business's timezone; report periods are whole local days in it.
+    """
+
     db: Database | None = None
     tz: dt.tzinfo = dt.UTC
 
 
-_defaults = _Defaults()
+_OUTERMOST = AnalyticsContext()
+_context: ContextVar[AnalyticsContext | None] = ContextVar("nyala_analytics", default=None)
 
 
-def configure(db: Database | None = None, *, tz: dt.tzinfo | None = None) -> None:
-    """Set the database and the business's timezone used when a call names none.
+def current() -> AnalyticsContext:
+    """The analytics context in effect here."""
+    return _context.get() or _OUTERMOST
+
+
+@contextmanager
+def using(db: Database | None = None, *, tz: dt.tzinfo | None = None) -> Iterator[None]:
+    """Make ``db`` and ``tz`` the defaults of reports called inside the block.
 
     Args:
-        db: the database (the caller keeps ownership and disposes it).
-        tz: the business's timezone, e.g. ``ZoneInfo("Africa/Harare")``; periods are
-            whole local days.
+        db: the database (the caller keeps ownership and disposes it); ``None`` keeps the
+            enclosing context's.
+        tz: the business's timezone, e.g. ``ZoneInfo("Europe/Lisbon")``; ``None`` keeps
+            the enclosing context's (UTC at the outermost).
     """
-    _defaults.db = db
-    _defaults.tz = tz or dt.UTC
+    outer = current()
+    token = _context.set(AnalyticsContext(db=db or outer.db, tz=tz or outer.tz))
+    try:
+        yield
+    finally:
+        try:
+            _context.reset(token)
+        except ValueError:
+            # Left in another context than it was entered (e.g. a fixture's teardown
+            # runs in a task of its own): put the enclosing value back instead.
+            _context.set(None if outer is _OUTERMOST else outer)
 
 
 def timezone(tz: dt.tzinfo | None) -> dt.tzinfo:
-    """``tz``, or the configured default."""
-    return tz or _defaults.tz
+    """``tz``, or the context's."""
+    return tz or current().tz
 
 
 @asynccontextmanager
@@ -69,8 +104,8 @@ async def reading(db: Database) -> AsyncIterator[AsyncSession]:
 
 @asynccontextmanager
 async def database(db: Database | None) -> AsyncIterator[Database]:
-    """``db``, the configured one, or a database opened for this call only."""
-    chosen = db or _defaults.db
+    """``db``, the context's, or a database opened for this call only."""
+    chosen = db or current().db
     if chosen is not None:
         yield chosen
         return

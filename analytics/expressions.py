@@ -48,7 +48,7 @@ def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **k
 class error_kind(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it is
     """The part of an error message before its first ``:`` (the exception's type).
 
-    The engine records errors as ``"KeyError: 'tour_id'"``; a message without a colon is
+    The engine records errors as ``"KeyError: 'size'"``; a message without a colon is
     its own kind.
     """
 

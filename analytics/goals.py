@@ -1,7 +1,7 @@
 """Conversion goals: what an app counts as success, declared by the app.
 
-The framework knows no business: "completion to booking" is the safari app's goal
-``booking``, "completion to reservation" the restaurant's ``reservation``. An action
+The framework knows no business: "completion to order" is a café's goal ``order``,
+"completion to reservation" a restaurant's ``reservation``. An action
 records a goal with ``ctx.reach_goal(name)`` (a :class:`storage.GoalEvent` row in the
 message's transaction); reports count a session as converted when a goal was reached in
 it, and never read the app's own tables.
@@ -20,8 +20,8 @@ class Goal:
     """A conversion goal.
 
     Attributes:
-        name: lower_snake_case, as recorded (``booking``).
-        label: the noun reports use ("booking" → "Completion to booking ratio").
+        name: lower_snake_case, as recorded (``reservation``).
+        label: the noun reports use ("order" → "Completion to order ratio").
         description: what reaching it means, for the docs and the console.
     """
 

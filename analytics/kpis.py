@@ -9,10 +9,15 @@ avg_flow_duration      mean seconds from start to completion (completed sessions
 avg_time_per_step      mean seconds at a step, over every completed step            < 5 min
 error_rate             sessions that ended in an error / sessions started, %        < 10 %
 retry_recovery_rate    sessions that hit a retry and still completed / with retry   —
-completion_to_booking  completed sessions during which the contact booked / completed —
+conversion_<goal>      completed sessions in which the goal was reached / completed, %  —
 repeat_user_rate       sessions by a contact who had used the flow before, %        —
 support_correlation    sessions handed to a person, %, and at which steps           —
 =====================  ===========================================================  ==========
+
+The conversion KPI is one per goal the caller names (``goals=app.goals.values()``:
+``conversion_order``, labelled "Completion to order ratio" from the goal's label),
+counted from the goal events recorded with ``ctx.reach_goal``; without goals it is one
+``conversion`` KPI over any goal reached. No KPI reads an app's own tables.
 
 A KPI without a target is informational (``passed`` is ``None``), as is every KPI of a
 period without sessions.
@@ -22,12 +27,14 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NotRequired, TypedDict
 
 from analytics import config
 from analytics.aggregates import Collected, FlowTotals, Scope, collect
+from analytics.goals import Goal
 from analytics.periods import resolve_period
 from analytics.reports import (
     PeriodInfo,
@@ -67,12 +74,14 @@ class Target:
         return f"{self.comparison} {threshold}{' ' + self.unit if self.unit else ''}"
 
 
-TARGETS: dict[str, Target] = {
-    "completion_rate": Target(comparison=">", threshold=80.0, unit="%"),
-    "avg_flow_duration": Target(comparison="<", threshold=FIVE_MINUTES, unit="s"),
-    "avg_time_per_step": Target(comparison="<", threshold=FIVE_MINUTES, unit="s"),
-    "error_rate": Target(comparison="<", threshold=10.0, unit="%"),
-}
+TARGETS: Mapping[str, Target] = MappingProxyType(
+    {
+        "completion_rate": Target(comparison=">", threshold=80.0, unit="%"),
+        "avg_flow_duration": Target(comparison="<", threshold=FIVE_MINUTES, unit="s"),
+        "avg_time_per_step": Target(comparison="<", threshold=FIVE_MINUTES, unit="s"),
+        "error_rate": Target(comparison="<", threshold=10.0, unit="%"),
+    }
+)
 
 
 class Kpi(TypedDict):
@@ -127,8 +136,46 @@ def _kpi(
     }
 
 
-def kpi_rows(totals: FlowTotals) -> list[Kpi]:
-    """Every KPI of ``totals``."""
+def conversion_rows(totals: FlowTotals, goals: Sequence[Goal]) -> list[Kpi]:
+    """The conversion KPIs: one per goal, or one over any goal without goals."""
+    if not goals:
+        return [
+            _kpi(
+                "conversion",
+                "Completion to goal ratio",
+                percent(totals.converted, totals.completed),
+                "%",
+                judged=False,
+                details={"completed": totals.completed, "converted": totals.converted},
+            )
+        ]
+    rows = []
+    for goal in goals:
+        converted = totals.goals.get(goal.name, 0)
+        rows.append(
+            _kpi(
+                f"conversion_{goal.name}",
+                f"Completion to {goal.label} ratio",
+                percent(converted, totals.completed),
+                "%",
+                judged=False,
+                details={"goal": goal.name, "completed": totals.completed, "converted": converted},
+            )
+        )
+    return rows
+
+
+def as_goals(goals: Iterable[Goal | str] | None) -> list[Goal]:
+    """``goals`` as :class:`Goal` objects (a name becomes a goal labelled by it)."""
+    found: dict[str, Goal] = {}
+    for goal in goals or ():
+        declared = goal if isinstance(goal, Goal) else Goal(goal)
+        found.setdefault(declared.name, declared)
+    return list(found.values())
+
+
+def kpi_rows(totals: FlowTotals, goals: Sequence[Goal] = ()) -> list[Kpi]:
+    """Every KPI of ``totals`` (a conversion KPI per goal in ``goals``)."""
     started = totals.total
     steps = sorted(totals.steps.values(), key=lambda s: s.step_name)
     abandoned = sorted(
@@ -215,14 +262,7 @@ def kpi_rows(totals: FlowTotals) -> list[Kpi]:
                 "recovered": totals.recovered_sessions,
             },
         ),
-        _kpi(
-            "completion_to_booking",
-            "Completion to booking ratio",
-            percent(totals.booked, totals.completed),
-            "%",
-            judged=False,
-            details={"completed": totals.completed, "with_booking": totals.booked},
-        ),
+        *conversion_rows(totals, goals),
         _kpi(
             "repeat_user_rate",
             "Repeat user rate",
@@ -246,9 +286,15 @@ def kpi_rows(totals: FlowTotals) -> list[Kpi]:
 
 
 def _report(
-    flow: str, info: PeriodInfo, totals: FlowTotals, source: Source, notes: list[str]
+    flow: str,
+    info: PeriodInfo,
+    *,
+    totals: FlowTotals,
+    source: Source,
+    notes: list[str],
+    goals: Sequence[Goal],
 ) -> KpiReport:
-    rows = kpi_rows(totals)
+    rows = kpi_rows(totals, goals)
     return {
         "flow": flow,
         "period": info,
@@ -270,6 +316,7 @@ async def get_kpis(
     step: str | None = None,
     action: StepAction | str | None = None,
     by_version: bool = False,
+    goals: Iterable[Goal | str] | None = None,
     db: Database | None = None,
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
@@ -277,7 +324,10 @@ async def get_kpis(
 ) -> KpiReport:
     """Every KPI of a flow over a period, each with its target and whether it passes.
 
-    The arguments are those of :func:`analytics.reports.get_flow_completion_rate`.
+    Args:
+        goals: the app's goals (``app.goals.values()``, or names): one conversion KPI
+            each, labelled from the goal; without them one KPI over any goal reached.
+        The other arguments are those of :func:`analytics.reports.get_flow_completion_rate`.
 
     Returns:
         ``flow``, ``period``, ``total_sessions``, ``kpis`` (rows of ``name``, ``label``,
@@ -288,9 +338,15 @@ async def get_kpis(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
     scope = Scope(flow=flow, step=step, action=parse_action(action))
+    wanted = as_goals(goals)
     async with config.database(db) as database, config.reading(database) as session:
         collected: Collected = await collect(
-            session, scope, period, by_version=by_version, use_snapshots=use_snapshots
+            session,
+            scope,
+            period,
+            by_version=by_version,
+            use_snapshots=use_snapshots,
+            goals=[goal.name for goal in wanted],
         )
         overall = collected.overall
         notes = await empty_notes(session, flow, period, overall.total)
@@ -299,11 +355,11 @@ async def get_kpis(
         "snapshot_days": collected.snapshot_days,
         "event_days": collected.event_days,
     }
-    report = _report(flow, info, overall, source, notes)
+    report = _report(flow, info, totals=overall, source=source, notes=notes, goals=wanted)
     if by_version:
         versions: list[KpiReport] = []
         for version, totals in versions_in_order(collected):
-            part = _report(flow, info, totals, source, [])
+            part = _report(flow, info, totals=totals, source=source, notes=[], goals=wanted)
             part["flow_version"] = version
             versions.append(part)
         report["versions"] = versions

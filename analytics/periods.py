@@ -60,7 +60,7 @@ class Period:
             yield self.first_day + dt.timedelta(days=offset)
 
     def describe(self) -> str:
-        """``2026-11-19 – 2026-11-25 (Africa/Harare)``."""
+        """``2026-11-19 – 2026-11-25 (Europe/Lisbon)``."""
         return f"{self.first_day.isoformat()} – {self.last_day.isoformat()} ({self.tz})"
 
 

@@ -7,11 +7,11 @@ days in the business's timezone. Long ranges read settled daily snapshots
 
 Usage, as in the original requirements::
 
-    metrics = await get_flow_completion_rate("booking_flow", days=7)
+    metrics = await get_flow_completion_rate("order_flow", days=7)
     print(f"Completion rate: {metrics['completion_rate']}%")
-    for step in await get_step_funnel("booking_flow", days=7):
+    for step in await get_step_funnel("order_flow", days=7):
         print(f"{step['step_name']}: {step['percentage']}%")
-    for error in await get_error_analysis("booking_flow", days=7):
+    for error in await get_error_analysis("order_flow", days=7):
         print(f"{error['step_name']}: {error['count']} errors")
 
 Filters, on every report: ``date_from``/``date_to`` instead of ``days``; ``step`` and
@@ -235,7 +235,7 @@ async def get_flow_completion_rate(
     """How many of a flow's sessions completed, and how the others ended.
 
     Args:
-        flow: the flow's name, e.g. ``"booking_flow"``.
+        flow: the flow's name, e.g. ``"order_flow"``.
         days: the last ``days`` calendar days, today included (ignored with
             ``date_from``).
         date_from: first day (inclusive) in the business's timezone.
@@ -243,8 +243,8 @@ async def get_flow_completion_rate(
         step: only sessions with an event at this step.
         action: only sessions with an event of this action (at ``step`` if given).
         by_version: add ``versions``, the same figures per flow version.
-        db: the database (default: :func:`analytics.configure`'s or ``DATABASE_URL``).
-        tz: the business's timezone (default: :func:`analytics.configure`'s, else UTC).
+        db: the database (default: :func:`analytics.using`'s or ``DATABASE_URL``).
+        tz: the business's timezone (default: :func:`analytics.using`'s, else UTC).
         now: the current time (for tests).
         use_snapshots: read settled daily snapshots where they exist.
 
@@ -404,9 +404,10 @@ async def get_error_analysis(
 ) -> ReportRows[ErrorRow]:
     """What went wrong where: errors and rejected answers per step and type.
 
-    ``error`` events (an exception; the session ended in error) are grouped by the
-    exception's type (the message up to its first ``:``); ``retry`` events (an answer
-    the flow rejected) by the reason the user was given.
+    Events are grouped by their ``error_code`` (a rejection's copy key such as
+    ``integer.too_large``, an exception's type); events without one by the exception's
+    type (the message up to its first ``:``) for ``error`` events and by the reason the
+    user was given for ``retry`` events.
 
     Args:
         step: only this step's rows.
@@ -437,7 +438,12 @@ async def get_error_analysis(
     reason: ColumnElement[str] = func.coalesce(
         func.nullif(event.error_message, ""), literal("invalid answer")
     )
-    grouped_type = case((event.action == StepAction.ERROR, exception), else_=reason)
+    # Grouped by the stable code when the event has one (the copy key of a rejection, the
+    # exception's type): the text may quote what the customer typed.
+    grouped_type = func.coalesce(
+        func.nullif(event.error_code, ""),
+        case((event.action == StepAction.ERROR, exception), else_=reason),
+    )
     # The window's sessions as an IN list: both planners then start from the few
     # error/retry events (the (action, timestamp) index) instead of probing them once per
     # session (SQLite's choice for a plain join).

@@ -46,7 +46,7 @@ def _fill(row: FlowMetricSnapshot, totals: FlowTotals, now: dt.datetime) -> None
     row.retried_sessions = totals.retried_sessions
     row.recovered_sessions = totals.recovered_sessions
     row.handed_off_sessions = totals.handed_off
-    row.booked_sessions = totals.booked
+    row.converted_sessions = totals.converted
     row.returning_sessions = totals.returning
     row.created_at = now
 

@@ -15,11 +15,6 @@ log = logging.getLogger("nyala.analytics")
 DEFAULT_TIMEOUT = dt.timedelta(minutes=30)
 
 
-def _describe(timeout: dt.timedelta) -> str:
-    minutes = int(timeout.total_seconds() // 60)
-    return f"{minutes // 60} h" if minutes >= 60 and minutes % 60 == 0 else f"{minutes} min"
-
-
 async def abandon_idle_sessions(
     db: Database,
     timeouts: Mapping[str, dt.timedelta],
@@ -61,9 +56,12 @@ async def abandon_idle_sessions(
                 or row.last_activity_at >= now - timeout
             ):
                 continue
+            # A record for operators in whole minutes, the unit flow files set timeouts in
+            # (texts for customers are formatted by documents.formatting).
+            minutes = timeout // dt.timedelta(minutes=1)
             row.mark_ended(
                 SessionStatus.ABANDONED,
-                reason=f"timed out after {_describe(timeout)} without a reply",
+                reason=f"timed out after {minutes} min without a reply",
                 at=now,
             )
             conversation = await session.get(Conversation, contact_id)

@@ -29,7 +29,7 @@ from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-import flows.safari
+import apps.safari
 from analytics import generate_snapshots
 from analytics.periods import today_in
 from bench.reports import ADMIN_URL, generate
@@ -134,7 +134,7 @@ async def _bench(
         written = await generate(db, events)
         seconds = time.perf_counter() - started
         print(f"generated {written:,} step events in {seconds:.0f} s", file=sys.stderr)
-        tz = flows.safari.app.timezone  # the business day, as the schedule uses
+        tz = apps.safari.app.timezone  # the business day, as the schedule uses
         today = today_in(tz)
         for offset in range(1, 91):
             await generate_snapshots(
@@ -151,7 +151,7 @@ async def _bench(
 async def _serve_and_time(
     url: str, pages: list[str], reps: int
 ) -> list[tuple[str, float, float, float]]:
-    server = TestServer(create_app(Settings(database_url=url), flows.safari.app), host="127.0.0.1")
+    server = TestServer(create_app(Settings(database_url=url), apps.safari.app), host="127.0.0.1")
     await server.start_server()
     results = []
     try:

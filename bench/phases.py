@@ -226,7 +226,7 @@ async def receipts(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
 
 async def summaries(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
     """``send-tour-summaries --dry-run`` with ``summary_bookings`` bookings due."""
-    from flows.safari import app as safari
+    from apps.safari import app as safari
 
     db = Database(url)
     try:

@@ -184,7 +184,7 @@ saves the profile below). The top three costs of the message path, and what was 
    classes are built once per flow version; instances cannot be reused across messages
    (the library has no reset to another stored state), so this cost stays.
 
-`send-tour-summaries --dry-run` spends its time in `flows.safari.summaries.plan`, which
+`send-tour-summaries --dry-run` spends its time in `apps.safari.summaries.plan`, which
 loads each booking separately (a few queries and a template render per booking), so it
 grows linearly with the bookings; batching that load is the fix (not done here: that
 module belongs to the summaries feature).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,8 +16,42 @@ class AppNotFoundError(FlowError):
     """The ``--app`` value does not lead to a :class:`flows.App`."""
 
 
+def _from_folder(path: Path, attribute: str) -> object:
+    # The folder is imported as a package, so its app.py can import its siblings
+    # (``from .models import Reservation``); loaded once per process.
+    if not (path / "app.py").is_file():
+        raise AppNotFoundError(f"no app.py in {path}")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]  # noqa: S324 - a name
+    name = f"nyala_app_{digest}"
+    if name not in sys.modules:
+        init = path / "__init__.py"
+        spec = (
+            importlib.util.spec_from_file_location(
+                name, init, submodule_search_locations=[str(path)]
+            )
+            if init.is_file()
+            else importlib.machinery.ModuleSpec(name, None, is_package=True)
+        )
+        if spec is None:
+            raise AppNotFoundError(f"cannot import {path}")
+        spec.submodule_search_locations = [str(path)]
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        try:
+            if spec.loader is not None:
+                spec.loader.exec_module(package)
+            importlib.import_module(f"{name}.app")
+        except BaseException:
+            for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[loaded]
+            raise
+    return getattr(importlib.import_module(f"{name}.app"), attribute, None)
+
+
 def _from_file(path: Path, attribute: str) -> object:
-    file = path / "app.py" if path.is_dir() else path
+    if path.is_dir():
+        return _from_folder(path, attribute)
+    file = path
     if not file.is_file():
         raise AppNotFoundError(f"no app.py in {path}")
     digest = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]  # noqa: S324 - a name
@@ -47,7 +82,12 @@ def load_app(target: str) -> App:
         try:
             module = importlib.import_module(location)
         except ModuleNotFoundError as exc:
-            raise AppNotFoundError(f"app {target!r} not found: {exc}") from None
+            # The app's own module missing is "not found"; a module it imports missing is
+            # a broken app, said as such.
+            missing = exc.name or ""
+            if location == missing or location.startswith(missing + "."):
+                raise AppNotFoundError(f"app {target!r} not found: {exc}") from None
+            raise AppNotFoundError(f"app {target!r} cannot be imported: {exc}") from None
         found = getattr(module, attribute, None)
     if not isinstance(found, App):
         raise AppNotFoundError(f"{target!r} has no flows.App called {attribute!r}")

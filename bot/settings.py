@@ -1,4 +1,5 @@
-"""Configuration from environment variables (and an optional ``.env`` file).
+"""The framework's configuration from environment variables (and an optional ``.env``
+file). An app with settings of its own reads them with its own ``BaseSettings``.
 
 Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr`` or logs.
 """
@@ -12,7 +13,7 @@ from storage import DEFAULT_DATABASE_URL
 
 DEFAULT_API_BASE = "https://graph.facebook.com/v23.0"
 
-DEFAULT_APP = "flows.safari:app"
+DEFAULT_APP = "apps.safari"  # the built-in bot of the README
 
 
 class Settings(BaseSettings):
@@ -61,18 +62,6 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, validation_alias=AliasChoices("NYALA_PUBLIC_URL", "public_url")
     )
-    omari_api_base: str | None = Field(
-        None, validation_alias=AliasChoices("OMARI_API_BASE", "omari_api_base")
-    )
-    omari_merchant_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("OMARI_MERCHANT_KEY", "omari_merchant_key")
-    )
-    omari_callback_secret: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("OMARI_CALLBACK_SECRET", "omari_callback_secret")
-    )
-    omari_timeout: float = Field(
-        15.0, gt=0, validation_alias=AliasChoices("OMARI_TIMEOUT", "omari_timeout")
-    )
 
     @property
     def sandbox(self) -> bool:
@@ -80,9 +69,9 @@ class Settings(BaseSettings):
         return self.whatsapp_access_token is None
 
     @property
-    def omari_configured(self) -> bool:
-        """Omari's API and merchant key are set: payments go to the real (or fake) API."""
-        return bool(self.omari_api_base) and self.omari_merchant_key is not None
+    def live(self) -> bool:
+        """Replies go to WhatsApp: an access token and a phone number id are set."""
+        return not self.sandbox and bool(self.whatsapp_phone_number_id)
 
     @field_validator("public_url")
     @classmethod

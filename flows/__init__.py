@@ -7,6 +7,7 @@ validators on it, and adding flows as YAML files or :class:`Flow` classes; the
 
 from flows.app import App, Intent, MenuItem
 from flows.context import FlowContext
+from flows.copy import Copy, CopyError
 from flows.engine import ContactRef, Engine, release_handoff
 from flows.errors import ActionError, FlowDefinitionError, FlowError, UnknownFlowError
 from flows.flow import Flow
@@ -22,6 +23,7 @@ from flows.messages import (
     Text,
     UserMessage,
 )
+from flows.runtime import Runtime, ServiceNotFoundError, Services
 from flows.spec import Expect, FlowSpec, Step
 from flows.validators import Accepted, Rejected, ValidationContext
 
@@ -31,6 +33,8 @@ __all__ = [
     "App",
     "Buttons",
     "ContactRef",
+    "Copy",
+    "CopyError",
     "Document",
     "Engine",
     "Expect",
@@ -46,6 +50,9 @@ __all__ = [
     "Option",
     "Rejected",
     "Reply",
+    "Runtime",
+    "ServiceNotFoundError",
+    "Services",
     "Step",
     "Template",
     "Text",

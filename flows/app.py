@@ -228,7 +228,9 @@ class App:
         self.routes.append(route)
 
     def lifespan(self, function: L) -> L:
-        """Register a start-up/shutdown function (use as a decorator)::
+        """Register a start-up/shutdown function (use as a decorator).
+
+        For example::
 
             @app.lifespan
             async def payments(runtime: Runtime) -> AsyncIterator[None]:

@@ -78,13 +78,13 @@ class FlowContext:
         return self.app.copy.text(key, **values)
 
     async def reach_goal(self, goal: str, *, reference: str | None = None) -> None:
-        """Record that the contact reached one of the app's goals (e.g. ``"booking"``), in
+        """Record that the contact reached one of the app's goals (e.g. ``"order"``), in
         this message's transaction and the active flow session: analytics count the
         session as converted.
 
         Args:
             goal: a goal the app declared.
-            reference: what it was reached with (a booking reference), for drill-downs.
+            reference: what it was reached with (an order number), for drill-downs.
         """
         if goal not in self.app.goals:
             declared = ", ".join(sorted(self.app.goals)) or "none"

@@ -36,7 +36,9 @@ DEFAULT_COPY: Final[Mapping[str, str]] = MappingProxyType(
         ),
         "reaction.thanks": "Thanks {emoji}!",
         "flow.gone": "Sorry, what we were doing is no longer available.",
-        "flow.changed": "We've just updated this conversation, so let's pick it up from the start.",
+        "flow.changed": (
+            "We've just updated this conversation, so let's pick it up from the start."
+        ),
         "flow.unavailable": "Sorry, that isn't available right now.",
         "flow.done": "All done! Type *menu* if there's anything else.",
         "cancel.done": "OK, I've stopped that. Nothing more will happen. Type *menu* anytime.",
@@ -57,6 +59,7 @@ DEFAULT_COPY: Final[Mapping[str, str]] = MappingProxyType(
         ),
         "answer.not_here": "Sorry, that answer doesn't work here.",
         "choices.empty": "Sorry, there's nothing to choose from right now.",
+        "list.button": "Choose",
         "prompt.default": "Please reply.",
         "retry.offer": "This seems to be tricky. Would you like help from a person?",
         "retry.person": "Talk to a person",

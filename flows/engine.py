@@ -39,8 +39,8 @@ from flows.messages import (
     reply_kind,
     reply_to_payload,
 )
-from flows.runtime import Services
 from flows.prompts import SHOWN_KEY, render, shown_options, step_prompt, template_values
+from flows.runtime import Services
 from flows.spec import ANSWER_EVENT, FlowSpec, Step
 from flows.validators import (
     BUILTIN_VALIDATORS,
@@ -123,7 +123,7 @@ _OUTBOUND = cast(Table, OutboundMessage.__table__)
 
 
 def _public(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The flow data without the engine's bookkeeping keys."""
+    """The flow data without the engine's own ``_``-prefixed keys."""
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
@@ -557,7 +557,9 @@ class _Turn:
         lines = [self.app.help_text, "", self.copy.text("help.commands")]
         for intent in self.app.intents.values():
             if intent.description and intent.label:
-                line = self.copy.text("help.line", word=intent.label, description=intent.description)
+                line = self.copy.text(
+                    "help.line", word=intent.label, description=intent.description
+                )
                 lines.append(line)
         return "\n".join(lines)
 
@@ -664,7 +666,7 @@ class _Turn:
                     )
                 )
         except ActionError as exc:
-            # A business rule said no (e.g. seats just sold out): nothing of the attempt
+            # A business rule said no (e.g. the last one just sold): nothing of the attempt
             # stays; the user hears why and may answer again.
             await self._reload_after_savepoint()
             self._rollback_attempt(data_before, events_before)
@@ -851,7 +853,7 @@ class _Turn:
             and self.message.kind != "reaction"
             and conversation.handed_off_at is None
         ):
-            await self._show_menu("Here's what I can help with:")
+            await self._show_menu(None)
         await self.session.flush()  # the ORM rows first: events refer to new sessions
         await insert_events(self.session, self.event_rows)
         await self.engine._queue(

@@ -47,7 +47,7 @@ class ActionError(FlowError):
 
     Args:
         message: what the user is told; they may answer again (a counted retry).
-        code: a stable name of the reason (``seats.sold_out``), which analytics group
+        code: a stable name of the reason (``stock.sold_out``), which analytics group
             errors by; default ``action``.
     """
 

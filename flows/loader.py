@@ -184,7 +184,7 @@ class _Compiler:
         name = doc.get("flow")
         if not isinstance(name, str) or not _IDENT.match(name):
             raise self.fail(
-                "'flow' must be the flow's name in lower_snake_case, e.g. booking_flow", "flow"
+                "'flow' must be the flow's name in lower_snake_case, e.g. order_flow", "flow"
             )
         try:
             timeout = parse_duration(doc["timeout"]) if "timeout" in doc else DEFAULT_TIMEOUT
@@ -316,7 +316,9 @@ class _Compiler:
         save = raw.get("save")
         if save is not None and (not isinstance(save, str) or not _IDENT.match(save)):
             raise self.fail("must be a lower_snake_case data key", *at, "save")
-        list_button = self.text(raw.get("list_button", "Choose"), *at, "list_button")
+        list_button = (
+            self.text(raw["list_button"], *at, "list_button") if "list_button" in raw else None
+        )
         empty = self.text(raw["empty"], *at, "empty") if "empty" in raw else None
 
         # Where an answer leads: choice branches, then 'next' branches, then the default.

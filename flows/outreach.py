@@ -3,7 +3,7 @@
 WhatsApp lets a business send free-form messages only within 24 hours of the customer's
 last message; outside that window only an approved template may open the conversation.
 :func:`queue_outreach` applies that rule when something the customer did not just ask
-for is queued (a tour summary, an ID reminder, a receipt after a late approval):
+for is queued (a reminder, a document after a late approval, a notice):
 
 * window open: the messages themselves; the first carries the template as its
   ``fallback``, so if the window closes before the outbox sends it, the customer gets
@@ -17,22 +17,27 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Final
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from documents.summaries import TemplateSpec, load_template_specs
 from flows.messages import Option, Reply, Template, reply_kind, reply_to_payload
 from storage import Contact, OutboundMessage, OutboundStatus
 
 __all__ = [
     "CUSTOMER_SERVICE_WINDOW",
     "Delivery",
+    "TemplateSpec",
     "approved_template",
     "configured_template",
     "in_window",
+    "load_template_specs",
     "queue_outreach",
 ]
 
@@ -44,6 +49,63 @@ class Delivery(enum.StrEnum):
 
     DIRECT = "direct"  # the messages, inside the window
     TEMPLATE = "template"  # the template alone; the content follows the customer's tap
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """An approved template: its name, language, body parameters (by field), text, and
+    the quick-reply button that asks for the content (``title``, ``reply`` id)."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...]
+    text: str
+    button_title: str = ""
+    button_reply: str = ""
+
+    def parameter_values(self, values: Mapping[str, str]) -> tuple[str, ...]:
+        """The body parameters, filled from ``values`` in the configured order."""
+        return tuple(values.get(name, "") for name in self.parameters)
+
+    def filled_text(self, values: Mapping[str, str]) -> str:
+        """The text with ``values`` filled in (for the sandbox and the chat)."""
+        try:
+            return self.text.format(**values) if self.text else ""
+        except (KeyError, IndexError, ValueError):
+            return self.text
+
+
+@functools.lru_cache(maxsize=16)
+def _specs(path: Path, _mtime_ns: int) -> dict[str, TemplateSpec]:
+    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    language = str(raw.get("language", "en_US"))
+    specs = {}
+    for key, spec in (raw.get("templates") or {}).items():
+        button = spec.get("button") or {}
+        specs[str(key)] = TemplateSpec(
+            name=str(spec.get("name", key)),
+            language=str(spec.get("language", language)),
+            parameters=tuple(str(p) for p in spec.get("parameters", ())),
+            text=str(spec.get("text", "")),
+            button_title=str(button.get("title", "")),
+            button_reply=str(button.get("reply", "")),
+        )
+    return specs
+
+
+def load_template_specs(path: Path | str) -> dict[str, TemplateSpec]:
+    """An app's approved templates by key, from its YAML file (cached until it changes)::
+
+    language: en_US
+    templates:
+      order_ready:
+        name: order_ready
+        parameters: [first_name, reference]
+        text: "Hi {first_name}, your order {reference} is ready."
+        button: {title: Show my order, reply: "flow:order_flow"}
+    """
+    file = Path(path).resolve()
+    return _specs(file, file.stat().st_mtime_ns)
 
 
 def approved_template(spec: TemplateSpec, values: Mapping[str, str]) -> Template:
@@ -63,9 +125,13 @@ def approved_template(spec: TemplateSpec, values: Mapping[str, str]) -> Template
     )
 
 
-def configured_template(key: str, values: Mapping[str, str]) -> Template:
-    """The template configured under ``key`` in ``documents/templates.yaml``, filled."""
-    return approved_template(load_template_specs()[key], values)
+def configured_template(path: Path | str, key: str, values: Mapping[str, str]) -> Template:
+    """The template configured under ``key`` in the app's templates file ``path``, filled.
+
+    Raises:
+        KeyError: the file configures no template ``key``.
+    """
+    return approved_template(load_template_specs(path)[key], values)
 
 
 def in_window(last_inbound_at: dt.datetime | None, now: dt.datetime) -> bool:

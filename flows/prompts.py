@@ -137,7 +137,8 @@ async def step_prompt(ctx: FlowContext, step: Step) -> list[Reply] | None:
         if step.buttons:
             replies.append(Buttons(question, tuple(options)))
         else:
-            replies.append(ListMenu(question, tuple(options), button=step.list_button))
+            button = step.list_button or ctx.app.copy.text("list.button")
+            replies.append(ListMenu(question, tuple(options), button=button))
     else:
         ctx.data.pop(SHOWN_KEY, None)
         replies.append(Text(question))

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from analytics.config import using
 from storage import Database
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class Services:
     def __contains__(self, kind: object) -> bool:
         return kind in self._items
 
+    def values(self) -> list[Any]:
+        """Every provided service (e.g. to find those with background work to wait for)."""
+        return list(self._items.values())
+
 
 @dataclass(eq=False)
 class Runtime:
@@ -99,10 +104,18 @@ class Runtime:
         sandbox: bool = True,
         settings: Any = None,
         wake_outbox: Callable[[], None] | None = None,
+        services: Services | None = None,
     ) -> AsyncIterator[Runtime]:
-        """Run the app's lifespans (start-up before ``yield``, shutdown after, reversed)."""
+        """Run the app's lifespans (start-up before ``yield``, shutdown after, reversed).
+
+        Inside, reports called without ``db=``/``tz=`` read this app's database in its
+        timezone (:func:`analytics.using`).
+        """
         runtime = cls(app, db, sandbox=sandbox, settings=settings, wake_outbox=wake_outbox)
+        if services is not None:  # what the host provides already (e.g. a shared renderer)
+            runtime.services = services
         async with contextlib.AsyncExitStack() as stack:
+            stack.enter_context(using(db, tz=app.timezone))
             for lifespan in app.lifespans:
                 await stack.enter_async_context(contextlib.asynccontextmanager(lifespan)(runtime))
             yield runtime

@@ -27,7 +27,7 @@ ANSWER_EVENT = "answer"
 class Expect:
     """What kind of answer a step takes: a validator name and its parameters.
 
-    Parameter values may be templates (``"{seats_left}"``), filled from the conversation
+    Parameter values may be templates (``"{stock_left}"``), filled from the conversation
     data when the answer arrives.
     """
 
@@ -60,7 +60,8 @@ class Step:
     buttons: tuple[Option, ...] = ()
     choices: tuple[Option, ...] = ()
     choices_from: str | None = None
-    list_button: str = "Choose"
+    # The label of the button that opens the options list (default: copy ``list.button``).
+    list_button: str | None = None
     expect: Expect | None = None
     save: str | None = None
     empty: str | None = None
@@ -89,7 +90,7 @@ class FlowSpec:
     """A ready-to-run flow.
 
     Attributes:
-        name: the flow's name (``booking_flow``); sessions are recorded under it.
+        name: the flow's name (``order_flow``); sessions are recorded under it.
         machine: the python-statemachine class; one instance per message.
         steps: step specs by state id, in flow order.
         version: hash of the definition, stored with each session.

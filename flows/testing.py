@@ -2,34 +2,39 @@
 
 ::
 
-    async def test_booking(nyala_chat):
+    async def test_ordering(nyala_chat):
         chat = await nyala_chat(app)
-        await chat.send("book")
+        await chat.send("order")
         assert "How many" in chat.last_text
         await chat.send("2")
-        assert await chat.steps() == [("party_size", "entered"), ("party_size", "completed"), ...]
+        assert await chat.steps() == [("ask_count", "entered"), ("ask_count", "completed"), ...]
 
 The plugin provides ``nyala_db`` (a migrated SQLite database in a temporary folder, or the
 database named by ``NYALA_TEST_DATABASE_URL``) and ``nyala_chat`` (a factory of
-:class:`ChatTester`). Installed with Nyala, it is picked up by pytest automatically.
+:class:`ChatTester`). ``nyala_chat(app)`` brings the database to the app's schema (the
+framework's migrations plus the app's own branch, ``app.migration_locations``) and starts
+the app as ``nyala`` does (:meth:`flows.runtime.Runtime.start`, running its lifespans), so
+actions find ``ctx.services``; the app stops when the test ends. Installed with Nyala, the
+plugin is picked up by pytest automatically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import itertools
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
 from flows.app import App
 from flows.engine import ContactRef, Engine
 from flows.messages import Location, Media, Option, Reply, UserMessage, reply_options, reply_text
+from flows.runtime import Runtime
 from storage import (
     Contact,
     Conversation,
@@ -40,8 +45,6 @@ from storage import (
     migrate,
     utcnow,
 )
-
-_ids = itertools.count(1)
 
 
 class Clock:
@@ -94,7 +97,7 @@ class ChatTester:
         """Send a message; ``tap`` taps the option with that id or title in the last reply;
         ``tap_id`` sends a tap on any reply id (e.g. a template's quick-reply button that
         the outbox sent, not the engine)."""
-        message_id = message_id or f"wamid.test.{next(_ids)}"
+        message_id = message_id or f"wamid.test.{uuid.uuid4().hex}"
         message: UserMessage
         if tap_id is not None:
             message = UserMessage(id=message_id, kind="reply", reply_id=tap_id, text=text)
@@ -205,14 +208,29 @@ async def nyala_db(tmp_path: Path) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-@pytest.fixture
-def nyala_chat(nyala_db: Database) -> ChatFactory:
-    """``await nyala_chat(app, phone=..., clock=...)`` → a :class:`ChatTester`."""
+@pytest_asyncio.fixture
+async def nyala_chat(nyala_db: Database) -> AsyncIterator[ChatFactory]:
+    """``await nyala_chat(app, phone=..., clock=...)`` → a :class:`ChatTester`.
 
-    async def make(
-        app: App, phone: str = "263770000001", clock: Clock | None = None, **kw: Any
-    ) -> ChatTester:
-        engine = Engine(nyala_db, app, clock=clock or utcnow, **kw)
-        return ChatTester(engine, phone, clock)
+    The first chat with an app migrates ``nyala_db`` with the app's branch and starts the
+    app (its lifespans run; their services reach actions as ``ctx.services``); every
+    started app stops when the test ends. Other keywords go to :class:`Engine`.
+    """
+    runtimes: dict[int, Runtime] = {}
+    async with contextlib.AsyncExitStack() as stack:
 
-    return make
+        async def make(
+            app: App, phone: str = "263770000001", clock: Clock | None = None, **kw: Any
+        ) -> ChatTester:
+            runtime = runtimes.get(id(app))
+            if runtime is None:
+                await migrate(nyala_db, app.migration_locations, metadata=app.metadata)
+                runtime = await stack.enter_async_context(
+                    Runtime.start(app, nyala_db, sandbox=bool(kw.get("sandbox", True)))
+                )
+                runtimes[id(app)] = runtime
+            kw.setdefault("services", runtime.services)
+            engine = Engine(nyala_db, app, clock=clock or utcnow, **kw)
+            return ChatTester(engine, phone, clock)
+
+        yield make

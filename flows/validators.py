@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 import phonenumbers
@@ -60,7 +61,7 @@ class ValidationContext:
     today: dt.date = field(default_factory=dt.date.today)
     data: Mapping[str, Any] = field(default_factory=dict)
     default_region: str | None = None
-    copy: Copy = _DEFAULT
+    copy: Copy = field(default_factory=lambda: _DEFAULT)
 
     def reject(self, key: str, /, **values: Any) -> Rejected:
         """A rejection with the app's text under ``key``; the key is its error code."""
@@ -407,16 +408,19 @@ def location() -> Validator:
     return check
 
 
-BUILTIN_VALIDATORS: dict[str, ValidatorFactory] = {
-    "choice": choice,
-    "date": date,
-    "email": email,
-    "integer": integer,
-    "location": location,
-    "media": media,
-    "number": number,
-    "person_name": person_name,
-    "phone": phone,
-    "text": text,
-    "yes_no": yes_no,
-}
+# Read-only: an app adds validators on itself (``@app.validator``), never here.
+BUILTIN_VALIDATORS: Mapping[str, ValidatorFactory] = MappingProxyType(
+    {
+        "choice": choice,
+        "date": date,
+        "email": email,
+        "integer": integer,
+        "location": location,
+        "media": media,
+        "number": number,
+        "person_name": person_name,
+        "phone": phone,
+        "text": text,
+        "yes_no": yes_no,
+    }
+)

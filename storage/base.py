@@ -60,7 +60,9 @@ def Money() -> Numeric[Any]:  # noqa: N802 - reads like a type in column declara
 
 
 def new_metadata() -> MetaData:
-    """A ``MetaData`` with Nyala's naming convention, for an app's own declarative base::
+    """A ``MetaData`` with Nyala's naming convention, for an app's own declarative base.
+
+    For example::
 
         class RestaurantBase(DeclarativeBase):
             metadata = new_metadata()

@@ -1,6 +1,6 @@
 """Gap-free document numbers: one counter row per series and year.
 
-A document that needs a number (an app's receipts, invoices, vouchers) takes the next
+A document that needs a number (an app's invoices, vouchers, tickets) takes the next
 one with :func:`next_number` in the transaction that stores the document, so numbers
 are unique and without gaps: a transaction that rolls back gives its number back with
 everything else it wrote.

@@ -33,6 +33,6 @@ class GoalEvent(Base):
     session_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey(FlowSession.id, ondelete="SET NULL")
     )
-    # What the app reached it with, e.g. a booking reference (for drill-downs).
+    # What the app reached it with, e.g. an order number (for drill-downs).
     reference: Mapped[str | None] = mapped_column(String(120))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -25,7 +25,7 @@ class OperatorRole(enum.StrEnum):
 
     VIEWER = "viewer"  # reads everything
     AGENT = "agent"  # also answers customers and hands conversations back to the bot
-    ADMIN = "admin"  # also approves payments, issues receipts, manages operators
+    ADMIN = "admin"  # also manages operators and whatever an app keeps for admins
 
     @property
     def rank(self) -> int:

@@ -3,7 +3,7 @@
 It serves, on loopback, what :mod:`bot.whatsapp.graph` calls:
 
 - ``POST /{version}/{phone_number_id}/messages``: a message (checked against Meta's OpenAPI
-  spec by :class:`bot.meta_spec.MetaSpec`) or a mark-as-read body;
+  spec by :class:`testing.meta_spec.MetaSpec`) or a mark-as-read body;
 - ``POST /{version}/{phone_number_id}/media``: a multipart upload;
 - ``GET /{version}/{media_id}``: the media's metadata and download URL;
 - ``GET /media-download/{media_id}``: the bytes.
@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 
-from bot.meta_spec import MetaSpec
+from testing.meta_spec import MetaSpec
 
 __all__ = [
     "FAULTS",

@@ -1,6 +1,6 @@
 """Meta's OpenAPI spec of the WhatsApp Cloud API, turned into JSON Schema validators.
 
-The vendored spec (``bot/meta_openapi/``, OpenAPI 3.1, so JSON Schema 2020-12) is the
+The vendored spec (``testing/meta_openapi/``, OpenAPI 3.1, so JSON Schema 2020-12) is the
 authority for what Nyala sends and receives, but it needs four repairs before a real
 validator can use it. Each keeps what the spec means, and each is listed here so that a new
 version of the spec can be checked against it:

@@ -1,12 +1,18 @@
-"""A small test application (a café) built on the public API: one YAML, one Python flow."""
+"""A small test application (a café) built on the public API: one YAML, one Python flow,
+and a conversion goal (``order``) that placing an order reaches."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from statemachine import State
 
+from analytics import Goal
 from flows import ActionError, App, Expect, Flow, FlowContext, Step
+
+ORDER_GOAL = Goal("order", label="coffee order", description="an order was placed")
 
 ORDER_FLOW = """
 flow: order_flow
@@ -67,16 +73,16 @@ class RatingFlow(Flow):
         ctx.contact.attributes = {**ctx.contact.attributes, "rating": ctx.data["rating"]}
 
 
-def build_app(flows_dir: Path, *, stock: int = 5) -> App:
-    """The test app; ``flows_dir`` receives the YAML flow."""
+def build_app(flows_dir: Path, *, stock: int = 5, copy: Mapping[str, str] | None = None) -> App:
+    """The test app; ``flows_dir`` receives the YAML flow; ``copy`` overrides texts."""
     flows_dir.mkdir(parents=True, exist_ok=True)
     flow_file = flows_dir / "order_flow.yaml"
     # Rewritten only when different: a server starting beside a running one must not
     # truncate the file under it.
     if not flow_file.exists() or flow_file.read_text() != ORDER_FLOW:
         flow_file.write_text(ORDER_FLOW)
-    app = App("Test Café", flows_dir=flows_dir, max_retries=3)
-    state = {"stock": stock, "fail": None}
+    app = App("Test Café", flows_dir=flows_dir, max_retries=3, goals=[ORDER_GOAL], copy=copy)
+    state: dict[str, Any] = {"stock": stock, "fail": None}
 
     @app.condition()
     def name_known(ctx: FlowContext) -> bool:
@@ -86,8 +92,8 @@ def build_app(flows_dir: Path, *, stock: int = 5) -> App:
     def remember_name(ctx: FlowContext) -> None:
         ctx.contact.attributes = {**ctx.contact.attributes, "name": ctx.data["name"]}
 
-    @app.query()
-    def stock(ctx: FlowContext) -> int:
+    @app.query("stock")
+    def stock_left(ctx: FlowContext) -> int:
         return int(state["stock"] or 0)
 
     @app.query()
@@ -99,8 +105,12 @@ def build_app(flows_dir: Path, *, stock: int = 5) -> App:
     @app.action()
     async def place_order(ctx: FlowContext) -> None:
         ctx.contact.attributes = {**ctx.contact.attributes, "orders": 1}
+        # Reached first: a refusal or a crash below must take the goal back with the rest.
+        await ctx.reach_goal("order", reference=f"{ctx.data['count']} {ctx.data['size']}")
         if state["fail"] == "sold_out":
-            raise ActionError("Sorry, we just sold out of that. Please choose again.")
+            raise ActionError(
+                "Sorry, we just sold out of that. Please choose again.", code="stock.sold_out"
+            )
         if state["fail"] == "crash":
             raise RuntimeError("payment service exploded")
         ctx.reply("☕ Brewing now.")

@@ -1,6 +1,6 @@
 """``booking_flow.yaml``'s callables: choose a tour and a date, name the travellers, book.
 
-Seats are taken by :func:`flows.safari.operations.create_booking` (one conditional
+Seats are taken by :func:`apps.safari.operations.create_booking` (one conditional
 UPDATE), so two customers confirming the last seats at the same moment cannot both get
 them: the second one hears why and chooses again.
 """
@@ -13,12 +13,13 @@ from decimal import Decimal
 
 from sqlalchemy import ColumnElement, func, select
 
+from apps.safari import app, operations
+from apps.safari.common import long_date, plural, remember, short_date
+from apps.safari.models import Departure, Tour
+from documents import format_money
 from flows import Accepted, ActionError, FlowContext, Option, Rejected, UserMessage
 from flows import ValidationContext as Context
-from flows.safari import app, operations
-from flows.safari.common import long_date, money, plural, remember, short_date
 from flows.validators import choice, date
-from storage import Departure, Tour
 
 Check = Callable[[UserMessage, Context], Accepted | Rejected]
 
@@ -53,7 +54,7 @@ async def tours_on_sale(ctx: FlowContext) -> list[Option]:
         Option(
             tour.code,
             tour.name,
-            f"{money(tour.price_per_person, tour.currency)} per person · "
+            f"{format_money(tour.price_per_person, tour.currency)} per person · "
             f"next {first_date.day} {first_date:%b}",
         )
         for tour, first_date in rows
@@ -216,7 +217,7 @@ async def booking_summary(ctx: FlowContext) -> str:
     assert tour is not None
     names = _names(ctx)
     total = (tour.price_per_person * len(names)).quantize(Decimal("0.01"))
-    price = money(tour.price_per_person, tour.currency)
+    price = format_money(tour.price_per_person, tour.currency)
     return "\n".join(
         [
             "Please check your booking:",
@@ -225,7 +226,7 @@ async def booking_summary(ctx: FlowContext) -> str:
             f" at {tour.meeting_point}",
             f"• Travellers ({len(names)}): {', '.join(names)}",
             f"• E-mail: {data.get('email', '')}",
-            f"• Total: {money(total, tour.currency)} ({len(names)} × {price})",
+            f"• Total: {format_money(total, tour.currency)} ({len(names)} × {price})",
         ]
     )
 
@@ -263,6 +264,7 @@ async def book_seats(ctx: FlowContext) -> None:
     )
     remember(ctx, name=names[0], **({"email": data["email"]} if data.get("email") else {}))
     data["booking_reference"] = booking.reference
+    await ctx.reach_goal("booking", reference=booking.reference)
 
 
 # payment_method ------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
+from apps.safari.models import Booking, BookingStatus, Customer, Departure, Tour
 from flows import FlowContext
-from storage import Booking, BookingStatus, Customer, Departure, StoredFile, Tour
+from storage import StoredFile
 
 # Bookings a customer can still pay for, send IDs for or be reminded of.
 OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
@@ -150,11 +150,6 @@ async def stored_file_id(ctx: FlowContext, media_id: str) -> int | None:
 
 
 # writing money and dates --------------------------------------------------------------
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """``USD 1,200.00``: the way amounts appear in every message."""
-    return f"{currency} {amount:,.2f}"
 
 
 def short_date(day: dt.date) -> str:

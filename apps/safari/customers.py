@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.safari import app, operations
+from apps.safari.common import known_email, known_name, linked_customer, remember, remembered
 from flows import ActionError, FlowContext
-from flows.safari import app, operations
-from flows.safari.common import known_email, known_name, linked_customer, remember, remembered
 
 DETAIL_LABELS = {"name": "name", "email": "e-mail address", "phone": "phone number"}
 

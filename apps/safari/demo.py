@@ -35,30 +35,26 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.errors import ActionError
-from flows.safari import operations
-from storage import (
+from apps.safari import operations
+from apps.safari.models import (
     Booking,
-    Contact,
     Customer,
-    Database,
     Departure,
     IdStatus,
-    NyalaError,
     Payment,
     PaymentMethod,
     Tour,
     Traveler,
-    get_or_create_contact,
-    lock_name,
 )
+from documents import format_money
+from flows.errors import ActionError
+from flows.runtime import Runtime
+from storage import Contact, Database, NyalaError, get_or_create_contact, lock_name
 
-DEMO_TIMEZONE = ZoneInfo("Africa/Harare")
 DEMO_ACTOR = "demo-data"
 DEPARTURE_DAYS = 60
 NOTES_PREFIX = "demo:"
@@ -503,7 +499,7 @@ class DemoData:
                 {
                     "code": tour.code,
                     "name": tour.name,
-                    "price_per_person": _money(tour.price_per_person),
+                    "price_per_person": _decimal(tour.price_per_person),
                     "currency": tour.currency,
                     "upcoming_departures": tour.upcoming_departures,
                 }
@@ -519,8 +515,8 @@ class DemoData:
                     "tour_date": booking.tour_date.isoformat(),
                     "travelers": booking.travelers,
                     "status": booking.status,
-                    "total": _money(booking.total),
-                    "balance_due": _money(booking.balance_due),
+                    "total": _decimal(booking.total),
+                    "balance_due": _decimal(booking.balance_due),
                     "currency": booking.currency,
                     "payment_ids": list(booking.payment_ids),
                 }
@@ -530,7 +526,7 @@ class DemoData:
                 {
                     "id": payment.id,
                     "booking_reference": payment.booking_reference,
-                    "amount": _money(payment.amount),
+                    "amount": _decimal(payment.amount),
                     "currency": payment.currency,
                     "method": payment.method,
                     "status": payment.status,
@@ -540,7 +536,8 @@ class DemoData:
         }
 
 
-def _money(amount: Decimal) -> str:
+def _decimal(amount: Decimal) -> str:
+    """``"120.00"``: an amount for machines (JSON), beside its own ``currency`` field."""
     return str(amount.quantize(Decimal("0.01")))
 
 
@@ -556,9 +553,7 @@ def seats_for(content: TourContent, day: dt.date) -> tuple[int, int]:
     return capacity, capacity - taken
 
 
-async def load_demo_data(
-    db: Database, *, today: dt.date | None = None, tz: dt.tzinfo = DEMO_TIMEZONE
-) -> DemoData:
+async def load_demo_data(db: Database, *, tz: dt.tzinfo, today: dt.date | None = None) -> DemoData:
     """Load the demo catalogue, departures, customers, bookings and payments.
 
     Idempotent (see the module docstring): what exists is found by its stable key and
@@ -566,8 +561,8 @@ async def load_demo_data(
 
     Args:
         db: The database (migrated).
+        tz: The business timezone (the app's).
         today: The business day to load relative to; default today in ``tz``.
-        tz: The business timezone.
 
     Returns:
         The demo objects as they stand after the load, and what the load created.
@@ -794,7 +789,7 @@ def describe(data: DemoData) -> list[str]:
     for tour in data.tours:
         until = f", until {tour.last_departure.isoformat()}" if tour.last_departure else ""
         lines.append(
-            f"  {tour.code}  {tour.name}  {tour.currency} {_money(tour.price_per_person)}"
+            f"  {tour.code}  {tour.name}  {format_money(tour.price_per_person, tour.currency)}"
             f" per person, {tour.upcoming_departures} upcoming departures{until}"
         )
     lines.append("bookings:")
@@ -803,8 +798,8 @@ def describe(data: DemoData) -> list[str]:
         lines.append(
             f"  {booking.reference}  +{booking.whatsapp} ({booking.customer})  {booking.tour}"
             f" on {booking.tour_date.isoformat()}, {booking.travelers} travelers,"
-            f" {booking.status}; total {booking.currency} {_money(booking.total)},"
-            f" due {_money(booking.balance_due)} ({paid})"
+            f" {booking.status}; total {format_money(booking.total, booking.currency)},"
+            f" due {format_money(booking.balance_due, booking.currency)} ({paid})"
         )
     created = data.created
     lines.append(
@@ -814,3 +809,10 @@ def describe(data: DemoData) -> list[str]:
         else "nothing new: the demo data was already loaded"
     )
     return lines
+
+
+async def load_demo(runtime: Runtime) -> str:
+    """``App(demo_data=...)``: load the demo data in the app's timezone; one line saying
+    what the database holds (``4 tours, 3 bookings``)."""
+    data = await load_demo_data(runtime.db, tz=runtime.app.timezone)
+    return f"{len(data.tours)} tours, {len(data.bookings)} bookings"

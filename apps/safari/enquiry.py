@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from apps.safari import app
+from apps.safari.common import remember, remembered
 from flows import FlowContext
-from flows.safari import app
-from flows.safari.common import remember, remembered
 
 INTERESTS = {
     "big_five": "Big Five game drive",

@@ -1,6 +1,6 @@
 """A local fake of Omari's merchant API, for tests and local runs.
 
-It serves ``POST {base}/payments`` the way :class:`flows.safari.omari.OmariClient` calls
+It serves ``POST {base}/payments`` the way :class:`apps.safari.omari.OmariClient` calls
 it (``Authorization: Bearer <merchant key>``, a JSON body checked field by field) and
 answers ``{"reference": ..., "status": "pending"}``. Like Omari, it then calls back: tests
 say when, with :meth:`FakeOmari.confirm`, :meth:`FakeOmari.fail` and
@@ -38,7 +38,7 @@ import aiohttp
 import click
 from aiohttp import web
 
-from bot.omari import SIGNATURE_HEADER, signature
+from apps.safari.omari_callback import SIGNATURE_HEADER, signature
 
 __all__ = [
     "Delivery",

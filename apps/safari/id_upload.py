@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from apps.safari import app
+from apps.safari.common import open_booking, open_bookings, plural, stored_file_id
+from apps.safari.models import Booking, IdStatus, Traveler
 from flows import ActionError, FlowContext, Option
-from flows.safari import app
-from flows.safari.common import open_booking, open_bookings, plural, stored_file_id
-from storage import Booking, IdStatus, Traveler
 
 NEEDS_ID = (IdStatus.MISSING, IdStatus.REJECTED)
 

@@ -1,6 +1,6 @@
 """Omari mobile money: a sandbox provider and the confirmation service.
 
-A payment goes in two halves. :class:`bot.omari_client.OmariClient` (the HTTP adapter,
+A payment goes in two halves. :class:`apps.safari.omari_client.OmariClient` (the HTTP adapter,
 in ``bot`` because only ``bot`` talks to the outside world) asks Omari to collect (the customer
 approves a prompt on their phone); later Omari calls back (``POST
 /payments/omari/callback``, :mod:`bot.omari`) and :func:`apply_provider_event` applies
@@ -28,28 +28,23 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.messages import Reply, Template, Text
-from flows.outreach import Delivery, configured_template, queue_outreach
-from flows.safari.operations import balance
-from flows.safari.payments import (
-    Initiated,
-    PaymentRequest,
-)
-from storage import (
+from apps.safari.documents.service import TEMPLATES_FILE
+from apps.safari.models import (
     PAID_STATUSES,
-    AuditEntry,
     Booking,
     BookingStatus,
-    ConflictError,
     Customer,
-    Database,
-    NotFoundError,
     Payment,
     PaymentMethod,
     PaymentStatus,
-    utcnow,
+    ProviderEvent,
 )
-from storage.provider_events import ProviderEvent
+from apps.safari.operations import balance
+from apps.safari.payments import Initiated, PaymentRequest
+from documents import format_money
+from flows.messages import Reply, Template, Text
+from flows.outreach import Delivery, configured_template, queue_outreach
+from storage import AuditEntry, ConflictError, Database, NotFoundError, utcnow
 
 __all__ = [
     "CALLBACK_PATH",
@@ -64,7 +59,6 @@ __all__ = [
     "SandboxOmari",
     "UnknownPaymentError",
     "apply_provider_event",
-    "on_payment_confirmed",
     "payment_template",
     "queue_customer_replies",
 ]
@@ -77,7 +71,6 @@ CENTS: Final = Decimal("0.01")
 
 Clock = Callable[[], dt.datetime]
 
-UNAVAILABLE = "Mobile money is not available right now; please choose another way to pay."
 BUSY = (
     "Omari is not responding right now. Please try again in a few minutes, or choose "
     "another way to pay."
@@ -176,9 +169,9 @@ replies for the customer (e.g. the receipt as a ``Document``), queued in that tr
 
 
 class ReceiptHooks:
-    """The receipt action of a confirmed payment: a registry the documents issue fills.
+    """What a confirmed payment triggers (its receipt): a running app's service.
 
-    Register with ``@on_payment_confirmed.register``; every hook runs, in registration
+    Register with ``hooks.register(hook)``; every hook runs, in registration
     order, inside the transaction that confirms the payment, once the payment and its
     booking are updated; the replies hooks return are queued after the confirmation
     message. A hook that raises rolls the whole confirmation back, so the provider's
@@ -212,16 +205,13 @@ class ReceiptHooks:
         return replies
 
 
-on_payment_confirmed = ReceiptHooks()
-"""The receipt hook: filled by the documents issue (receipts), called on every confirmation."""
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return f"{currency} {amount.quantize(CENTS)}"
-
-
 async def apply_provider_event(
-    db: Database, event: PaymentEvent, *, sandbox: bool, clock: Clock = utcnow
+    db: Database,
+    event: PaymentEvent,
+    *,
+    sandbox: bool,
+    hooks: ReceiptHooks | None = None,
+    clock: Clock = utcnow,
 ) -> Outcome:
     """Apply a provider's confirmation or failure of a payment, in one transaction.
 
@@ -234,6 +224,7 @@ async def apply_provider_event(
         event: the authenticated event.
         sandbox: store the customer's message as a ``sandbox`` row (never sent) rather
             than ``queued`` for the sender.
+        hooks: what a confirmation triggers (the receipt), run in its transaction.
         clock: the time source.
 
     Returns:
@@ -247,7 +238,7 @@ async def apply_provider_event(
     """
     try:
         async with db.transaction() as session:
-            return await _apply(session, event, sandbox=sandbox, now=clock())
+            return await _apply(session, event, sandbox=sandbox, hooks=hooks, now=clock())
     except IntegrityError as exc:  # a reference or event id already used elsewhere
         raise PaymentConflictError(
             f"event {event.event_id} collides with an existing payment or event"
@@ -255,7 +246,12 @@ async def apply_provider_event(
 
 
 async def _apply(
-    session: AsyncSession, event: PaymentEvent, *, sandbox: bool, now: dt.datetime
+    session: AsyncSession,
+    event: PaymentEvent,
+    *,
+    sandbox: bool,
+    hooks: ReceiptHooks | None,
+    now: dt.datetime,
 ) -> Outcome:
     payment = await session.get(Payment, event.payment_id, with_for_update=True)
     if payment is None or payment.method is not PaymentMethod.OMARI:
@@ -298,17 +294,18 @@ async def _apply(
         payment.provider_reference = event.provider_reference
     template = None
     if success:
-        replies = await _confirm(session, payment, booking, now)
+        replies = await _confirm(session, payment, booking, now, hooks)
         kind = OutcomeKind.CONFIRMED
         template = await payment_template(session, booking, payment)
     else:
         replies = _reject(payment, booking, event.reason)
         kind = OutcomeKind.FAILED
     _record(session, event, payment, kind, now)
+    amount = format_money(payment.amount, payment.currency)
     session.add(
         AuditEntry(
             at=now, actor=PROVIDER, action=f"payment_{kind.value}", target=f"payment {payment.id}",
-            details=f"{_money(payment.amount, payment.currency)} booking {booking.reference} "
+            details=f"{amount} booking {booking.reference} "
             f"reference {payment.provider_reference} event {event.event_id}",
         )
     )  # fmt: skip
@@ -333,8 +330,8 @@ def _check_matches(payment: Payment, event: PaymentEvent) -> None:
         )
     if event.currency.upper() != payment.currency.upper() or event.amount != payment.amount:
         raise PaymentConflictError(
-            f"payment {payment.id} is {_money(payment.amount, payment.currency)}, "
-            f"not {event.currency} {event.amount}"
+            f"payment {payment.id} is {format_money(payment.amount, payment.currency)}, "
+            f"not {format_money(event.amount, event.currency)}"
         )
 
 
@@ -358,7 +355,11 @@ def _record(
 
 
 async def _confirm(
-    session: AsyncSession, payment: Payment, booking: Booking, now: dt.datetime
+    session: AsyncSession,
+    payment: Payment,
+    booking: Booking,
+    now: dt.datetime,
+    hooks: ReceiptHooks | None,
 ) -> list[Reply]:
     payment.status = PaymentStatus.CONFIRMED
     payment.paid_at = now
@@ -368,14 +369,15 @@ async def _confirm(
         log.warning("payment %s confirmed for cancelled booking %s", payment.id, booking.id)
     await session.flush()
     due = (await balance(session, booking)).due
-    paid = _money(payment.amount, payment.currency)
+    paid = format_money(payment.amount, payment.currency)
     text = (
         f"✅ Payment of {paid} received for booking {booking.reference}. "
-        f"Balance due: {_money(due, booking.currency)}"
+        f"Balance due: {format_money(due, booking.currency)}"
     )
     text += "." if due else " — fully paid, thank you!"
     replies: list[Reply] = [Text(text)]
-    replies.extend(await on_payment_confirmed(session, payment))
+    if hooks is not None:
+        replies.extend(await hooks(session, payment))
     return replies
 
 
@@ -383,9 +385,10 @@ def _reject(payment: Payment, booking: Booking, reason: str | None) -> list[Repl
     why = (reason or "").strip()[:200] or "declined by Omari"
     payment.status = PaymentStatus.REJECTED
     payment.rejected_reason = why
+    amount = format_money(payment.amount, payment.currency)
     return [
         Text(
-            f"❌ Your Omari payment of {_money(payment.amount, payment.currency)} for booking "
+            f"❌ Your Omari payment of {amount} for booking "
             f"{booking.reference} did not go through ({why}). Type *menu* to try again or "
             "to choose another way to pay."
         )
@@ -400,10 +403,10 @@ async def payment_template(session: AsyncSession, booking: Booking, payment: Pay
     values = {
         "first_name": full.split()[0] if full else "there",
         "customer_name": full,
-        "amount": _money(payment.amount, payment.currency),
+        "amount": format_money(payment.amount, payment.currency),
         "reference": booking.reference,
     }
-    return configured_template("payment_receipt", values)
+    return configured_template(TEMPLATES_FILE, "payment_receipt", values)
 
 
 async def queue_customer_replies(
@@ -443,7 +446,7 @@ def _masked(msisdn: str) -> str:
 def instructions(request: PaymentRequest) -> str:
     return (
         f"📲 Check your phone ({_masked(request.mobile_number)}): approve the Omari payment "
-        f"of {_money(request.amount, request.currency)} for booking "
+        f"of {format_money(request.amount, request.currency)} for booking "
         f"{request.booking_reference} with your PIN. I'll confirm here as soon as Omari "
         "tells us."
     )
@@ -463,6 +466,7 @@ class SandboxOmari:
         delay: seconds before confirming (and between attempts).
         attempts: how often to look for the payment before giving up.
         fail_reason: when set, payments fail with this reason instead of succeeding.
+        hooks: what a confirmation triggers (the receipt).
         on_applied: called with each outcome (e.g. to wake the sender).
     """
 
@@ -476,9 +480,11 @@ class SandboxOmari:
         delay: float = 1.0,
         attempts: int = 20,
         fail_reason: str | None = None,
+        hooks: ReceiptHooks | None = None,
         on_applied: Callable[[Outcome], object] | None = None,
     ) -> None:
         self.db = db
+        self.hooks = hooks
         self.sandbox = sandbox
         self.delay = delay
         self.attempts = attempts
@@ -535,7 +541,9 @@ class SandboxOmari:
         for _ in range(self.attempts):
             await asyncio.sleep(self.delay)
             try:
-                outcome = await apply_provider_event(self.db, event, sandbox=self.sandbox)
+                outcome = await apply_provider_event(
+                    self.db, event, sandbox=self.sandbox, hooks=self.hooks
+                )
             except UnknownPaymentError:
                 continue  # the flow's transaction has not committed the payment yet
             except Exception:

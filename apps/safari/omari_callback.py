@@ -11,7 +11,7 @@ storing nothing when a check fails:
    ``amount``, ``currency``, ``status`` (``success``/``failed``), ``timestamp`` → 400;
 5. ``timestamp`` (unix seconds) older than 10 minutes or over 2 minutes ahead → 400 (the
    replay window: a captured callback cannot be replayed later);
-6. then :func:`flows.safari.omari.apply_provider_event` in one transaction: no such Omari
+6. then :func:`apps.safari.omari.apply_provider_event` in one transaction: no such Omari
    payment → 404; reference, amount or currency differ (or the payment cannot take this
    outcome) → 409; applied → 200; an event id seen before → 200, changing nothing.
 
@@ -32,13 +32,16 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from flows.safari.omari import (
+from apps.safari.omari import (
+    CALLBACK_PATH,
     EventStatus,
     PaymentConflictError,
     PaymentEvent,
+    ReceiptHooks,
     UnknownPaymentError,
     apply_provider_event,
 )
+from bot.web import Route, runtime_of
 from storage import Database
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "CallbackError",
     "OmariCallback",
+    "callback_route",
     "parse_event",
     "signature",
 ]
@@ -156,6 +160,7 @@ class OmariCallback:
         db: the database.
         secret: the shared secret (``None``: every callback answers 503).
         sandbox: store customer messages as ``sandbox`` rows (no WhatsApp sender).
+        hooks: what a confirmation triggers (the receipt).
         on_replies: called when messages were queued (wakes the sender).
         clock: unix time now (tests move it).
     """
@@ -166,12 +171,14 @@ class OmariCallback:
         *,
         secret: str | None,
         sandbox: bool,
+        hooks: ReceiptHooks | None = None,
         on_replies: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self._secret = secret
         self.sandbox = sandbox
+        self.hooks = hooks
         self.on_replies = on_replies
         self.clock = clock
 
@@ -215,7 +222,9 @@ class OmariCallback:
                 400, "stale", "timestamp is outside the accepted window (-10 min, +2 min)"
             )
         try:
-            outcome = await apply_provider_event(self.db, event, sandbox=self.sandbox)
+            outcome = await apply_provider_event(
+                self.db, event, sandbox=self.sandbox, hooks=self.hooks
+            )
         except UnknownPaymentError as exc:
             log.warning("omari event %s: %s", event.event_id, exc)
             return _error(404, "unknown_payment", "no payment has this merchant_reference")
@@ -235,3 +244,12 @@ class OmariCallback:
                 "booking": outcome.booking_reference,
             }
         )
+
+
+async def _receive(request: web.Request) -> web.StreamResponse:
+    return await runtime_of(request).services.get(OmariCallback).receive(request)
+
+
+callback_route = Route("POST", CALLBACK_PATH, _receive, name="omari_callback")
+"""``POST /payments/omari/callback`` (the app's route; its handler is the running app's
+:class:`OmariCallback` service)."""

@@ -1,7 +1,7 @@
 """The Omari HTTP adapter: initiates mobile-money payments over Omari's REST API.
 
-It lives in ``bot`` because only ``bot`` talks to the outside world; the confirmation
-service, the sandbox provider and the receipt hooks are in :mod:`flows.safari.omari`.
+The confirmation service, the sandbox provider and the confirmation hooks are in
+:mod:`apps.safari.omari`; the app's lifespan makes this client when Omari is configured.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from typing import Any
 
 import aiohttp
 
-from flows.safari.omari import (
+from apps.safari.omari import (
     BUSY,
     CENTS,
     CUSTOMER_ERRORS,
     PROVIDER,
     REFUSED,
     TIMED_OUT,
-    UNAVAILABLE,
     instructions,
 )
-from flows.safari.payments import (
+from apps.safari.payments import (
+    UNAVAILABLE,
     Initiated,
     PaymentOutcomeUnknownError,
     PaymentProviderError,
@@ -33,7 +33,7 @@ log = logging.getLogger("nyala.omari")
 
 
 class OmariClient:
-    """:class:`~flows.safari.payments.PaymentProvider` for Omari's REST API.
+    """:class:`~apps.safari.payments.PaymentProvider` for Omari's REST API.
 
     ``POST {base_url}/payments`` with ``Authorization: Bearer <merchant key>`` and a JSON
     body naming our payment (``merchant_reference``), the amount and the customer's

@@ -15,24 +15,21 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import release_in
-from flows.errors import ActionError
-from storage import (
+from apps.safari.models import (
     PAID_STATUSES,
-    AuditEntry,
     Booking,
     BookingStatus,
-    Contact,
     Customer,
     Departure,
-    NotFoundError,
     Payment,
     PaymentMethod,
     PaymentStatus,
     Tour,
     Traveler,
-    utcnow,
 )
+from flows.engine import release_in
+from flows.errors import ActionError
+from storage import AuditEntry, Contact, NotFoundError, utcnow
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud safely
 

@@ -8,7 +8,7 @@ has a single target; here two eventless transitions from ``payment_method`` do i
 recorded as ``skipped`` like any ``skip_if``.
 
 Every payment starts as a pending :class:`storage.Payment` for the balance due. Omari
-confirms it later through its callback (:mod:`flows.safari.omari`); a bank transfer's
+confirms it later through its callback (:mod:`apps.safari.omari`); a bank transfer's
 proof waits for an operator's approval.
 """
 
@@ -24,6 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import State
 
+from apps.safari import app, operations
+from apps.safari.common import BookingView, open_booking, open_bookings, stored_file_id
+from apps.safari.models import Booking, Payment, PaymentMethod, PaymentStatus
+from apps.safari.payments import (
+    PaymentOutcomeUnknownError,
+    PaymentProviderError,
+    PaymentProviders,
+    PaymentRequest,
+)
+from documents import format_money
 from flows import (
     Accepted,
     ActionError,
@@ -36,22 +46,7 @@ from flows import (
     UserMessage,
 )
 from flows import ValidationContext as Context
-from flows.safari import app, operations
-from flows.safari.common import (
-    BookingView,
-    money,
-    open_booking,
-    open_bookings,
-    stored_file_id,
-)
-from flows.safari.payments import (
-    PaymentOutcomeUnknownError,
-    PaymentProviderError,
-    PaymentRequest,
-    get_provider,
-)
 from flows.validators import normalize, phone
-from storage import Booking, Payment, PaymentMethod, PaymentStatus
 
 Check = Callable[[UserMessage, Context], Accepted | Rejected]
 
@@ -157,7 +152,7 @@ async def bookings_with_balance(ctx: FlowContext) -> list[Option]:
             Option(
                 view.booking.reference,
                 view.booking.reference,
-                f"{money(owed.due, owed.currency)} due{note} · {view.row_label}",
+                f"{format_money(owed.due, owed.currency)} due{note} · {view.row_label}",
             )
         )
     return rows[:10]
@@ -183,7 +178,7 @@ async def amount_due(ctx: FlowContext) -> str:
     if found is None:
         return ""
     owed = await operations.balance(ctx.session, found.booking)
-    return money(owed.due, owed.currency)
+    return format_money(owed.due, owed.currency)
 
 
 @app.query()
@@ -239,6 +234,11 @@ async def check_booking_still_due(ctx: FlowContext) -> None:
     await _payable_or_refuse(ctx)
 
 
+def _providers(ctx: FlowContext) -> PaymentProviders:
+    """The running app's payment providers (none installed: mobile money is off)."""
+    return ctx.services.find(PaymentProviders) or PaymentProviders()
+
+
 @app.action("initiate_omari")
 async def initiate_omari_payment(ctx: FlowContext) -> None:
     """Ask Omari to collect the balance due from ``data["omari_number"]``.
@@ -257,7 +257,7 @@ async def initiate_omari_payment(ctx: FlowContext) -> None:
         mobile_number=number,
     )  # fmt: skip
     try:
-        provider = get_provider(OMARI)
+        provider = _providers(ctx).get(OMARI)
         initiated = await provider.initiate(
             PaymentRequest(
                 payment_id=payment.id,
@@ -271,7 +271,7 @@ async def initiate_omari_payment(ctx: FlowContext) -> None:
         # Omari may have accepted it: keep the pending payment so its callback finds it.
         ctx.data.update(
             payment_id=payment.id,
-            payment_amount=money(owed.due, owed.currency),
+            payment_amount=format_money(owed.due, owed.currency),
             omari_instructions=(
                 "Omari is slow to answer right now. If a payment prompt reaches your phone, "
                 "approve it and I'll confirm here; if nothing comes, type *pay* to try again."
@@ -283,7 +283,7 @@ async def initiate_omari_payment(ctx: FlowContext) -> None:
     payment.provider_reference = initiated.provider_reference
     ctx.data.update(
         payment_id=payment.id,
-        payment_amount=money(owed.due, owed.currency),
+        payment_amount=format_money(owed.due, owed.currency),
         omari_instructions=initiated.instructions,
     )
 
@@ -301,7 +301,7 @@ async def record_bank_transfer_payment(ctx: FlowContext) -> None:
         ctx.session, view.booking, method=PaymentMethod.BANK_TRANSFER, amount=owed.due,
         proof_media_id=media_id, proof_file_id=await stored_file_id(ctx, media_id),
     )  # fmt: skip
-    ctx.data.update(payment_id=payment.id, payment_amount=money(owed.due, owed.currency))
+    ctx.data.update(payment_id=payment.id, payment_amount=format_money(owed.due, owed.currency))
 
 
 # the flow -------------------------------------------------------------------------------------

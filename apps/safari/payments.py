@@ -2,7 +2,10 @@
 
 A provider initiates a payment (the customer approves it on their phone); the provider
 later confirms or fails it through an authenticated callback, handled by
-:func:`flows.safari.omari.apply_provider_event` (Omari) in its own transaction.
+:func:`apps.safari.omari.apply_provider_event` (Omari) in its own transaction.
+
+The providers of a running app live in its :class:`PaymentProviders` service (the app's
+lifespan installs Omari's), never in a module.
 """
 
 from __future__ import annotations
@@ -52,24 +55,36 @@ class PaymentProvider(Protocol):
         ...
 
 
-_providers: dict[str, PaymentProvider] = {}
+UNAVAILABLE = "Mobile money is not available right now; please choose another way to pay."
 
 
-def set_provider(provider: PaymentProvider) -> None:
-    """Install the provider for its name (the server and chat install Omari's)."""
-    _providers[provider.name] = provider
+class PaymentProviders:
+    """The payment providers of a running app, by name (``runtime.services``)."""
 
+    def __init__(self, *providers: PaymentProvider) -> None:
+        self._providers: dict[str, PaymentProvider] = {}
+        for provider in providers:
+            self.install(provider)
 
-def get_provider(name: str) -> PaymentProvider:
-    """The installed provider called ``name``."""
-    try:
-        return _providers[name]
-    except KeyError:
-        raise PaymentProviderError(
-            "Mobile money is not available right now; please choose another way to pay."
-        ) from None
+    def __repr__(self) -> str:
+        return f"PaymentProviders({', '.join(sorted(self._providers))})"
 
+    def install(self, provider: PaymentProvider) -> PaymentProvider:
+        """Install ``provider`` for its name (replacing any other of that name)."""
+        self._providers[provider.name] = provider
+        return provider
 
-def reset_providers() -> None:
-    """Forget every installed provider (tests; a server installs its own at start)."""
-    _providers.clear()
+    def find(self, name: str) -> PaymentProvider | None:
+        """The provider called ``name``, if installed."""
+        return self._providers.get(name)
+
+    def get(self, name: str) -> PaymentProvider:
+        """The provider called ``name``.
+
+        Raises:
+            PaymentProviderError: none is installed (the message is for the customer).
+        """
+        provider = self._providers.get(name)
+        if provider is None:
+            raise PaymentProviderError(UNAVAILABLE)
+        return provider

@@ -1,6 +1,6 @@
 """Pre-tour summaries, ID reminders and the *summary* intent of the safari bot.
 
-The content comes from :mod:`documents.summaries` (data, then text); this module turns
+The content comes from :mod:`apps.safari.documents.summaries` (data, then text); this module turns
 it into WhatsApp messages and queues them:
 
 * :func:`due_summary_bookings` / :func:`due_id_reminder_bookings` pick the bookings;
@@ -10,8 +10,13 @@ it into WhatsApp messages and queues them:
   customer never gets the same summary or reminder twice;
 * every queued row carries ``fallback``, the approved template of ``templates.yaml``,
   which the outbox sends instead when the customer's 24-hour window is closed;
-* the ``summary`` intent answers *send my summary* in the chat with the full summary of
-  the customer's next booking (on demand, no notification record).
+* :func:`send_summary_on_request` answers *send my summary* in the chat with the full
+  summary of the customer's next booking (on demand, no notification record), and
+  :func:`summary_on_tap` the quick-reply buttons of the summary templates (the app
+  registers both as intents).
+
+Dates are the app's: every function takes the business timezone and the documents
+service (:class:`~apps.safari.documents.SafariDocuments`) of the running app.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ import datetime as dt
 import enum
 import logging
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from documents.itinerary import store_itinerary
-from documents.summaries import (
+from apps.safari.common import linked_customer
+from apps.safari.documents.itinerary import store_itinerary
+from apps.safari.documents.service import TEMPLATES_FILE, SafariDocuments
+from apps.safari.documents.summaries import (
     SummaryData,
     id_reminder_text,
     load_many_summary_data,
@@ -37,6 +43,18 @@ from documents.summaries import (
     summary_sections,
     summary_template_key,
     template_values,
+)
+from apps.safari.models import (
+    ID_REMINDER,
+    TOUR_SUMMARY,
+    Booking,
+    BookingStatus,
+    Customer,
+    Departure,
+    IdStatus,
+    Notification,
+    Tour,
+    Traveler,
 )
 from flows import FlowContext
 from flows.app import IntentHandler
@@ -52,23 +70,7 @@ from flows.messages import (
     reply_kind,
 )
 from flows.outreach import Delivery, configured_template, in_window, queue_outreach
-from flows.safari import app
-from flows.safari.common import linked_customer
-from storage import (
-    ID_REMINDER,
-    TOUR_SUMMARY,
-    Booking,
-    BookingStatus,
-    Contact,
-    Customer,
-    Database,
-    Departure,
-    IdStatus,
-    Notification,
-    Tour,
-    Traveler,
-    utcnow,
-)
+from storage import Contact, Database, utcnow
 
 __all__ = [
     "Outcome",
@@ -80,11 +82,11 @@ __all__ = [
     "id_reminder_replies",
     "plan",
     "send_summary_on_request",
+    "summary_on_tap",
     "summary_replies",
 ]
 
-log = logging.getLogger("nyala.summaries")
-BUSINESS_TZ = ZoneInfo("Africa/Harare")
+log = logging.getLogger("nyala.safari.summaries")
 
 
 class Outcome(enum.StrEnum):
@@ -117,7 +119,7 @@ class Planned:
 
 def fallback_template(key: str, data: SummaryData) -> Template:
     """The approved template configured under ``key`` in ``templates.yaml``."""
-    return configured_template(key, template_values(data))
+    return configured_template(TEMPLATES_FILE, key, template_values(data))
 
 
 def _pin(data: SummaryData) -> list[Reply]:
@@ -166,12 +168,12 @@ def id_reminder_replies(data: SummaryData) -> list[Reply]:
 # --- choosing bookings ------------------------------------------------------------------
 
 
-def _today(now: dt.datetime, tz: ZoneInfo) -> dt.date:
+def _today(now: dt.datetime, tz: dt.tzinfo) -> dt.date:
     return now.astimezone(tz).date()
 
 
 async def due_summary_bookings(
-    session: AsyncSession, days: int, *, now: dt.datetime, tz: ZoneInfo = BUSINESS_TZ
+    session: AsyncSession, days: int, *, now: dt.datetime, tz: dt.tzinfo
 ) -> list[int]:
     """Confirmed bookings whose departure is exactly ``days`` days away (in ``tz``)."""
     day = _today(now, tz) + dt.timedelta(days=days)
@@ -185,7 +187,7 @@ async def due_summary_bookings(
 
 
 async def due_id_reminder_bookings(
-    session: AsyncSession, hours: int, *, now: dt.datetime, tz: ZoneInfo = BUSINESS_TZ
+    session: AsyncSession, hours: int, *, now: dt.datetime, tz: dt.tzinfo
 ) -> list[int]:
     """Confirmed bookings with a traveller's ID missing whose tour starts within ``hours``.
 
@@ -233,13 +235,13 @@ def _with_itinerary(kind: str, amount: int) -> bool:
 
 
 async def _itinerary_document(
-    session: AsyncSession, data: SummaryData, now: dt.datetime
+    session: AsyncSession, data: SummaryData, documents: SafariDocuments, now: dt.datetime
 ) -> Document | None:
     """The booking's PDF itinerary, rendered and stored in a savepoint; ``None`` (logged)
     if it cannot be made: the summary's text matters more than its attachment."""
     try:
         async with session.begin_nested():
-            file = await store_itinerary(session, data, now=now)
+            file = await store_itinerary(session, data, documents, now=now)
     except Exception:
         log.exception("no itinerary PDF for booking %s", data.reference)
         return None
@@ -263,7 +265,7 @@ async def plan(
     kind: str,
     key: str,
     amount: int,
-    tz: ZoneInfo = BUSINESS_TZ,
+    documents: SafariDocuments,
     now: dt.datetime | None = None,
 ) -> list[Planned]:
     """What each booking would get, read only (``--dry-run``): exactly what :func:`deliver`
@@ -276,7 +278,7 @@ async def plan(
         kind: ``tour_summary`` or ``id_reminder``.
         key: the notification key (``7d``, ``48h``).
         amount: the days (summaries) or hours (reminders) before the tour.
-        tz: the business timezone.
+        documents: the app's timezone and branding.
         now: the time of the run (default: now).
     """
     when = now or utcnow()
@@ -292,7 +294,9 @@ async def plan(
             )
         )
         windows = await _last_inbound(session, booking_ids)
-        loaded = await load_many_summary_data(session, booking_ids, tz=tz)
+        loaded = await load_many_summary_data(
+            session, booking_ids, tz=documents.tz, branding=documents.branding()
+        )
         for booking_id in booking_ids:
             data = loaded[booking_id]
             if data.contact_id is None:
@@ -340,8 +344,8 @@ async def deliver(
     key: str,
     amount: int,
     sandbox: bool,
+    documents: SafariDocuments,
     now: dt.datetime | None = None,
-    tz: ZoneInfo = BUSINESS_TZ,
 ) -> Outcome:
     """Queue one booking's summary or reminder with its notification, in one transaction.
 
@@ -359,8 +363,8 @@ async def deliver(
         key: the notification key (``7d``, ``48h``).
         amount: the days (summaries) or hours (reminders) before the tour.
         sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``.
+        documents: the app's renderer, timezone and branding.
         now: the time of the run (default: now).
-        tz: the business timezone.
 
     Returns:
         ``QUEUED``, ``TEMPLATE`` (window closed), ``SKIPPED`` (already sent),
@@ -372,7 +376,9 @@ async def deliver(
         async with db.transaction() as session:
             session.add(Notification(booking_id=booking_id, kind=kind, key=key, created_at=when))
             await session.flush()
-            data = await load_summary_data(session, booking_id, tz=tz)
+            data = await load_summary_data(
+                session, booking_id, tz=documents.tz, branding=documents.branding()
+            )
             if data.contact_id is None:
                 raise _NoWhatsAppError
             replies, template_key = _replies(data, kind, amount)
@@ -381,7 +387,8 @@ async def deliver(
                 select(Contact.last_inbound_at).where(Contact.id == data.contact_id)
             )
             if _with_itinerary(kind, amount) and in_window(last, when):
-                replies = _with_document(replies, await _itinerary_document(session, data, when))
+                document = await _itinerary_document(session, data, documents, when)
+                replies = _with_document(replies, document)
             delivery = await queue_outreach(
                 session, data.contact_id, replies, template=template, now=when, sandbox=sandbox
             )
@@ -408,15 +415,16 @@ async def send_all(
     key: str,
     amount: int,
     sandbox: bool,
+    documents: SafariDocuments,
     now: dt.datetime | None = None,
-    tz: ZoneInfo = BUSINESS_TZ,
 ) -> dict[Outcome, int]:
     """:func:`deliver` each booking in turn; returns how many ended how."""
     counts = dict.fromkeys(Outcome, 0)
     for booking_id in booking_ids:
         outcome = await deliver(
-            db, booking_id, kind=kind, key=key, amount=amount, sandbox=sandbox, now=now, tz=tz
-        )
+            db, booking_id, kind=kind, key=key, amount=amount, sandbox=sandbox,
+            documents=documents, now=now,
+        )  # fmt: skip
         counts[outcome] += 1
     return counts
 
@@ -453,12 +461,16 @@ async def _send_next_summary(ctx: FlowContext, days: int | None) -> None:
             "Type *book* to book a tour, or *menu* for anything else."
         )
         return
-    data = await load_summary_data(ctx.session, booking_id, tz=ctx.app.timezone)
+    documents = ctx.services.get(SafariDocuments)
+    data = await load_summary_data(
+        ctx.session, booking_id, tz=documents.tz, branding=documents.branding()
+    )
     full = days is None
     timing = (data.tour_date - ctx.today).days if days is None else days
     replies = summary_replies(data, timing, full=full)
     if full or _with_itinerary(TOUR_SUMMARY, timing):
-        replies = _with_document(replies, await _itinerary_document(ctx.session, data, ctx.now))
+        document = await _itinerary_document(ctx.session, data, documents, ctx.now)
+        replies = _with_document(replies, document)
     for reply in replies:
         ctx.reply(reply)
 
@@ -468,22 +480,11 @@ async def send_summary_on_request(ctx: FlowContext) -> None:
     await _send_next_summary(ctx, None)
 
 
-app.intent(
-    "summary",
-    ["summary", "my summary", "tour summary", "send my summary", "itinerary"],
-    handler=send_summary_on_request,
-    description="get the summary of your next tour",
-)
+def summary_on_tap(days: int) -> IntentHandler:
+    """The handler of a summary template's quick-reply button: the ``days`` summary."""
 
-
-def _tapped(days: int) -> IntentHandler:
     async def handler(ctx: FlowContext) -> None:
         await _send_next_summary(ctx, days)
 
     handler.__name__ = handler.__qualname__ = f"send_summary_{days}d"
     return handler
-
-
-# Tap-only intents: the quick-reply buttons of the summary templates (templates.yaml).
-for _days in (7, 3, 1):
-    app.intent(f"tour_summary_{_days}d", [], handler=_tapped(_days))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from apps.safari import app
 from flows import Accepted, FlowContext, Rejected, UserMessage
 from flows import ValidationContext as Context
-from flows.safari import app
 from flows.validators import normalize
 
 Check = Callable[[UserMessage, Context], Accepted | Rejected]

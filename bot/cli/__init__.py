@@ -1,6 +1,9 @@
-"""The ``nyala`` command line (click).
+"""The ``nyala`` command line (click): the framework's commands plus the selected app's.
 
-Every command that touches the database applies pending migrations first, so each one
+``--app`` (or ``$NYALA_APP``) selects the app; its ``App(commands=[...])`` are listed and
+run beside the framework's, so ``nyala --app examples/restaurant --help`` shows the
+restaurant's commands and no other app's. Every command that touches the database
+applies pending migrations first (the framework's branch and the app's), so each one
 works on a fresh database. Bad arguments give one line and exit status 2; an unreachable
 database gives one line (URL without password) and exit status 1; never a traceback.
 """
@@ -10,35 +13,91 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+from sqlalchemy import select
 
-from bot.apps import load_app
+from analytics import abandon_idle_sessions
+from bot.apps import AppNotFoundError
 from bot.cli.analytics import report, snapshot
-from bot.cli.common import load_app_from as _app
-from bot.cli.common import load_settings as _settings
-from bot.cli.common import phone as _phone
-from bot.cli.common import run as _run
-from bot.cli.common import with_db as _with_db
+from bot.cli.chat import TerminalChat
+from bot.cli.common import CliState, cli_state, load_settings, phone, run_with_db
 from bot.cli.operators import operator
+from bot.console.accounts import ensure_first_admin, first_admin_notice
+from bot.diagrams import write_diagram
 from bot.settings import Settings
-from flows import App, Engine, FlowError, load_flow_file
-from storage import Database, NyalaError
+from flows import Engine, FlowError, load_flow_file, release_handoff
+from flows.runtime import Runtime
+from storage import Contact, Database, NyalaError
 
-T = TypeVar("T")
 DEFAULT_CHAT_PHONE = "263771234567"
 log = logging.getLogger("nyala.bot")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class NyalaGroup(click.Group):
+    """The framework's commands, then the selected app's (``App.commands``)."""
+
+    def _app_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        state = ctx.find_object(CliState)
+        if state is None:  # ``--help`` came before ``--app``: the app from the settings
+            state = _state(ctx, None)
+        app = state.app()
+        found: dict[str, click.Command] = {}
+        for command in app.commands:
+            if not isinstance(command, click.Command) or command.name is None:
+                raise click.UsageError(f"{app!r}: App.commands holds {command!r}, not a command")
+            if command.name in self.commands:
+                raise click.UsageError(
+                    f"{app!r}: its command {command.name!r} has the name of one of nyala's own"
+                )
+            found[command.name] = command
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(self.commands)
+        try:
+            names.update(self._app_commands(ctx))
+        except (AppNotFoundError, FlowError) as exc:
+            # Help must still work with a broken app: the framework's commands, and why.
+            log.warning("the app's commands are not listed: %s", exc)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        own = self.commands.get(cmd_name)
+        if own is not None:
+            return own
+        return self._app_commands(ctx).get(cmd_name)
+
+
+def _state(ctx: click.Context, target: str | None) -> CliState:
+    """The command line's state (settings and app), made once per invocation."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        settings = load_settings()
+        root.obj = CliState(settings, target or settings.app)
+    return root.obj
+
+
+def _select_app(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Eager: the app is known before --help lists the commands.
+    _state(ctx, value)
+    return value
+
+
+@click.group(cls=NyalaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--app",
     "app_target",
     metavar="APP",
+    is_eager=True,
+    expose_value=True,
+    callback=_select_app,
     help="the bot to run: module:attr, module, or a folder with app.py "
     "(default: $NYALA_APP or the built-in safari bot)",
 )
@@ -46,27 +105,39 @@ log = logging.getLogger("nyala.bot")
 @click.pass_context
 def cli(ctx: click.Context, app_target: str | None) -> None:
     """Nyala: WhatsApp bots whose conversations are state machines."""
-    settings = _settings()
-    ctx.obj = {"settings": settings, "app": app_target or settings.app}
+    _state(ctx, app_target)
 
 
 @cli.command("migrate")
-@click.pass_context
-def migrate_command(ctx: click.Context) -> None:
-    """Apply pending database migrations (and nothing else)."""
-    settings: Settings = ctx.obj["settings"]
+def migrate_command() -> None:
+    """Apply pending database migrations (the framework's and the app's; nothing else)."""
 
     async def work(db: Database) -> None:
         click.echo(f"database {db.display_url} is up to date")
 
-    _run(_with_db(settings, work))
+    run_with_db(work)
+
+
+async def load_demo_if_fresh(runtime: Runtime) -> str | None:
+    """Load the app's demo data into a fresh SQLite database, so a first run just works.
+
+    Fresh: no contact has ever written (the first chat creates one, so this happens
+    once). Only on SQLite, the single-user default; returns the app's summary line.
+    """
+    app, db = runtime.app, runtime.db
+    if app.demo_data is None or not db.is_sqlite:
+        return None
+    async with db.read() as session:
+        if await session.scalar(select(Contact.id).limit(1)) is not None:
+            return None
+    return await app.demo_data(runtime)
 
 
 @cli.command()
 @click.option(
     "--as",
-    "phone",
-    callback=_phone,
+    "phone_number",
+    callback=phone,
     metavar="PHONE",
     help=f"chat as this number, international form (default +{DEFAULT_CHAT_PHONE})",
 )
@@ -78,52 +149,30 @@ def migrate_command(ctx: click.Context) -> None:
     show_default=True,
     help="where documents the bot sends are saved",
 )
-@click.pass_context
-def chat(ctx: click.Context, phone: str | None, files_dir: Path) -> None:
+def chat(phone_number: str | None, files_dir: Path) -> None:
     """Talk to the bot in the terminal (sandbox: nothing is ever sent to WhatsApp)."""
-    from bot.cli.chat import TerminalChat
-
-    settings: Settings = ctx.obj["settings"]
-    app = _app(ctx)
+    state = cli_state()
+    app = state.app()
 
     async def work(db: Database) -> None:
-        await _autoload_demo(db, app)
-        engine = Engine(db, app, sandbox=True)
-        await TerminalChat(engine, phone or DEFAULT_CHAT_PHONE, files_dir=files_dir).run()
+        async with Runtime.start(app, db, sandbox=True, settings=state.settings) as runtime:
+            loaded = await load_demo_if_fresh(runtime)
+            if loaded:
+                click.echo(f"loaded demo data: {loaded} (nyala demo-data shows it)", err=True)
+            engine = Engine(db, app, sandbox=True, services=runtime.services)
+            chat = TerminalChat(engine, phone_number or DEFAULT_CHAT_PHONE, files_dir=files_dir)
+            await chat.run()
 
-    _run(_with_db(settings, work))
-
-
-async def _autoload_demo(db: Database, app: App) -> None:
-    """Load the safari demo data into a fresh SQLite database, so a first run just works.
-
-    Only for the built-in safari bot on SQLite, and only when there are no tours at all.
-    """
-    from sqlalchemy import select
-
-    import flows.safari
-    from flows.safari.demo import load_demo_data
-    from storage import Tour
-
-    if not db.is_sqlite or app is not flows.safari.app:
-        return
-    async with db.read() as session:
-        if await session.scalar(select(Tour.id).limit(1)) is not None:
-            return
-    data = await load_demo_data(db, tz=app.timezone)
-    click.echo(
-        f"loaded demo data: {len(data.tours)} tours, {len(data.bookings)} bookings "
-        "(nyala demo-data shows them)",
-        err=True,
-    )
+    run_with_db(work)
 
 
 def _serve_process(settings_env: dict[str, str], app_target: str, host: str, port: int) -> None:
     """One server process (also the body of each ``--workers`` child)."""
-    import os
-
+    # Imported here: the server and its console (Jinja, Argon2, charts) are heavy and
+    # only ``serve`` needs them; every other command starts without them.
     from aiohttp import web
 
+    from bot.apps import load_app
     from bot.server import create_app
 
     os.environ.update(settings_env)
@@ -155,15 +204,13 @@ def _serve_process(settings_env: dict[str, str], app_target: str, host: str, por
     type=click.IntRange(1, 64),
     help="server processes (PostgreSQL only)",
 )
-@click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int) -> None:
     """Run the WhatsApp webhook server (sandbox mode without WHATSAPP_ACCESS_TOKEN)."""
-    import multiprocessing
+    from bot.server import startup_warnings  # see _serve_process: heavy, serve only
 
-    from bot.server import startup_warnings
-
-    settings: Settings = ctx.obj["settings"]
-    app = _app(ctx)
+    state = cli_state()
+    settings = state.settings
+    app = state.app()
     if workers > 1 and Database(settings.database_url).is_sqlite:
         raise click.UsageError(
             "--workers > 1 needs PostgreSQL: SQLite allows one writing process "
@@ -171,13 +218,14 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         )
 
     async def check(db: Database) -> None:
-        await _autoload_demo(db, app)
-        from bot.console.accounts import ensure_first_admin, first_admin_notice
-
+        async with Runtime.start(app, db, sandbox=not settings.live, settings=settings) as rt:
+            loaded = await load_demo_if_fresh(rt)
+            if loaded:
+                click.echo(f"loaded demo data: {loaded}", err=True)
         if first := await ensure_first_admin(db):  # printed once to the terminal, not logged
             click.echo(first_admin_notice(first, f"http://{host}:{port}/console"), err=True)
 
-    _run(_with_db(settings, check))
+    run_with_db(check)
     for note in startup_warnings(settings):
         click.echo(f"note: {note}", err=True)
     processes = f"{workers} process{'es' if workers > 1 else ''}"
@@ -187,13 +235,12 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         err=True,
     )
     env = {"NYALA_SEND_RATE": str(settings.send_rate / workers)}
-    target: str = ctx.obj["app"]
     if workers == 1:
-        _serve_process(env, target, host, port)
+        _serve_process(env, state.target, host, port)
         return
     spawn = multiprocessing.get_context("spawn")
     children = [
-        spawn.Process(target=_serve_process, args=(env, target, host, port), daemon=False)
+        spawn.Process(target=_serve_process, args=(env, state.target, host, port), daemon=False)
         for _ in range(workers)
     ]
     for child in children:
@@ -214,53 +261,21 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 
 @cli.command("demo-data")
-@click.option("--json", "as_json", is_flag=True, help="print the demo objects as JSON (only that)")
-@click.pass_context
-def demo_data(ctx: click.Context, as_json: bool) -> None:
-    """Load the safari demo tours, departures and bookings (idempotent) and show them."""
-    import json
+def demo_data() -> None:
+    """Load the app's demo data (idempotent) and say what it holds."""
+    state = cli_state()
+    app = state.app()
+    loader = app.demo_data
+    if loader is None:
+        raise click.ClickException(f"{app.name} has no demo data (App(demo_data=...))")
 
-    from flows.safari import app as safari_app
-    from flows.safari.demo import DemoData, describe, load_demo_data
+    async def work(db: Database) -> str:
+        async with Runtime.start(
+            app, db, sandbox=not state.settings.live, settings=state.settings
+        ) as runtime:
+            return await loader(runtime)
 
-    settings: Settings = ctx.obj["settings"]
-
-    async def work(db: Database) -> DemoData:
-        return await load_demo_data(db, tz=safari_app.timezone)
-
-    data = _run(_with_db(settings, work))
-    for line in [json.dumps(data.to_json(), indent=2)] if as_json else describe(data):
-        click.echo(line)
-
-
-@cli.command()
-@click.argument("payment_id", type=click.IntRange(min=1))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="file to write (default: Receipt_<number>.pdf in the current folder)",
-)
-@click.pass_context
-def receipt(ctx: click.Context, payment_id: int, output: Path | None) -> None:
-    """Write the PDF receipt of payment PAYMENT_ID (issued now if it has none yet)."""
-    from documents.receipts import IssuedReceipt, issue_receipt
-
-    settings: Settings = ctx.obj["settings"]
-    app = _app(ctx)
-
-    async def work(db: Database) -> IssuedReceipt:
-        async with db.transaction() as session:
-            return await issue_receipt(session, payment_id, tz=app.timezone)
-
-    issued = _run(_with_db(settings, work))
-    target = output or Path.cwd() / issued.filename
-    try:
-        target.write_bytes(issued.pdf)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
-    state = "issued" if issued.created else "already issued"
-    click.echo(f"wrote {target} (receipt {issued.number} for payment {payment_id}, {state})")
+    click.echo(run_with_db(work))
 
 
 @cli.command("fake-graph")
@@ -274,7 +289,15 @@ def receipt(ctx: click.Context, payment_id: int, output: Path | None) -> None:
 )
 def fake_graph(host: str, port: int, token: str) -> None:
     """Run a local fake of the Graph API that validates every request against Meta's spec."""
-    from bot.fake_graph import run_fake_graph
+    try:
+        # Imported here: the fake and Meta's spec are test tools (the ``test`` extra);
+        # the runtime never imports them.
+        from testing.fake_graph import run_fake_graph
+    except ImportError as exc:
+        raise click.ClickException(
+            f"nyala fake-graph needs the test extra: pip install 'nyala[test]' ({exc.name} "
+            "is missing)"
+        ) from None
 
     def ready(url: str) -> None:
         click.echo(f"fake Graph API listening at {url} (set WHATSAPP_API_BASE={url})", err=True)
@@ -284,190 +307,16 @@ def fake_graph(host: str, port: int, token: str) -> None:
 
 
 @cli.command()
-@click.pass_context
-def sweep(ctx: click.Context) -> None:
+def sweep() -> None:
     """Mark sessions idle past their flow's timeout as abandoned."""
-    from analytics import abandon_idle_sessions
-
-    settings: Settings = ctx.obj["settings"]
-    app = _app(ctx)
+    app = cli_state().app()
 
     async def work(db: Database) -> int:
         timeouts = {name: spec.timeout for name, spec in app.flows.items()}
         return await abandon_idle_sessions(db, timeouts)
 
-    count = _run(_with_db(settings, work))
+    count = run_with_db(work)
     click.echo(f"abandoned {count} idle session{'s' if count != 1 else ''}")
-
-
-def _print_plan(planned: list[Any]) -> None:
-    """The dry-run table: who would get what."""
-    header = ("reference", "phone", "tour", "date", "when", "messages", "")
-    rows = [
-        (
-            p.reference,
-            p.phone,
-            p.tour,
-            p.date.isoformat(),
-            p.when,
-            ", ".join(p.messages) or "-",
-            "already sent: skip"
-            if p.already_sent
-            else "no WhatsApp: skip"
-            if not p.whatsapp
-            else "would queue (24-hour window closed)"
-            if p.messages == ("template",)
-            else "would queue",
-        )
-        for p in planned
-    ]
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"{len(planned)} booking{'s' if len(planned) != 1 else ''}; nothing was written")
-
-
-async def _drain_outbox(settings: Settings, db: Database) -> int:
-    """Send every due queued row with the outbox (live mode); returns how many were sent."""
-    import aiohttp
-
-    from bot.whatsapp.graph import GraphClient
-    from bot.metrics import Metrics
-    from bot.whatsapp.outbox import Outbox
-
-    assert settings.whatsapp_access_token is not None
-    total = 0
-    async with aiohttp.ClientSession() as http:
-        client = GraphClient(
-            http,
-            base_url=settings.whatsapp_api_base,
-            access_token=settings.whatsapp_access_token.get_secret_value(),
-            phone_number_id=str(settings.whatsapp_phone_number_id),
-            timeout=settings.graph_timeout,
-        )
-        outbox = Outbox(db, client, Metrics(), rate=settings.send_rate)
-        while sent := await outbox.send_due():
-            total += sent
-    return total
-
-
-def _notify(
-    ctx: click.Context, *, kind: str, key: str, amount: int, dry_run: bool, send_now: bool
-) -> int:
-    """Run a summaries or reminders command; returns the exit status (1 if any failed)."""
-    from flows.safari import app as safari
-    from flows.safari.summaries import (
-        Outcome,
-        deliver,
-        due_id_reminder_bookings,
-        due_summary_bookings,
-        plan,
-    )
-    from storage import TOUR_SUMMARY, utcnow
-
-    settings: Settings = ctx.obj["settings"]
-    tz = safari.timezone
-    now = utcnow()
-
-    async def work(db: Database) -> int:
-        async with db.read() as session:
-            if kind == TOUR_SUMMARY:
-                ids = await due_summary_bookings(session, amount, now=now, tz=tz)
-            else:
-                ids = await due_id_reminder_bookings(session, amount, now=now, tz=tz)
-        if dry_run:
-            _print_plan(await plan(db, ids, kind=kind, key=key, amount=amount, tz=tz, now=now))
-            return 0
-        counts = dict.fromkeys(Outcome, 0)
-
-        async def one(booking_id: int) -> None:
-            outcome = await deliver(
-                db,
-                booking_id,
-                kind=kind,
-                key=key,
-                amount=amount,
-                sandbox=settings.sandbox,
-                now=now,
-                tz=tz,
-            )
-            counts[outcome] += 1
-
-        if sys.stderr.isatty() and ids:
-            with click.progressbar(ids, label=f"{kind} {key}", file=sys.stderr) as bar:
-                for booking_id in bar:
-                    await one(booking_id)
-        else:
-            for booking_id in ids:
-                await one(booking_id)
-        sent = ""
-        if send_now:
-            if settings.sandbox:
-                click.echo("sandbox mode: the messages are stored, not sent to WhatsApp", err=True)
-            else:
-                sent = f", sent {await _drain_outbox(settings, db)} message(s)"
-        click.echo(
-            f"queued {counts[Outcome.QUEUED]}, as template {counts[Outcome.TEMPLATE]} "
-            f"(24-hour window closed), skipped {counts[Outcome.SKIPPED]} (already sent), "
-            f"no WhatsApp {counts[Outcome.NO_WHATSAPP]}, failed {counts[Outcome.FAILED]}{sent}"
-        )
-        return 1 if counts[Outcome.FAILED] else 0
-
-    return _run(_with_db(settings, work))
-
-
-@cli.command("send-tour-summaries")
-@click.option(
-    "--days-before",
-    type=click.IntRange(min=0),
-    required=True,
-    help="send to confirmed bookings whose tour is exactly this many days away",
-)
-@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
-@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
-@click.pass_context
-def send_tour_summaries(
-    ctx: click.Context, days_before: int, dry_run: bool, send_now: bool
-) -> int:
-    """Queue pre-tour summaries (7: full, 3: final check, 1: last details), once each."""
-    from storage import TOUR_SUMMARY
-
-    return _notify(
-        ctx,
-        kind=TOUR_SUMMARY,
-        key=f"{days_before}d",
-        amount=days_before,
-        dry_run=dry_run,
-        send_now=send_now,
-    )
-
-
-cli.add_command(send_tour_summaries, "send_tour_summaries")
-
-
-@cli.command("send-id-reminders")
-@click.option(
-    "--hours-before",
-    type=click.IntRange(min=1),
-    default=48,
-    show_default=True,
-    help="remind bookings whose tour starts within this many hours",
-)
-@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
-@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
-@click.pass_context
-def send_id_reminders(ctx: click.Context, hours_before: int, dry_run: bool, send_now: bool) -> int:
-    """Remind customers of travellers' missing IDs before the tour, once per booking."""
-    from storage import ID_REMINDER
-
-    return _notify(
-        ctx,
-        kind=ID_REMINDER,
-        key=f"{hours_before}h",
-        amount=hours_before,
-        dry_run=dry_run,
-        send_now=send_now,
-    )
 
 
 @cli.group()
@@ -476,10 +325,9 @@ def flows() -> None:
 
 
 @flows.command("list")
-@click.pass_context
-def flows_list(ctx: click.Context) -> None:
+def flows_list() -> None:
     """List the app's flows with their steps."""
-    app = _app(ctx.find_root())
+    app = cli_state().app()
     for name, spec in sorted(app.flows.items()):
         origin = str(spec.source) if spec.source else "python class"
         click.echo(f"{name}  ({len(spec.steps)} steps, version {spec.version}, {origin})")
@@ -490,10 +338,9 @@ def flows_list(ctx: click.Context) -> None:
 
 @flows.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.pass_context
-def flows_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+def flows_validate(paths: tuple[Path, ...]) -> None:
     """Check flow files (names of actions, queries, ... against the app)."""
-    app = _app(ctx.find_root())
+    app = cli_state().app()
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
@@ -519,12 +366,9 @@ def flows_validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     required=True,
     help="file to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)",
 )
-@click.pass_context
-def flows_diagram(ctx: click.Context, name: str, output: Path) -> None:
+def flows_diagram(name: str, output: Path) -> None:
     """Draw flow NAME's states and transitions."""
-    from bot.diagrams import write_diagram
-
-    app = _app(ctx.find_root())
+    app = cli_state().app()
     write_diagram(app.flow(name), output)
     click.echo(f"wrote {output}")
 
@@ -535,26 +379,21 @@ def handoff() -> None:
 
 
 @handoff.command("release")
-@click.argument("phone", callback=_phone)
-@click.pass_context
-def handoff_release(ctx: click.Context, phone: str) -> None:
+@click.argument("phone_number", metavar="PHONE", callback=phone)
+def handoff_release(phone_number: str) -> None:
     """Give PHONE's conversation back to the bot."""
-    from sqlalchemy import select
-
-    from flows import release_handoff
-    from storage import Contact
-
-    settings: Settings = ctx.find_root().obj["settings"]
 
     async def work(db: Database) -> bool:
         async with db.read() as session:
-            contact_id = await session.scalar(select(Contact.id).where(Contact.wa_id == phone))
+            contact_id = await session.scalar(
+                select(Contact.id).where(Contact.wa_id == phone_number)
+            )
         if contact_id is None:
-            raise click.UsageError(f"no contact +{phone}")
+            raise click.UsageError(f"no contact +{phone_number}")
         return await release_handoff(db, contact_id)
 
-    released = _run(_with_db(settings, work))
-    click.echo(f"+{phone}: {'back with the bot' if released else 'was not handed off'}")
+    released = run_with_db(work)
+    click.echo(f"+{phone_number}: {'back with the bot' if released else 'was not handed off'}")
 
 
 cli.add_command(operator)

@@ -23,8 +23,7 @@ from analytics import (
     get_step_funnel,
 )
 from analytics.periods import MAX_DAYS, resolve_period, snapshot_periods, today_in
-from bot.cli.common import load_app_from, load_settings, run, with_db
-from bot.settings import Settings
+from bot.cli.common import cli_state, run_with_db
 from flows import App
 from storage import Database, FlowMetricSnapshot, SnapshotPeriod, StepAction
 
@@ -57,22 +56,13 @@ def _resolve(value: dt.date | str | None, app: App) -> dt.date | None:
     return today_in(app.timezone) - dt.timedelta(days=RELATIVE_DAYS[value])
 
 
-def _settings(ctx: click.Context) -> Settings:
-    root = ctx.find_root()
-    if isinstance(root.obj, dict) and "settings" in root.obj:
-        settings: Settings = root.obj["settings"]
-        return settings
-    return load_settings()
-
-
 def _app(ctx: click.Context) -> App:
-    root = ctx.find_root()
-    return load_app_from(root)
+    return cli_state(ctx).app()
 
 
 def _call(ctx: click.Context, work: Callable[[Database], Awaitable[T]]) -> T:
     try:
-        return run(with_db(_settings(ctx), work))
+        return run_with_db(work, ctx)
     except AnalyticsError as exc:  # includes PeriodError: a bad range or filter
         raise click.UsageError(str(exc)) from None
 

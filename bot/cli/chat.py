@@ -14,8 +14,9 @@ import mimetypes
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from sqlalchemy import func, select
 
@@ -33,17 +34,31 @@ from flows.messages import (
     reply_options,
     reply_text,
 )
-from flows.safari.omari import SandboxOmari
-from flows.safari.payments import set_provider
 from storage import Contact, Conversation, OutboundMessage, StoredFile
 
-# How long the chat waits for sandbox payments to confirm themselves before the next line.
+# How long the chat waits for the app's background work (e.g. a sandbox payment provider
+# confirming a payment itself) before the next line.
 SETTLE_SECONDS = 10.0
 
 CHAT_HELP = (
     "Type a message, or the number of an option. Commands: /file PATH (send a photo or "
     "document), /location LAT,LON, /quit."
 )
+
+
+@runtime_checkable
+class Settles(Protocol):
+    """A service doing work in the background whose messages the chat waits for (a
+    sandbox payment provider confirming payments itself a moment later)."""
+
+    @property
+    def pending(self) -> int:
+        """How many pieces of work are still running."""
+        ...
+
+    async def settle(self) -> None:
+        """Wait until they are done."""
+        ...
 
 
 class TerminalChat:
@@ -57,6 +72,7 @@ class TerminalChat:
         stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout,
         files_dir: Path = Path("nyala-chat-files"),
+        background: Sequence[Settles] | None = None,
     ) -> None:
         self.engine = engine
         self.contact = ContactRef(wa_id=phone, profile_name=None)
@@ -67,8 +83,12 @@ class TerminalChat:
         self.interactive = stdin.isatty()
         self._ids = itertools.count(1)
         self._session = f"{int(time.time() * 1000):x}"
-        # Mobile money in the chat is the sandbox Omari: it confirms payments itself.
-        self.payments = SandboxOmari(engine.db, sandbox=True)
+        # By default the engine's services that work in the background.
+        self.background: Sequence[Settles] = (
+            background
+            if background is not None
+            else [s for s in engine.services.values() if isinstance(s, Settles)]
+        )
         self._shown_up_to = 0  # the last outbound row shown that was not a reply
 
     def _print(self, text: str = "") -> None:
@@ -81,11 +101,7 @@ class TerminalChat:
             f"Chatting with {self.engine.app.name} as +{self.contact.wa_id} "
             "(sandbox: nothing is sent to WhatsApp). Type /quit to leave."
         )
-        set_provider(self.payments)
-        try:
-            await self._converse()
-        finally:
-            await self.payments.close()
+        await self._converse()
 
     async def _converse(self) -> None:
         self._shown_up_to = await self._last_outbound_id()
@@ -212,10 +228,11 @@ class TerminalChat:
     async def _show_later_messages(self) -> None:
         """Show messages queued for this contact outside a reply and not shown yet (e.g. a
         sandbox payment confirming itself a moment after the bot asked for it)."""
-        if self.payments.pending:
+        busy = [service for service in self.background if service.pending]
+        if busy:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_SECONDS):
-                    await self.payments.settle()
+                    await asyncio.gather(*(service.settle() for service in busy))
         async with self.engine.db.read() as session:
             rows = (
                 await session.scalars(
@@ -240,7 +257,7 @@ class TerminalChat:
         if row is None:
             self._print(f"bot> 📄 {reply.filename} (file missing)")
             return
-        # Receipts and summaries carry personal data: only the user running the chat reads
+        # Documents may carry personal data: only the user running the chat reads
         # them (a new folder 0700, each file 0600, whatever the umask).
         self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.files_dir / Path(reply.filename).name

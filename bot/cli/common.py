@@ -23,6 +23,7 @@ P = ParamSpec("P")
 
 
 def load_settings() -> Settings:
+    """The settings from the environment; a bad value is one line, not a traceback."""
     try:
         return Settings()
     except ValidationError as exc:
@@ -31,6 +32,7 @@ def load_settings() -> Settings:
 
 
 def phone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a phone number in international form, as digits."""
     if value is None:
         return None
     digits = re.sub(r"[\s\-()]", "", value).removeprefix("+")
@@ -56,6 +58,8 @@ async def with_db(
 
 
 def run(coro: Awaitable[T]) -> T:
+    """Run ``coro`` to the end in a new event loop."""
+
     async def runner() -> T:
         return await coro
 
@@ -93,9 +97,15 @@ def load_app_from(ctx: click.Context) -> App:
     return cli_state(ctx).app()
 
 
+def run_with_db(work: Callable[[Database], Awaitable[T]], ctx: click.Context | None = None) -> T:
+    """Run ``work(db)`` on the selected app's database, migrated with the app's branch."""
+    state = cli_state(ctx)
+    return run(with_db(state.settings, work, app=state.app()))
+
+
 def live(settings: Settings) -> bool:
     """Replies go to WhatsApp (else they are stored as sandbox rows)."""
-    return not settings.sandbox and bool(settings.whatsapp_phone_number_id)
+    return settings.live
 
 
 def runtime_command(function: Callable[Concatenate[Runtime, P], Awaitable[T]]) -> Callable[P, T]:

@@ -6,22 +6,20 @@ import sys
 
 import click
 
-from bot.cli.common import load_settings, run, with_db
-from bot.console.accounts import create_operator, list_operators, set_active, set_password
+from bot.cli.common import run_with_db
+from bot.console.accounts import (
+    BadUsernameError,
+    create_operator,
+    list_operators,
+    normalize_username,
+    set_active,
+    set_password,
+)
 from bot.console.passwords import WeakPasswordError, check_password
-from bot.settings import Settings
 from storage import Database
 from storage.operators import OperatorRole
 
 ROLES = [role.value for role in OperatorRole]
-
-
-def _settings(ctx: click.Context) -> Settings:
-    root = ctx.find_root()
-    if isinstance(root.obj, dict) and "settings" in root.obj:
-        settings: Settings = root.obj["settings"]
-        return settings
-    return load_settings()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -59,8 +57,6 @@ def operator() -> None:
 @click.pass_context
 def operator_create(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
     """Create console account USERNAME (the password is prompted, at least 10 characters)."""
-    from bot.console.accounts import BadUsernameError, normalize_username
-
     try:
         name = normalize_username(username)
     except BadUsernameError as exc:
@@ -70,7 +66,7 @@ def operator_create(ctx: click.Context, username: str, role: str, password_stdin
     async def work(db: Database) -> None:
         await create_operator(db, name, password, OperatorRole(role), actor="cli")
 
-    run(with_db(_settings(ctx), work))
+    run_with_db(work, ctx)
     click.echo(f"created operator {name} ({role}); log in at /console")
 
 
@@ -87,7 +83,7 @@ def operator_password(ctx: click.Context, username: str, password_stdin: bool) -
     async def work(db: Database) -> None:
         await set_password(db, username, password, actor="cli")
 
-    run(with_db(_settings(ctx), work))
+    run_with_db(work, ctx)
     click.echo(f"changed the password of {username.strip().lower()}")
 
 
@@ -100,7 +96,7 @@ def operator_disable(ctx: click.Context, username: str) -> None:
     async def work(db: Database) -> None:
         await set_active(db, username, active=False, actor="cli")
 
-    run(with_db(_settings(ctx), work))
+    run_with_db(work, ctx)
     click.echo(f"disabled {username.strip().lower()}")
 
 
@@ -113,7 +109,7 @@ def operator_enable(ctx: click.Context, username: str) -> None:
     async def work(db: Database) -> None:
         await set_active(db, username, active=True, actor="cli")
 
-    run(with_db(_settings(ctx), work))
+    run_with_db(work, ctx)
     click.echo(f"enabled {username.strip().lower()}")
 
 
@@ -133,7 +129,7 @@ def operator_list(ctx: click.Context) -> None:
             for o in await list_operators(db)
         ]
 
-    rows = run(with_db(_settings(ctx), work))
+    rows = run_with_db(work, ctx)
     if not rows:
         click.echo("no operators yet: nyala operator create USERNAME --role admin")
         return

@@ -1,21 +1,22 @@
 """The operator console: a secure web app under ``/console`` of ``nyala serve``.
 
 Staff log in with operator accounts (``nyala operator create``) and run their day from the
-browser: flow analytics, bookings, payments and receipts, conversations handed to a
-person, the outbox, pre-tour summaries and a chat simulator.
+browser: flow analytics, conversations handed to a person, the outbox, a chat simulator,
+and the pages the selected app adds (:class:`ConsolePage`).
 """
 
-from aiohttp import web
-
 from bot.console.accounts import FirstAdmin, create_operator, ensure_first_admin
+from bot.console.app import build_console, setup
+from bot.console.page import Attention, ConsolePage, ContactFact, navigation
 
-
-def setup(app: web.Application) -> None:
-    """Mount the console under ``/console`` of the server application ``app``."""
-    # Imported here: the pages use the server's application keys (bot.server imports us).
-    from bot.console.app import setup as mount
-
-    mount(app)
-
-
-__all__ = ["FirstAdmin", "create_operator", "ensure_first_admin", "setup"]
+__all__ = [
+    "Attention",
+    "ConsolePage",
+    "ContactFact",
+    "FirstAdmin",
+    "build_console",
+    "create_operator",
+    "ensure_first_admin",
+    "navigation",
+    "setup",
+]

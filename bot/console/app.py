@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 from aiohttp import web
 
-from bot.console import sessions
+from bot.console import formatting, sessions
+from bot.console.page import ConsolePage, navigation
+from bot.console.pages import framework_pages
 from bot.console.web import (
     COOKIE,
     CURRENT,
     LOGIN_CSRF_COOKIE,
+    NAV,
+    PAGES,
     PREFIX,
     SECURITY_HEADERS,
     TEMPLATES,
@@ -28,6 +33,7 @@ from bot.console.web import (
     render,
     see_other,
 )
+from flows import App
 
 log = logging.getLogger("nyala.console")
 
@@ -233,34 +239,53 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _environment() -> jinja2.Environment:
+def _environment(pages: Sequence[ConsolePage]) -> jinja2.Environment:
+    """Templates: the console's own first (``base.html``, ``macros.html``), then each
+    page's folder in registration order."""
+    folders = [HERE / "templates"]
+    for page in pages:
+        if page.templates is not None and page.templates not in folders:
+            folders.append(page.templates)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder) for folder in folders]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    from bot.console import formatting
-
     env.filters.update(formatting.FILTERS)
     return env
 
 
-def build_console() -> web.Application:
-    """The console as an application to mount under :data:`PREFIX`."""
-    from bot.console import pages
+def app_pages(flow_app: App) -> list[ConsolePage]:
+    """The app's console pages; anything else in ``App.console`` is said at once."""
+    pages: list[ConsolePage] = []
+    for page in flow_app.console_pages:
+        if not isinstance(page, ConsolePage):
+            raise TypeError(
+                f"{flow_app!r}: App.console holds {page!r}, not a bot.console.ConsolePage"
+            )
+        pages.append(page)
+    return pages
 
+
+def build_console(flow_app: App) -> web.Application:
+    """The console of ``flow_app`` (the framework's pages, then the app's) as an
+    application to mount under :data:`PREFIX`."""
+    pages = (*framework_pages(), *app_pages(flow_app))
     console = web.Application(middlewares=[errors, guard])
-    console[TEMPLATES] = _environment()
+    console[PAGES] = pages
+    console[NAV] = navigation(pages, PREFIX)
+    console[TEMPLATES] = _environment(pages)
     console.router.add_get("/login", login_page, name="login")
     console.router.add_post("/login", login)
     console.router.add_post("/logout", logout, name="logout")
     console.router.add_static("/static", HERE / "static", name="static")
-    pages.add_routes(console)
+    for page in pages:
+        console.add_routes(page.routes)
     return console
 
 
-def setup(app: web.Application) -> None:
-    """Mount the console under ``/console`` of the server ``app``."""
-    app.add_subapp(PREFIX, build_console())
+def setup(app: web.Application, flow_app: App) -> None:
+    """Mount the console of ``flow_app`` under ``/console`` of the server ``app``."""
+    app.add_subapp(PREFIX, build_console(flow_app))

@@ -18,19 +18,64 @@ app's page is an ordinary aiohttp route table rendered with the console's templa
 
 Paths are relative to the console (``/console``); templates in ``templates`` may extend
 ``base.html`` and use ``macros.html`` like the framework's pages.
+
+A page may also put a card on the dashboard ("3 payments awaiting approval") with
+``attention=``, and facts beside a contact's conversation ("Customer: Ada — bookings")
+with ``contact_facts=``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.operators import OperatorRole
 
-__all__ = ["ConsolePage", "NavLink", "NavSection", "navigation"]
+__all__ = [
+    "Attention",
+    "ConsolePage",
+    "ContactFact",
+    "NavLink",
+    "NavSection",
+    "navigation",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """A dashboard card: how many things wait for an operator, and where they are.
+
+    Attributes:
+        label: what waits ("Payments awaiting approval").
+        count: how many (0 shows the card as fine).
+        hint: what to do about it ("review proofs and approve").
+        href: where the card links (a console URL, ``/console/payments``).
+    """
+
+    label: str
+    count: int
+    hint: str
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFact:
+    """A line beside a contact's conversation (``Customer: Ada — bookings``)."""
+
+    label: str
+    text: str
+    href: str | None = None
+
+
+AttentionSource = Callable[[web.Request], Awaitable[Attention | None]]
+"""``async def f(request) -> Attention | None`` (``None``: no card)."""
+
+ContactFacts = Callable[[AsyncSession, int], Awaitable[Sequence[ContactFact]]]
+"""``async def f(session, contact_id) -> [ContactFact, ...]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +93,9 @@ class ConsolePage:
             console's own, so ``base.html`` and ``macros.html`` are there to extend).
         role: the least role that sees the link (the handlers still check).
         order: position within the section (smaller first).
+        nav: whether the page has a link in the navigation.
+        attention: a dashboard card of what waits on this page (optional).
+        contact_facts: facts shown beside a contact's conversation (optional).
     """
 
     title: str
@@ -58,6 +106,8 @@ class ConsolePage:
     role: OperatorRole = OperatorRole.VIEWER
     order: int = 100
     nav: bool = field(default=True)
+    attention: AttentionSource | None = None
+    contact_facts: ContactFacts | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):

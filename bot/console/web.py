@@ -20,9 +20,11 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from bot.console.page import ConsolePage, NavSection
 from bot.console.sessions import Current
-from bot.server import DATABASE, FLOW_APP, SETTINGS
+from bot.keys import DATABASE, FLOW_APP, SETTINGS
 from bot.settings import Settings
+from bot.web import runtime_of
 from flows import App
 from storage import Database
 from storage.operators import OperatorRole
@@ -37,6 +39,8 @@ FLASH_COOKIE = "nyala_flash"
 LOGIN_CSRF_COOKIE = "nyala_login_csrf"
 
 TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
+PAGES = web.AppKey[tuple[ConsolePage, ...]]("console_pages")
+NAV = web.AppKey[tuple[NavSection, ...]]("console_nav")
 CURRENT = web.RequestKey("console_current", Current)
 NOTICES = web.RequestKey("console_notices", list)  # of str
 
@@ -52,6 +56,27 @@ SECURITY_HEADERS = {
 }
 
 
+__all__ = [
+    "CURRENT",
+    "NAV",
+    "PAGES",
+    "PREFIX",
+    "TEMPLATES",
+    "db_of",
+    "flash",
+    "flow_app_of",
+    "me",
+    "notice",
+    "pages_of",
+    "redirect",
+    "render",
+    "requires",
+    "runtime_of",
+    "settings_of",
+    "url",
+]
+
+
 def db_of(request: web.Request) -> Database:
     """The server's database."""
     return request.config_dict[DATABASE]
@@ -65,6 +90,11 @@ def flow_app_of(request: web.Request) -> App:
 def settings_of(request: web.Request) -> Settings:
     """The server's settings."""
     return request.config_dict[SETTINGS]
+
+
+def pages_of(request: web.Request) -> tuple[ConsolePage, ...]:
+    """Every console page: the framework's, then the app's."""
+    return request.config_dict[PAGES]
 
 
 def me(request: web.Request) -> Current:
@@ -165,6 +195,19 @@ def _take_flash(request: web.Request) -> tuple[str, str] | None:
     return (kind if kind in ("ok", "error") else "ok", message)
 
 
+def _visible(nav: tuple[NavSection, ...], current: Current | None) -> list[NavSection]:
+    """The sections and links the operator's role may see (none before logging in)."""
+    if current is None:
+        return []
+    shown = [
+        NavSection(
+            section.heading, tuple(link for link in section.links if current.can(link.role))
+        )
+        for section in nav
+    ]
+    return [section for section in shown if section.links]
+
+
 def render(
     request: web.Request,
     template: str,
@@ -184,6 +227,7 @@ def render(
         "path": request.path,
         "query": request.rel_url.query,
         "business": flow_app_of(request).name,
+        "nav": _visible(request.config_dict[NAV], current),
         "sandbox": settings_of(request).sandbox,
         "roles": OperatorRole,
         "url": url,

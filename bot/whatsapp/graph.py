@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.settings import DEFAULT_API_BASE
 from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
@@ -14,7 +15,6 @@ from bot.whatsapp.errors import (
     error_from_response,
 )
 from bot.whatsapp.message_bodies import mark_read_body
-from bot.settings import DEFAULT_API_BASE
 
 __all__ = ["DEFAULT_API_BASE", "GraphClient"]
 

@@ -32,6 +32,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.metrics import Metrics
 from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
@@ -42,7 +43,6 @@ from bot.whatsapp.errors import (
 )
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
-from bot.metrics import Metrics
 from bot.whatsapp.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
 from flows.outreach import in_window

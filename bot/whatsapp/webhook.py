@@ -21,8 +21,8 @@ import time
 
 from aiohttp import web
 
-from bot.whatsapp.inbox import GroupCommit, Inbox
 from bot.metrics import Metrics
+from bot.whatsapp.inbox import GroupCommit, Inbox
 from bot.whatsapp.payloads import parse_webhook
 from storage import Database
 

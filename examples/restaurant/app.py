@@ -2,7 +2,9 @@
 
 It is written with Nyala's public API only, like any business's bot: an :class:`App`,
 the actions, queries, conditions and validators its flow files name, one flow written as a
-Python class, and two app-level intents. Run it with::
+Python class, two app-level intents, and what the app brings beside its flows: its own
+``reservations`` table and migration branch, a console page, a CLI command, a conversion
+goal and demo data. Run it with::
 
     nyala --app examples/restaurant chat
 """
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from statemachine import State
 
 from flows import (
@@ -32,23 +34,44 @@ from flows import (
     UserMessage,
     ValidationContext,
 )
-from storage import Contact
+from flows.runtime import Runtime
+
+from .cli import reservations_command
+from .console import reservations_page
+from .demo import load_demo
+from .models import FLOOR, FloorPlan, Reservation, RestaurantBase, free_tables
+
+HERE = Path(__file__).parent
 
 # What a validator factory returns: a check of one message.
 Check = Callable[[UserMessage, ValidationContext], Accepted | Rejected]
 
 app = App(
     "Msasa Grill",
-    flows_dir=Path(__file__).parent / "flows",
+    flows_dir=HERE / "flows",
     greeting="Welcome to Msasa Grill 🍽️ What can I do for you?",
     help_text="I'm the Msasa Grill assistant. I can book you a table and take your feedback.",
     timezone="Africa/Harare",
     default_region="ZW",
+    tables=RestaurantBase.metadata,
+    migrations=HERE / "migrations",
+    goals=["reservation"],
+    copy={"flow.done": "All done! Type *menu* for anything else, or *book* for a table."},
+    console=[reservations_page],
+    commands=[reservations_command],
+    demo_data=load_demo,
 )
+
+
+@app.lifespan
+async def floor_plan(runtime: Runtime) -> AsyncIterator[None]:
+    """Provide the floor plan when the app starts (a service: ``ctx.services``)."""
+    runtime.services.provide(FloorPlan, FLOOR)
+    yield
+
 
 # The restaurant ------------------------------------------------------------------------
 
-SEATS_PER_SLOT = 10  # seats the kitchen can serve per sitting
 BOOKING_HORIZON_DAYS = 60
 LUNCH = ("12:00", "13:30")
 DINNER = ("18:00", "19:30")
@@ -84,18 +107,18 @@ def _booking_day(ctx: FlowContext) -> dt.date:
     return dt.date.fromisoformat(ctx.data["booking_date"])
 
 
-async def _booked_seats(ctx: FlowContext, day: dt.date, time: str) -> int:
-    """Seats already booked at one sitting, by every customer.
-
-    The example keeps reservations with each contact (``contact.attributes``), so it
-    reads them all; a real restaurant would use its own table or booking system.
-    """
-    seats = 0
-    for attributes in await ctx.session.scalars(select(Contact.attributes)):
-        for booking in (attributes or {}).get("reservations", []):
-            if booking["date"] == day.isoformat() and booking["time"] == time:
-                seats += int(booking["party_size"])
-    return seats
+async def _open_sittings(ctx: FlowContext, day: dt.date, party: int) -> list[tuple[str, int]]:
+    """The sittings of ``day`` not yet started, each with its free tables for ``party``."""
+    floor = ctx.services.get(FloorPlan)
+    local_now = ctx.now.astimezone(ctx.app.timezone)
+    found = []
+    for time in SITTINGS[day.weekday()]:
+        if day == local_now.date() and time <= f"{local_now:%H:%M}":
+            continue  # that sitting has started
+        tables = await free_tables(ctx.session, floor, day, time, party)
+        if tables:
+            found.append((time, len(tables)))
+    return found
 
 
 # Conditions: guards that flow files name in skip_if, if and unless ----------------------
@@ -162,18 +185,11 @@ def when(ctx: FlowContext) -> str:
 
 @app.query()
 async def open_slots(ctx: FlowContext) -> list[Option]:
-    """The sittings of the chosen day that still have room for the party."""
-    day = _booking_day(ctx)
-    party = int(ctx.data["party_size"])
-    local_now = ctx.now.astimezone(ctx.app.timezone)
+    """The sittings of the chosen day with a free table for the party."""
     rows: list[Option] = []
-    for time in SITTINGS[day.weekday()]:
-        if day == local_now.date() and time <= f"{local_now:%H:%M}":
-            continue  # that sitting has started
-        left = SEATS_PER_SLOT - await _booked_seats(ctx, day, time)
-        if left >= party:
-            meal = "Lunch" if time in LUNCH else "Dinner"
-            rows.append(Option(time, f"{time} {meal}", f"{left} seats free"))
+    for time, free in await _open_sittings(ctx, _booking_day(ctx), int(ctx.data["party_size"])):
+        meal = "Lunch" if time in LUNCH else "Dinner"
+        rows.append(Option(time, f"{time} {meal}", f"{free} table{'s' if free > 1 else ''} free"))
     return rows
 
 
@@ -248,33 +264,51 @@ def remember_name(ctx: FlowContext) -> None:
 
 @app.action()
 async def reserve_table(ctx: FlowContext) -> None:
-    """Record the reservation, unless the sitting filled up while the guest was typing."""
+    """Reserve the smallest free table that seats the party at the chosen sitting.
+
+    The unique index on the table and sitting decides between two guests who confirm at
+    the same moment: the loser's insert fails, the next free table is tried, and when
+    none is left the guest hears which times are still free (an ActionError: a retry).
+    """
     data = ctx.data
     day, time, party = _booking_day(ctx), str(data["time_slot"]), int(data["party_size"])
-    left = SEATS_PER_SLOT - await _booked_seats(ctx, day, time)
-    if party > left:
-        seats = f"only {left} seats are left" if left > 0 else "it is now full"
-        raise ActionError(
-            f"Sorry, {time} on {when(ctx)} has just filled up: {seats}. "
-            "Tap *Change time* to choose another sitting."
-        )
     reference = "MG-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6))
-    reservation = {
-        "reference": reference,
-        "date": day.isoformat(),
-        "time": time,
-        "party_size": party,
-        "set_menu": bool(data.get("set_menu")),
-        "requests": data.get("requests", ""),
-        "booked_at": ctx.now.isoformat(),
-    }
-    contact = {k: data[k] for k in ("phone", "email") if data.get(k)}
-    _remember(
-        ctx,
-        reservations=[*_remembered(ctx).get("reservations", []), reservation],
-        **contact,
-    )
+    floor = ctx.services.get(FloorPlan)
+    for table in await free_tables(ctx.session, floor, day, time, party):
+        reservation = Reservation(
+            reference=reference,
+            contact_id=ctx.contact.id,
+            table_code=table.code,
+            day=day,
+            sitting=time,
+            party_size=party,
+            guest_name=str(data.get("guest_name") or _remembered(ctx).get("name", "")),
+            phone=data.get("phone") if data.get("contact_method") == "phone" else None,
+            email=data.get("email") if data.get("contact_method") == "email" else None,
+            set_menu=bool(data.get("set_menu")),
+            requests=str(data.get("requests", "")),
+            created_at=ctx.now,
+        )
+        try:
+            async with ctx.session.begin_nested():
+                ctx.session.add(reservation)
+        except IntegrityError:
+            continue  # another guest took this table a moment ago
+        break
+    else:
+        raise ActionError(await _taken_message(ctx, day, time, party))
+    await ctx.reach_goal("reservation", reference=reference)
+    _remember(ctx, **{k: data[k] for k in ("phone", "email") if data.get(k)})
     data["reference"] = reference  # the final step's {reference}
+
+
+async def _taken_message(ctx: FlowContext, day: dt.date, time: str, party: int) -> str:
+    """What the guest hears when the last table for the party went while they typed."""
+    others = [t for t, _free in await _open_sittings(ctx, day, party) if t != time]
+    taken = f"Sorry, the last table for {party} at {time} on {when(ctx)} has just been taken."
+    if not others:
+        return f"{taken} That day is now full: tap *Cancel booking* and book another day."
+    return f"{taken} Still free that day: {', '.join(others)}. Tap *Change time* to pick one."
 
 
 # A flow written in Python instead of a flow file -----------------------------------------

@@ -2,8 +2,8 @@
 ``DATABASE_URL`` when called from the ``alembic`` command line.
 
 From the command line (``alembic.ini`` lists every branch's folder), ``-x app=module:attr``
-names the app whose tables autogenerate compares, e.g. ``alembic -x app=apps.safari
-revision --autogenerate --head safari@head -m "..."``.
+names the app whose tables autogenerate compares, e.g. ``alembic -x app=my_app.app:app
+revision --autogenerate --head my_app@head -m "..."``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A small fixed set of booking sessions whose report figures are worked out by hand.
+"""A small fixed set of flow sessions whose report figures are worked out by hand.
 
 The business is in Africa/Harare (UTC+2) and "now" is 2026-11-25 12:00 there, so
 ``days=7`` covers the local days 2026-11-19 … 2026-11-25. Each session's story is in
@@ -9,31 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics import start_session, track_step
 from storage import (
-    Booking,
-    BookingStatus,
     Contact,
-    Customer,
     Database,
     FlowSession,
+    GoalEvent,
     SessionStatus,
     StepAction,
     get_or_create_contact,
 )
 from storage.flow_sessions import HANDOFF_REASON_PREFIX
-from tests.safari.catalogue import add_tour
 
 HARARE = ZoneInfo("Africa/Harare")
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 FLOW = "booking_flow"
 STEPS = ["choose_tour", "traveler_count", "lead_traveler_name", "review_booking", "done"]
 RETRY_REASON = "Please send a number from 1 to 8."
+GOAL = "order"
 
 E, C, S, R, X = (
     StepAction.ENTERED,
@@ -65,7 +62,8 @@ class Story:
     status: SessionStatus
     duration: float | None = None
     reason: str | None = None
-    booking_after: float | None = None
+    # Seconds after the start at which the session reached :data:`GOAL`.
+    goal_after: float | None = None
 
 
 _full = (
@@ -81,9 +79,10 @@ _full = (
 )
 
 STORIES = (
-    # Completed, with a booking made during the session.
+    # Completed, reaching the goal during the session.
     Story("S1", "A", utc(24, 8), "v1", _full, SessionStatus.COMPLETED, 60, None, 50),
-    # A rejected answer, then timed out at traveler_count.
+    # A rejected answer, then timed out at traveler_count; it reached the goal before
+    # (not a conversion: only completed sessions convert).
     Story(
         "S2",
         "B",
@@ -97,6 +96,7 @@ STORIES = (
         ),
         SessionStatus.ABANDONED,
         reason="timed out after 30 min without a reply",
+        goal_after=20,
     ),
     # A rejected answer, then completed (recovered).
     Story(
@@ -217,27 +217,6 @@ async def _contact(session: AsyncSession, contacts: dict[str, Contact], name: st
     return contacts[name]
 
 
-async def _book(session: AsyncSession, contact: Contact, at: dt.datetime) -> None:
-    tour, (departure,) = await add_tour(session, departures=((dt.date(2026, 12, 20), 10, 8),))
-    customer = Customer(contact_id=contact.id, name="Ann Example")
-    session.add(customer)
-    await session.flush()
-    session.add(
-        Booking(
-            reference="SAF-TEST01",
-            customer_id=customer.id,
-            tour_id=tour.id,
-            departure_id=departure.id,
-            travelers_count=2,
-            total_cost=Decimal("120.00"),
-            currency="USD",
-            status=BookingStatus.CONFIRMED,
-            created_at=at,
-            updated_at=at,
-        )
-    )
-
-
 async def _story(session: AsyncSession, contacts: dict[str, Contact], story: Story) -> FlowSession:
     contact = await _contact(session, contacts, story.contact)
     row = await start_session(session, contact, FLOW, flow_version=story.version, at=story.started)
@@ -262,13 +241,15 @@ async def _story(session: AsyncSession, contacts: dict[str, Contact], story: Sto
         row.mark_completed(story.started + dt.timedelta(seconds=story.duration))
     elif story.status is SessionStatus.ABANDONED:
         row.mark_ended(SessionStatus.ABANDONED, reason=story.reason, at=at)
-    if story.booking_after is not None:
-        await _book(session, contact, story.started + dt.timedelta(seconds=story.booking_after))
+    if story.goal_after is not None:
+        at = story.started + dt.timedelta(seconds=story.goal_after)
+        session.add(GoalEvent(goal=GOAL, contact_id=contact.id, session_id=row.id, at=at))
     return row
 
 
 async def load_fixed_events(db: Database) -> None:
-    """Write :data:`STORIES`, plus a support session that is not a booking one."""
+    """Write :data:`STORIES`, plus a session of another flow, and a goal reached outside
+    any session."""
     async with db.transaction() as session:
         contacts: dict[str, Contact] = {}
         for story in STORIES:
@@ -279,3 +260,4 @@ async def load_fixed_events(db: Database) -> None:
         await track_step(session, support, "support_topic", E, at=utc(24, 10))
         support.mark_completed(utc(24, 10, 2))
         support.ended_reason = HANDOFF_REASON_PREFIX + "support topic chosen"
+        session.add(GoalEvent(goal=GOAL, contact_id=support.contact_id, at=utc(24, 10, 1)))

@@ -10,9 +10,19 @@ from storage import Database, migrate
 from tests.analytics.fixed_events import load_fixed_events
 from tests.cli import nyala
 
+# An app of the framework alone (no tables of its own), in the fixed events' timezone:
+# reports need no app's tables.
+REPORTS_APP = """
+from flows import App
+
+app = App("Reports", timezone="Africa/Harare", goals=["order"])
+"""
+
 
 def _database(tmp_path: Path) -> dict[str, str]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'nyala.db'}"
+    app_file = tmp_path / "reports_app.py"
+    app_file.write_text(REPORTS_APP)
 
     async def fill() -> None:
         db = Database(url)
@@ -23,7 +33,7 @@ def _database(tmp_path: Path) -> dict[str, str]:
             await db.dispose()
 
     asyncio.run(fill())
-    return {"DATABASE_URL": url}
+    return {"DATABASE_URL": url, "NYALA_APP": str(app_file)}
 
 
 def test_report_json_documents(tmp_path: Path) -> None:

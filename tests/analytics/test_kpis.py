@@ -30,7 +30,7 @@ async def test_every_kpi_with_its_target(db: Database) -> None:
         "avg_time_per_step",
         "error_rate",
         "retry_recovery_rate",
-        "completion_to_booking",
+        "conversion",
         "repeat_user_rate",
         "support_correlation",
     ]
@@ -46,9 +46,11 @@ async def test_every_kpi_with_its_target(db: Database) -> None:
     ]
     # S2 and S3 hit a retry; S3 still completed.
     assert _judged(kpis["retry_recovery_rate"]) == (50.0, None, None)
-    # Of S1, S3, S5, S8 only S1's contact booked during the session.
-    assert kpis["completion_to_booking"]["value"] == 25.0
-    # S5 is contact A's second booking session.
+    # Of S1, S3, S5, S8 only S1 reached a goal (S2 did too, but never completed).
+    assert _judged(kpis["conversion"]) == (25.0, None, None)
+    assert kpis["conversion"]["label"] == "Completion to goal ratio"
+    assert kpis["conversion"]["details"] == {"completed": 4, "converted": 1}
+    # S5 is contact A's second session of the flow.
     assert kpis["repeat_user_rate"]["value"] == 12.5
     # S6 was handed to a person at choose_tour (the support session is another flow).
     assert kpis["support_correlation"]["value"] == 12.5

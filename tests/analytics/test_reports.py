@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from analytics import AnalyticsError, PeriodError, configure
+from analytics import AnalyticsError, PeriodError, using
 from analytics.reports import (
     generate_daily_snapshot,
     get_error_analysis,
@@ -238,15 +238,12 @@ async def test_reports_read_settled_snapshots_and_give_the_same_figures(
     assert raw == before
 
 
-async def test_the_seed_calls_work_with_the_configured_database(fixed: Database) -> None:
-    configure(fixed, tz=HARARE)
-    try:
+async def test_the_seed_calls_work_with_the_context_database(fixed: Database) -> None:
+    with using(fixed, tz=HARARE):
         metrics = await get_flow_completion_rate("booking_flow", days=7, now=NOW)
         funnel = await get_step_funnel("booking_flow", days=7, now=NOW)
         errors = await get_error_analysis("booking_flow", days=7, now=NOW)
         snapshot = await generate_daily_snapshot("booking_flow", dt.date(2026, 11, 24))
-    finally:
-        configure()
     assert f"Completion rate: {metrics['completion_rate']}%" == "Completion rate: 50.0%"
     assert [f"{s['step_name']}: {s['percentage']}%" for s in funnel][-1] == "done: 50.0%"
     assert [f"{e['step_name']}: {e['count']} errors" for e in errors] == [

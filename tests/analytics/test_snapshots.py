@@ -40,7 +40,7 @@ async def test_a_daily_snapshot_has_the_seed_fields(db: Database) -> None:
     assert (snapshot.abandoned_sessions, snapshot.error_sessions) == (0, 0)
     assert snapshot.avg_duration_seconds == 630.0
     assert (snapshot.total_errors, snapshot.error_rate) == (0, 0.0)
-    assert (snapshot.booked_sessions, snapshot.returning_sessions) == (1, 1)
+    assert (snapshot.converted_sessions, snapshot.returning_sessions) == (1, 1)
     steps = {s.step_name: s for s in snapshot.steps}
     assert steps["lead_traveler_name"].skipped == 2
     assert steps["choose_tour"].time_spent_total == 610.0

@@ -6,8 +6,8 @@ import asyncio
 
 from sqlalchemy import select
 
-from bot.whatsapp.inbox import Inbox
 from bot.metrics import Metrics
+from bot.whatsapp.inbox import Inbox
 from flows import App, ContactRef, Engine, UserMessage
 from storage import Database, InboundMessage, InboundStatus, utcnow
 

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient, template_body
-from bot.meta_spec import MetaSpec
 from flows.messages import (
     Buttons,
     Document,
@@ -18,6 +17,7 @@ from flows.messages import (
     Template,
     Text,
 )
+from testing.meta_spec import MetaSpec
 
 LONG = "x" * 60
 

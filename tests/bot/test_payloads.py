@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import functools
 import typing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +23,9 @@ from bot.whatsapp.payloads import (
     parse_webhook,
 )
 from flows.messages import Location, Media, MessageKind
-from tests.bot.test_meta_spec import WEBHOOK_EXAMPLE_NAMES
+from testing.meta_spec import SPEC_PATH as SPEC
+from tests.testing.test_meta_spec import WEBHOOK_EXAMPLE_NAMES
 
-SPEC = Path(__file__).resolve().parents[2] / "bot/meta_openapi/business-messaging-api_v23.0.yaml"
 KINDS = frozenset(typing.get_args(MessageKind))
 WABA = "whatsapp_business_account"
 PHONE_NUMBER_ID = "106540352242922"

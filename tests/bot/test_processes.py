@@ -18,8 +18,8 @@ import pytest_asyncio
 from aiohttp import ClientSession
 from sqlalchemy import select
 
-from bot.fake_graph import FakeGraph
 from storage import Database, InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+from testing.fake_graph import FakeGraph
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
     APP_SECRET,

@@ -11,16 +11,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from bot.fake_graph import FakeGraph
-from bot.meta_spec import MetaSpec
-from bot.server import create_app
+from bot.keys import ENGINE, RUNTIME
+from bot.server import create_app, startup_warnings
 from bot.settings import Settings
+from bot.web import Route, runtime_of
 from flows import App
 from flows.messages import Document, Template, Text, reply_to_payload
+from flows.runtime import Runtime
 from storage import (
     Database,
     IgnoredUpdate,
@@ -30,6 +31,8 @@ from storage import (
     StoredFile,
     get_or_create_contact,
 )
+from testing.fake_graph import FakeGraph
+from testing.meta_spec import MetaSpec
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -466,3 +469,58 @@ async def test_documents_are_uploaded_then_sent_by_media_id(server: Running) -> 
     assert sent.body["document"]["caption"] == "Your receipt"
     assert server.fake.media[media_id].content == pdf
     assert server.fake.media[media_id].mime_type == "application/pdf"
+
+
+class Greeter:
+    """A service an app's lifespan provides."""
+
+
+async def test_an_apps_routes_and_lifespans_run_with_the_server(
+    database_url: str, cafe: App, fake: FakeGraph
+) -> None:
+    events: list[str] = []
+    greeter = Greeter()
+
+    @cafe.lifespan
+    async def greeting(runtime: Runtime) -> AsyncIterator[None]:
+        events.append(f"start sandbox={runtime.sandbox}")
+        runtime.services.provide(Greeter, greeter)
+        yield
+        events.append("stop")
+
+    async def hello(request: web.Request) -> web.StreamResponse:
+        runtime = runtime_of(request)
+        found = runtime.services.get(Greeter) is greeter
+        return web.json_response({"app": runtime.app.name, "greeter": found})
+
+    cafe.add_route(Route("GET", "/hello/{name}", hello))
+    test_server = TestServer(
+        create_app(settings_for(database_url, fake.base_url), cafe), host="127.0.0.1"
+    )
+    await test_server.start_server()
+    try:
+        assert events == ["start sandbox=False"]
+        async with ClientSession() as http, http.get(test_server.make_url("/hello/ada")) as r:
+            assert r.status == 200
+            assert await r.json() == {"app": "Test Café", "greeter": True}
+        # The engine answering WhatsApp sees the same services as the routes.
+        assert test_server.app[ENGINE].services is test_server.app[RUNTIME].services
+    finally:
+        await test_server.close()
+    assert events == ["start sandbox=False", "stop"]
+
+
+def test_an_app_cannot_take_the_frameworks_paths() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response()
+
+    for path in ("/webhook", "/healthz", "/metrics", "/console", "/console/bookings"):
+        with pytest.raises(ValueError, match="is the framework's own"):
+            Route("GET", path, handler)
+
+
+def test_startup_warnings_are_the_frameworks_own(database_url: str) -> None:
+    notes = startup_warnings(Settings(database_url=database_url))
+    assert any(n.startswith("WHATSAPP_APP_SECRET is not set") for n in notes)
+    assert any(n.startswith("WHATSAPP_ACCESS_TOKEN is not set: sandbox mode") for n in notes)
+    assert all("OMARI" not in n and "Omari" not in n for n in notes)

@@ -1,12 +1,13 @@
-"""A running ``nyala serve`` app (sandbox) with the safari demo data, and a browser-like
-HTTP client that logs in as an operator of a given role. Both backends."""
+"""A running ``nyala serve`` app (sandbox): the test café with a console page of its own
+(tests/console/notes.py) and a few conversations, and a browser-like HTTP client that logs
+in as an operator of a given role. Both backends."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
@@ -14,20 +15,14 @@ from aiohttp import ClientResponse, ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-import flows.safari
 from bot.console.accounts import create_operator
 from bot.server import create_app
 from bot.settings import Settings
-from flows.safari.demo import DemoData, load_demo_data
-from storage import (
-    Booking,
-    Database,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
-    StoredFile,
-)
+from flows import App, ContactRef, Engine, UserMessage
+from storage import Contact, Database
 from storage.operators import OperatorRole
+from tests.cafe import build_app
+from tests.console.notes import add_pages
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -98,13 +93,16 @@ class Browser:
         return response
 
 
+GUEST = "263771110001"  # ordered a coffee and left a note
+
+
 @dataclass
 class Console:
-    """The server under test, its database, demo data and a way to open browsers."""
+    """The server under test, its database and app, and a way to open browsers."""
 
     base: str
     db: Database
-    demo: DemoData
+    app: App
     browsers: list[ClientSession] = field(default_factory=list)
 
     async def browser(self, role: OperatorRole | None = None, name: str | None = None) -> Browser:
@@ -119,43 +117,44 @@ class Console:
             assert page.status == 303, page.text
         return browser
 
-    async def pending_payment(self, *, proof: bytes | None = None) -> int:
-        """A bank transfer with an uploaded proof, waiting for approval, on a demo booking."""
-        reference = self.demo.bookings[0].reference
-        async with self.db.transaction() as session:
-            booking = await session.scalar(select(Booking).where(Booking.reference == reference))
-            assert booking is not None
-            file_id = None
-            if proof is not None:
-                row = StoredFile.from_bytes("proof.png", "image/png", proof)
-                session.add(row)
-                await session.flush()
-                file_id = row.id
-            payment = Payment(
-                booking_id=booking.id,
-                amount=Decimal("25.00"),
-                currency=booking.currency,
-                method=PaymentMethod.BANK_TRANSFER,
-                status=PaymentStatus.PENDING,
-                proof_file_id=file_id,
-            )
-            session.add(payment)
-            await session.flush()
-            return payment.id
+    async def guest_id(self) -> int:
+        """The contact id of :data:`GUEST`."""
+        async with self.db.read() as session:
+            found = await session.scalar(select(Contact.id).where(Contact.wa_id == GUEST))
+        assert found is not None
+        return found
 
 
 def sandbox_settings(database_url: str) -> Settings:
     return Settings(database_url=database_url)
 
 
+async def seed(db: Database, app: App) -> None:
+    """A completed coffee order (sessions, events, replies) and a guest's note."""
+    engine = Engine(db, app, sandbox=True)
+    guest = ContactRef(wa_id=GUEST, profile_name="Rudo")
+    for n, text in enumerate(["order", "Rudo Moyo", "", "2", ""], 1):
+        if text:
+            message = UserMessage(id=f"wamid.seed.{n}", kind="text", text=text)
+        else:  # tap the first button of the last question
+            reply_id = "small" if n == 3 else "yes"
+            message = UserMessage(id=f"wamid.seed.{n}", kind="reply", reply_id=reply_id)
+        await engine.handle(guest, message)
+    async with db.transaction() as session:
+        contact = await session.scalar(select(Contact).where(Contact.wa_id == GUEST))
+        assert contact is not None
+        contact.attributes = {**contact.attributes, "note": "Oat milk, please"}
+
+
 @pytest_asyncio.fixture
-async def console(database_url: str, db: Database) -> AsyncIterator[Console]:
-    """``nyala serve`` in sandbox mode with the demo data, on each backend."""
-    demo = await load_demo_data(db, tz=flows.safari.app.timezone)
-    app = create_app(sandbox_settings(database_url), flows.safari.app)
-    server = TestServer(app, host="127.0.0.1")
+async def console(database_url: str, db: Database, tmp_path: Path) -> AsyncIterator[Console]:
+    """``nyala serve`` in sandbox mode for the test café, on each backend."""
+    app = build_app(tmp_path / "flows")
+    add_pages(app)
+    await seed(db, app)
+    server = TestServer(create_app(sandbox_settings(database_url), app), host="127.0.0.1")
     await server.start_server()
-    running = Console(str(server.make_url("")).rstrip("/"), db, demo)
+    running = Console(str(server.make_url("")).rstrip("/"), db, app)
     try:
         yield running
     finally:

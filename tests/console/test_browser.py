@@ -9,11 +9,11 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import flows.safari
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-import flows.safari
 from bot.console.accounts import create_operator
 from flows import ContactRef, Engine, UserMessage
 from storage.operators import OperatorRole

@@ -1,6 +1,7 @@
 """Conversation tests of the restaurant example bot (examples/restaurant).
 
-Every test runs on SQLite and on PostgreSQL (the ``nyala_db`` fixture of tests/conftest.py).
+Every test runs on SQLite and on PostgreSQL, in a database migrated with the framework's
+branch and the restaurant's (tests/examples/conftest.py).
 The clock is fixed on Tuesday 2 April 2030, 09:00 in Harare, so dates and sittings are
 predictable.
 """
@@ -16,13 +17,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.apps import load_app
-from flows import App, Flow, FlowContext, Option, load_flow_text
+from examples.restaurant.app import app
+from examples.restaurant.models import Reservation, ReservationStatus
+from flows import Flow, load_flow_text
 from flows.testing import ChatFactory, ChatTester, Clock
-from storage import Contact, SessionStatus
+from storage import Contact, GoalEvent, SessionStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-app = load_app(str(ROOT / "examples" / "restaurant"))
 
 START = dt.datetime(2030, 4, 2, 7, 0, tzinfo=dt.UTC)  # Tuesday 09:00 in Harare
 REFERENCE = re.compile(r"\*(MG-[A-Z2-9]{6})\*")
@@ -40,6 +41,18 @@ async def attributes(chat: ChatTester) -> dict[str, Any]:
         contact = await session.scalar(select(Contact).where(Contact.wa_id == chat.phone))
         assert contact is not None
         return dict(contact.attributes)
+
+
+async def reservations(chat: ChatTester) -> list[Reservation]:
+    """The contact's reservations, oldest first."""
+    async with chat.engine.db.read() as session:
+        contact_id = await session.scalar(select(Contact.id).where(Contact.wa_id == chat.phone))
+        rows = await session.scalars(
+            select(Reservation)
+            .where(Reservation.contact_id == contact_id)
+            .order_by(Reservation.id)
+        )
+        return list(rows)
 
 
 async def last_session_steps(chat: ChatTester) -> list[tuple[str, str]]:
@@ -154,17 +167,39 @@ async def test_complete_booking(nyala_chat: ChatFactory) -> None:
     remembered = await attributes(chat)
     assert remembered["name"] == "Rudo Chikwanha"
     assert remembered["phone"] == "+263772123456"
-    assert remembered["reservations"] == [
-        {
-            "reference": match.group(1),
-            "date": "2030-04-03",
-            "time": "19:30",
-            "party_size": 4,
-            "set_menu": False,
-            "requests": "A high chair, please",
-            "booked_at": START.isoformat(),
-        }
-    ]
+    assert "reservations" not in remembered  # they have their own table now
+    (reservation,) = await reservations(chat)
+    assert (
+        reservation.reference,
+        reservation.table_code,  # the smallest table for four
+        reservation.day,
+        reservation.sitting,
+        reservation.party_size,
+        reservation.guest_name,
+        reservation.phone,
+        reservation.email,
+        reservation.set_menu,
+        reservation.requests,
+        reservation.status,
+        reservation.created_at,
+    ) == (
+        match.group(1),
+        "T3",
+        dt.date(2030, 4, 3),
+        "19:30",
+        4,
+        "Rudo Chikwanha",
+        "+263772123456",
+        None,
+        False,
+        "A high chair, please",
+        ReservationStatus.CONFIRMED,
+        START,
+    )
+    async with chat.engine.db.read() as db_session:
+        goal = await db_session.scalar(select(GoalEvent))
+    assert goal is not None
+    assert (goal.goal, goal.session_id, goal.reference) == ("reservation", session.id, match[1])
 
 
 async def test_booking_by_email_and_cancelling(nyala_chat: ChatFactory) -> None:
@@ -189,7 +224,7 @@ async def test_booking_by_email_and_cancelling(nyala_chat: ChatFactory) -> None:
     steps = await chat.steps()
     assert ("phone_number", "entered") not in steps  # the 'on:' branch went to email_address
     assert steps[-2:] == [("review", "completed"), ("cancelled", "entered")]
-    assert "reservations" not in await attributes(chat)
+    assert await reservations(chat) == []
 
 
 # invalid answers ----------------------------------------------------------------------
@@ -267,7 +302,7 @@ async def test_returning_guest_is_not_asked_name_or_number(nyala_chat: ChatFacto
     ]
     skipped = [e for e in await chat.events() if e.action.value == "skipped"]
     assert all(e.input_value is None and e.time_spent is None for e in skipped)
-    assert len((await attributes(chat))["reservations"]) == 2
+    assert [r.day for r in await reservations(chat)] == [dt.date(2030, 4, 3), dt.date(2030, 4, 4)]
 
 
 # business rules: ActionError ---------------------------------------------------------
@@ -298,26 +333,49 @@ async def test_closed_day_is_a_business_rule_retry(nyala_chat: ChatFactory) -> N
     assert conversation.data["booking_date"] == "2030-04-07"
 
 
-async def test_full_sitting_is_a_business_rule_retry(nyala_chat: ChatFactory) -> None:
+def taken(day: dt.date, sitting: str, *tables: str) -> list[Reservation]:
+    """Reservations of other guests holding ``tables`` at one sitting."""
+    return [
+        Reservation(
+            reference=f"MG-T{day:%d}{sitting[:2]}{code}",
+            table_code=code,
+            day=day,
+            sitting=sitting,
+            party_size=2,
+            guest_name="Someone else",
+        )
+        for code in tables
+    ]
+
+
+WEDNESDAY = dt.date(2030, 4, 3)
+
+
+async def test_last_table_taken_is_a_business_rule_retry(nyala_chat: ChatFactory) -> None:
     ana = await open_chat(nyala_chat, phone="263770000001")
     ben = await open_chat(nyala_chat, phone="263770000002")
+    async with ana.engine.db.transaction() as session:  # only T5 (6) and T6 (12) are left
+        session.add_all(taken(WEDNESDAY, "19:30", "T1", "T2", "T3", "T4"))
+        session.add_all(taken(WEDNESDAY, "13:30", "T5", "T6"))
 
     await reach_review(ana, party="5", name="Ana Moyo", phone="0772000001")
-    # Meanwhile Ben books six of the ten seats at the same sitting.
+    # Meanwhile Ben, a party of six, takes T5 and then the long table goes too.
     await reach_review(ben, party="6", name="Ben Dube", phone="0772000002")
     await ben.send(tap="Confirm booking")
     assert ben.texts[0].startswith("You're booked, Ben!")
+    async with ana.engine.db.transaction() as session:
+        session.add_all(taken(WEDNESDAY, "19:30", "T6"))
 
     await ana.send(tap="Confirm booking")
     assert ana.texts[0] == (
-        "Sorry, 19:30 on Wednesday 3 April has just filled up: only 4 seats are left. "
-        "Tap *Change time* to choose another sitting."
+        "Sorry, the last table for 5 at 19:30 on Wednesday 3 April has just been taken. "
+        "Still free that day: 12:00, 18:00. Tap *Change time* to pick one."
     )
     assert ana.last_text.startswith("Please check your booking:")
-    assert "reservations" not in await attributes(ana)  # the attempt left nothing behind
+    assert await reservations(ana) == []  # the attempt left nothing behind
 
     await ana.send(tap="Change time")
-    assert "19:30 Dinner" not in ana.options  # no room for five any more
+    assert ana.options == ["12:00 Lunch", "18:00 Dinner"]  # 13:30 has no table for five
     await ana.send(tap="18:00 Dinner")
     assert "• 5 people, Wednesday 3 April at 18:00" in ana.last_text  # straight back to review
     await ana.send(tap="Confirm booking")
@@ -336,18 +394,17 @@ async def test_full_sitting_is_a_business_rule_retry(nyala_chat: ChatFactory) ->
     ]
     retry = [e for e in await ana.events() if e.action.value == "retry"]
     assert retry[0].error_message is not None
-    assert "has just filled up" in retry[0].error_message
-    assert [r["time"] for r in (await attributes(ana))["reservations"]] == ["18:00"]
+    assert "has just been taken" in retry[0].error_message
+    assert [(r.sitting, r.table_code) for r in await reservations(ana)] == [("18:00", "T5")]
+    assert [(r.sitting, r.table_code) for r in await reservations(ben)] == [("19:30", "T5")]
 
 
 async def test_fully_booked_day_ends_the_flow(nyala_chat: ChatFactory) -> None:
     chat = await open_chat(nyala_chat)
-    full = [
-        {"reference": f"MG-FULL{i}", "date": "2030-04-07", "time": time, "party_size": 10}
-        for i, time in enumerate(("12:00", "13:30"))
-    ]
+    sunday = dt.date(2030, 4, 7)
     async with chat.engine.db.transaction() as session:
-        session.add(Contact(wa_id="263770009999", attributes={"reservations": full}))
+        for sitting in ("12:00", "13:30"):
+            session.add_all(taken(sunday, sitting, "T1", "T2", "T3", "T4", "T5", "T6"))
 
     await chat.send("book")
     await chat.send("2")
@@ -356,6 +413,35 @@ async def test_fully_booked_day_ends_the_flow(nyala_chat: ChatFactory) -> None:
     (session_row,) = await chat.sessions()
     assert session_row.status is SessionStatus.ABANDONED
     assert (await chat.conversation()).flow_name is None
+
+
+async def test_a_cancelled_reservation_frees_its_table(nyala_chat: ChatFactory) -> None:
+    chat = await open_chat(nyala_chat)
+    sunday = dt.date(2030, 4, 7)
+    async with chat.engine.db.transaction() as session:
+        session.add_all(taken(sunday, "12:00", "T1", "T2", "T3", "T4", "T5", "T6"))
+        session.add_all(taken(sunday, "13:30", "T1", "T2", "T3", "T4", "T5", "T6"))
+    async with chat.engine.db.transaction() as session:
+        freed = await session.scalar(
+            select(Reservation).where(
+                Reservation.table_code == "T2", Reservation.sitting == "13:30"
+            )
+        )
+        assert freed is not None
+        freed.cancel(START)
+
+    await chat.send("book")
+    await chat.send("2")
+    await chat.send("07/04/2030")
+    assert chat.options == ["13:30 Lunch"]
+    await chat.send(tap="13:30 Lunch")
+    await chat.send("Rudo")
+    await chat.send(tap="Phone call")
+    await chat.send("0772123456")
+    await chat.send("none")
+    await chat.send(tap="Confirm booking")
+    assert chat.texts[0].startswith("You're booked, Rudo!")
+    assert [r.table_code for r in await reservations(chat)] == ["T2"]
 
 
 # if / unless branches ------------------------------------------------------------------
@@ -502,126 +588,9 @@ def test_the_docs_show_the_flow_file_as_it_is() -> None:
     assert f"```yaml\n{flow_file.read_text(encoding='utf-8')}```" in docs
 
 
-# known core problems (see the report of the example's author) ----------------------------
-
-
-async def test_core_skip_if_known_keeps_the_answer(nyala_chat: ChatFactory) -> None:
-    mini = App("Mini")
-    spec = load_flow_text(
-        "flow: known_demo\n"
-        "steps:\n"
-        "  ask_email:\n"
-        "    skip_if: known\n"
-        "    ask: Your e-mail?\n"
-        "    expect: email\n"
-        "    save: email\n"
-        "  ask_note:\n"
-        "    ask: A note?\n"
-        "    save: note\n"
-        "  done:\n"
-        "    final: true\n"
-        "    say: Thanks\n",
-        mini.registry,
-    )
-    mini.add_flow(spec)
-    mini.add_menu_item("Demo", flow="known_demo")
-    chat = await nyala_chat(mini)
-    await chat.send("hi")
-    await chat.send(tap="Demo")
-    await chat.send("a@example.com")
-    assert chat.texts == ["A note?"]
-
-
 async def test_core_weekday_names_are_the_next_such_day(nyala_chat: ChatFactory) -> None:
     chat = await open_chat(nyala_chat)
     await chat.send("book")
     await chat.send("2")
     await chat.send("monday")  # 8 April; today it is accepted as 1 April 2031, a Tuesday
     assert chat.texts[0] == "Sorry, we're closed on Mondays. Which other day would suit you?"
-
-
-async def test_core_tapped_option_titled_like_an_intent(nyala_chat: ChatFactory) -> None:
-    mini = App("Mini")
-    mini.add_flow(
-        load_flow_text(
-            "flow: tap_demo\n"
-            "menu: Demo\n"
-            "steps:\n"
-            "  review:\n"
-            "    ask: Sure?\n"
-            "    buttons: {confirm: Confirm, cancel: Cancel}\n"
-            "    on: {confirm: booked, cancel: dropped}\n"
-            "  booked: {final: true, say: Booked}\n"
-            "  dropped: {final: true, say: Dropped}\n",
-            mini.registry,
-        )
-    )
-    chat = await nyala_chat(mini)
-    await chat.send("hi")
-    await chat.send(tap="Demo")
-    await chat.send(tap="Cancel")
-    assert chat.texts == ["Dropped"]
-
-
-async def test_core_default_branch_action_runs_only_on_the_default(
-    nyala_chat: ChatFactory,
-) -> None:
-    mini = App("Mini")
-
-    @mini.condition()
-    def big(ctx: FlowContext) -> bool:
-        return int(ctx.data["n"]) > 5
-
-    @mini.action()
-    def note_small(ctx: FlowContext) -> None:
-        ctx.reply("noted a small number")
-
-    mini.add_flow(
-        load_flow_text(
-            "flow: branch_demo\n"
-            "menu: Demo\n"
-            "steps:\n"
-            "  n:\n"
-            "    ask: A number?\n"
-            "    expect: integer\n"
-            "    save: n\n"
-            "    next:\n"
-            "      - {if: big, next: big_end}\n"
-            "      - {next: small_end, do: note_small}\n"
-            "  big_end: {final: true, say: Big}\n"
-            "  small_end: {final: true, say: Small}\n",
-            mini.registry,
-        )
-    )
-    chat = await nyala_chat(mini)
-    await chat.send("hi")
-    await chat.send(tap="Demo")
-    await chat.send("9")
-    assert chat.texts == ["Big"]
-
-
-async def test_core_empty_text_is_a_template(nyala_chat: ChatFactory) -> None:
-    mini = App("Mini")
-
-    @mini.query()
-    def no_rows(ctx: FlowContext) -> list[Option]:
-        del ctx
-        return []
-
-    mini.add_flow(
-        load_flow_text(
-            "flow: empty_demo\n"
-            "menu: Demo\n"
-            "steps:\n"
-            "  pick:\n"
-            "    ask: Pick one\n"
-            "    choices: {from: no_rows}\n"
-            "    empty: Nothing at {business} today\n"
-            "  done: {final: true}\n",
-            mini.registry,
-        )
-    )
-    chat = await nyala_chat(mini)
-    await chat.send("hi")
-    await chat.send(tap="Demo")
-    assert chat.texts == ["Nothing at Mini today"]

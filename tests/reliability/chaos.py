@@ -9,7 +9,7 @@ Everything runs on this machine, on loopback, and stops by itself:
   once;
 * two ``nyala serve`` processes on it; one is killed with SIGKILL mid-run and started
   again on the same port;
-* the fake Graph API (:class:`bot.fake_graph.FakeGraph`, in this process), answering 20 %
+* the fake Graph API (:class:`testing.fake_graph.FakeGraph`, in this process), answering 20 %
   of sends with 429, 500, 503 or 131056 and 5 % with a timeout, before or after accepting
   the message;
 * a simulated Meta that sends thousands of scripted conversations as signed webhooks to
@@ -66,7 +66,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
 from analytics import abandon_idle_sessions
-from bot.fake_graph import FakeGraph, FaultKind, SentMessage
+from testing.fake_graph import FakeGraph, FaultKind, SentMessage
 from bot.whatsapp.message_bodies import message_body
 from bot.whatsapp.payloads import parse_webhook
 from flows import Engine

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from documents.receipts import generate_receipt
 from storage import Database, PaymentMethod, PaymentStatus, Traveler
 from tests.documents.pdf import pdf_text
-from tests.documents.test_receipts import seed, trap  # noqa: F401 - fixture
+from tests.apps.safari.test_receipts import seed, trap  # noqa: F401 - fixture
 from tests.reliability.results import Row, record
 
 # Each attack has a marker that must print literally, and what must not appear if the

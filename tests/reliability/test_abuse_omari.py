@@ -14,9 +14,9 @@ import json
 from sqlalchemy import func, select
 
 from bot.omari import SIGNATURE_HEADER, signature
-from flows.safari.omari import CALLBACK_PATH
+from apps.safari.omari import CALLBACK_PATH
 from storage import PaymentStatus, Receipt
-from tests.bot.test_omari_callback import (  # noqa: F401 - fixtures
+from tests.apps.safari.test_omari_callback import (  # noqa: F401 - fixtures
     CALLBACK_SECRET,
     Running,
     _own_providers,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import flows.safari
-from flows.safari.demo import load_demo_data
+import apps.safari
+from apps.safari.demo import load_demo_data
 from storage import Database, Notification, OutboundMessage, Payment, PaymentStatus, Receipt
 from tests.conftest import empty_tables
 from tests.reliability.results import Row, record
@@ -49,7 +49,7 @@ async def test_twenty_cron_runs_and_receipt_requests_at_once_duplicate_nothing(
     db = Database(postgres_url)
     try:
         await empty_tables(db)
-        await load_demo_data(db, tz=flows.safari.app.timezone)
+        await load_demo_data(db, tz=apps.safari.app.timezone)
         async with db.read() as session:
             payment_id = await session.scalar(
                 select(Payment.id).where(Payment.status == PaymentStatus.APPROVED).limit(1)

@@ -29,12 +29,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-import flows.safari
-from bot.fake_graph import FakeGraph, FaultKind
+import apps.safari
+from testing.fake_graph import FakeGraph, FaultKind
 from bot.omari import SIGNATURE_HEADER as OMARI_SIGNATURE
 from bot.omari import signature as omari_signature
-from flows.safari.demo import load_demo_data
-from flows.safari.omari import CALLBACK_PATH
+from apps.safari.demo import load_demo_data
+from apps.safari.omari import CALLBACK_PATH
 from storage import Database, StoredFile
 from tests.bot.webhooks import PHONE_NUMBER_ID, message, messages_payload, signed
 from tests.cli import nyala
@@ -184,7 +184,7 @@ async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -
         pytest.fail("pg_dump and pg_restore are needed (Debian: postgresql-client)")
     source = Database(postgres_url)
     await empty_tables(source)
-    await load_demo_data(source, tz=flows.safari.app.timezone)
+    await load_demo_data(source, tz=apps.safari.app.timezone)
     async with source.transaction() as session:
         session.add(StoredFile.from_bytes("id.pdf", "application/pdf", os.urandom(200_000)))
     before = await fingerprint(source)

@@ -38,7 +38,7 @@ from bot.settings import Settings
 from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 from flows import App, FlowContext, FlowDefinitionError, load_flow_text
 from flows.app import Registry
-from flows.safari.omari import CALLBACK_PATH
+from apps.safari.omari import CALLBACK_PATH
 from storage import Database, InboundMessage, InboundStatus
 from tests.bot.test_payloads import documents, json_values, spec_examples
 from tests.bot.webhooks import APP_SECRET, VERIFY_TOKEN

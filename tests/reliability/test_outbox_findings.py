@@ -14,7 +14,7 @@ import aiohttp
 import pytest_asyncio
 from sqlalchemy import select
 
-from bot.fake_graph import FakeGraph, FaultKind
+from testing.fake_graph import FakeGraph, FaultKind
 from bot.whatsapp.graph import GraphClient
 from bot.metrics import Metrics
 from bot.whatsapp.outbox import Outbox

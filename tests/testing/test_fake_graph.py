@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.fake_graph import FAULTS, FakeGraph, FaultKind, run_fake_graph
+from testing.fake_graph import FAULTS, FakeGraph, FaultKind, run_fake_graph
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

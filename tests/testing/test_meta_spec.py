@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.meta_spec import MARK_READ_EXAMPLE, SPEC_PATH, MetaSpec, MetaSpecError
+from testing.meta_spec import MARK_READ_EXAMPLE, SPEC_PATH, MetaSpec, MetaSpecError
 
 TO = "+263771234567"
 

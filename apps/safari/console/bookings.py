@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.accounts import audit
-from bot.console.filters import PAGE_SIZE, Filters, page_of
-from bot.console.pages.files import file_response
-from bot.console.web import db_of, me, redirect, render, requires
-from flows import ActionError
-from storage import (
+from apps.safari import operations
+from apps.safari.models import (
     PAID_STATUSES,
-    AuditEntry,
     Booking,
     BookingStatus,
     Customer,
@@ -25,10 +22,18 @@ from storage import (
     Payment,
     PaymentMethod,
     Receipt,
-    StoredFile,
     Tour,
     Traveler,
 )
+from apps.safari.operations import balance
+from bot.console.accounts import audit
+from bot.console.filters import PAGE_SIZE, Filters, page_of
+from bot.console.page import ContactFact
+from bot.console.pages.files import file_response
+from bot.console.web import db_of, me, redirect, render, requires
+from documents import format_money
+from flows import ActionError
+from storage import AuditEntry, StoredFile
 from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
@@ -95,8 +100,6 @@ async def bookings_list(request: web.Request) -> web.StreamResponse:
 @routes.get("/bookings/{reference}")
 async def booking_detail(request: web.Request) -> web.StreamResponse:
     """One booking with everything about it."""
-    from flows.safari.operations import balance
-
     reference = request.match_info["reference"].upper()
     if not REFERENCE.fullmatch(reference):
         raise web.HTTPNotFound
@@ -205,8 +208,6 @@ async def _booking_id(request: web.Request, reference: str) -> int:
 @requires(OperatorRole.ADMIN)
 async def record_payment(request: web.Request) -> web.StreamResponse:
     """Record a cash or bank payment received outside the chat (approved at once)."""
-    from flows.safari import operations
-
     reference = _reference(request)
     back = f"/console/bookings/{reference}"
     booking_id = await _booking_id(request, reference)
@@ -236,7 +237,8 @@ async def record_payment(request: web.Request) -> web.StreamResponse:
         return redirect(back, f"Not recorded: {reason}.", kind="error")
     return redirect(
         f"/console/payments/{payment.id}",
-        f"Payment of {payment.amount} {payment.currency} recorded; generate its receipt here.",
+        f"Payment of {format_money(payment.amount, payment.currency)} recorded; "
+        "generate its receipt here.",
     )
 
 
@@ -244,8 +246,6 @@ async def record_payment(request: web.Request) -> web.StreamResponse:
 @requires(OperatorRole.ADMIN)
 async def cancel(request: web.Request) -> web.StreamResponse:
     """Cancel a booking (its seats go back on sale), with a reason for the audit log."""
-    from flows.safari import operations
-
     reference = _reference(request)
     back = f"/console/bookings/{reference}"
     booking_id = await _booking_id(request, reference)
@@ -258,3 +258,12 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             session, booking_id, actor=me(request).username, reason=reason
         )
     return redirect(back, f"Booking {reference} cancelled; its seats are back on sale.")
+
+
+async def customer_facts(session: AsyncSession, contact_id: int) -> list[ContactFact]:
+    """Beside a conversation: the contact's customer record and a link to their bookings."""
+    customer = await session.scalar(select(Customer).where(Customer.contact_id == contact_id))
+    if customer is None:
+        return []
+    query = urlencode({"q": customer.phone or customer.name})
+    return [ContactFact("Customer", f"{customer.name} — bookings", f"/console/bookings?{query}")]

@@ -6,34 +6,30 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.console.accounts import audit
-from bot.console.filters import PAGE_SIZE, Filters, page_of
-from bot.console.pages.files import file_response
-from bot.console.web import (
-    db_of,
-    flow_app_of,
-    me,
-    redirect,
-    render,
-    requires,
-    settings_of,
-)
-from documents.receipts import ReceiptError, issue_receipt, stored_receipt
-from flows import ActionError
-from flows.messages import Text
-from storage import (
-    AuditEntry,
+from apps.safari import operations
+from apps.safari.documents.receipts import ReceiptError, issue_receipt, stored_receipt
+from apps.safari.documents.service import SafariDocuments
+from apps.safari.models import (
     Booking,
     Customer,
-    NotFoundError,
     Payment,
     PaymentMethod,
     PaymentStatus,
     Receipt,
-    StoredFile,
     Tour,
-    utcnow,
 )
+from apps.safari.omari import queue_customer_replies
+from apps.safari.receipts import approve_payment_and_send_receipt, receipt_document
+from bot.console.accounts import audit
+from bot.console.filters import PAGE_SIZE, Filters, page_of
+from bot.console.page import Attention
+from bot.console.pages.analytics import bounded_count
+from bot.console.pages.files import file_response
+from bot.console.web import db_of, me, redirect, render, requires
+from bot.web import runtime_of
+from flows import ActionError
+from flows.messages import Text
+from storage import AuditEntry, NotFoundError, StoredFile, utcnow
 from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
@@ -186,17 +182,17 @@ async def receipt_download(request: web.Request) -> web.StreamResponse:
 async def approve(request: web.Request) -> web.StreamResponse:
     """Approve a pending payment: the booking is confirmed, the customer gets the news and
     the receipt (one transaction)."""
-    from flows.safari.receipts import approve_payment_and_send_receipt
-
     payment_id = _payment_id(request)
     back = f"/console/payments/{payment_id}"
+    runtime = runtime_of(request)
     try:
         async with db_of(request).transaction() as session:
             payment = await approve_payment_and_send_receipt(
                 session,
                 payment_id,
+                runtime.services.get(SafariDocuments),
                 actor=me(request).username,
-                sandbox=settings_of(request).sandbox,
+                sandbox=runtime.sandbox,
             )
             number = await session.scalar(
                 select(Receipt.number).where(Receipt.payment_id == payment_id)
@@ -217,9 +213,6 @@ async def approve(request: web.Request) -> web.StreamResponse:
 @requires(OperatorRole.ADMIN)
 async def reject(request: web.Request) -> web.StreamResponse:
     """Reject a pending payment with a reason the customer is told."""
-    from flows.safari import operations
-    from flows.safari.omari import queue_customer_replies
-
     payment_id = _payment_id(request)
     back = f"/console/payments/{payment_id}"
     form = await request.post()
@@ -244,7 +237,7 @@ async def reject(request: web.Request) -> web.StreamResponse:
                 session,
                 booking,
                 [Text(text)],
-                sandbox=settings_of(request).sandbox,
+                sandbox=runtime_of(request).sandbox,
                 now=utcnow(),
             )
     except NotFoundError:
@@ -259,16 +252,14 @@ async def reject(request: web.Request) -> web.StreamResponse:
 async def generate_receipt(request: web.Request) -> web.StreamResponse:
     """Generate Receipt: issue the receipt of a paid payment (or find the one issued) and,
     unless unticked, send it to the customer."""
-    from flows.safari.omari import queue_customer_replies
-    from flows.safari.receipts import receipt_document
-
     payment_id = _payment_id(request)
     back = f"/console/payments/{payment_id}"
     form = await request.post()
     send = form.get("send") == "1"
     try:
         async with db_of(request).transaction() as session:
-            issued = await issue_receipt(session, payment_id, tz=flow_app_of(request).timezone)
+            documents = runtime_of(request).services.get(SafariDocuments)
+            issued = await issue_receipt(session, payment_id, documents)
             payment = await session.get(Payment, payment_id)
             assert payment is not None
             booking = await session.get(Booking, payment.booking_id)
@@ -280,7 +271,7 @@ async def generate_receipt(request: web.Request) -> web.StreamResponse:
                     session,
                     booking,
                     [document],
-                    sandbox=settings_of(request).sandbox,
+                    sandbox=runtime_of(request).sandbox,
                     now=utcnow(),
                 )
             audit(
@@ -298,3 +289,13 @@ async def generate_receipt(request: web.Request) -> web.StreamResponse:
     state = "issued" if issued.created else "already issued"
     sent = " and sent to the customer" if queued else ""
     return redirect(back, f"Receipt {issued.number} {state}{sent}.")
+
+
+async def awaiting_approval(request: web.Request) -> Attention:
+    """The dashboard's card: payments awaiting approval."""
+    count = await bounded_count(
+        request, select(Payment.id).where(Payment.status == PaymentStatus.PENDING)
+    )
+    return Attention(
+        "Payments awaiting approval", count, "review proofs and approve", "/console/payments"
+    )

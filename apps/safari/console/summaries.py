@@ -8,10 +8,22 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from apps.safari.documents.service import SafariDocuments
+from apps.safari.documents.summaries import load_summary_data
+from apps.safari.models import ID_REMINDER, TOUR_SUMMARY, Booking
+from apps.safari.summaries import (
+    due_id_reminder_bookings,
+    due_summary_bookings,
+    id_reminder_replies,
+    plan,
+    summary_replies,
+)
 from bot.console.filters import Filters
-from bot.console.web import db_of, flow_app_of, notice, render
+from bot.console.transcript import Bubble, reply_bubble
+from bot.console.web import db_of, notice, render
+from bot.web import runtime_of
 from flows.messages import Reply, reply_kind
-from storage import ID_REMINDER, TOUR_SUMMARY, Booking, utcnow
+from storage import utcnow
 
 routes = web.RouteTableDef()
 KINDS = {"summary": TOUR_SUMMARY, "reminder": ID_REMINDER}
@@ -29,11 +41,10 @@ def _params(filters: Filters) -> tuple[str, int, str]:
 @routes.get("/summaries")
 async def summaries_plan(request: web.Request) -> web.StreamResponse:
     """The dry-run: which bookings would get what, and which already had it."""
-    from flows.safari.summaries import due_id_reminder_bookings, due_summary_bookings, plan
-
     filters = Filters(request)
     kind, amount, key = _params(filters)
-    tz = flow_app_of(request).timezone
+    documents = runtime_of(request).services.get(SafariDocuments)
+    tz = documents.tz
     now = utcnow()
     db = db_of(request)
     async with db.read() as session:
@@ -41,7 +52,9 @@ async def summaries_plan(request: web.Request) -> web.StreamResponse:
             ids = await due_summary_bookings(session, amount, now=now, tz=tz)
         else:
             ids = await due_id_reminder_bookings(session, amount, now=now, tz=tz)
-    planned = await plan(db, ids[:200], kind=KINDS[kind], key=key, amount=amount, tz=tz)
+    planned = await plan(
+        db, ids[:200], kind=KINDS[kind], key=key, amount=amount, documents=documents
+    )
     if len(ids) > 200:
         notice(request, f"{len(ids)} bookings are due; the first 200 are shown.")
     return render(
@@ -65,19 +78,17 @@ async def summaries_plan(request: web.Request) -> web.StreamResponse:
 @routes.get("/summaries/{reference}")
 async def summary_preview(request: web.Request) -> web.StreamResponse:
     """One booking's summary (or reminder) as WhatsApp will show it; nothing is sent."""
-    from bot.console.transcript import Bubble, reply_bubble
-    from documents.summaries import load_summary_data
-    from flows.safari.summaries import id_reminder_replies, summary_replies
-
     filters = Filters(request)
     kind, amount, _key = _params(filters)
     reference = request.match_info["reference"].upper()[:20]
-    tz = flow_app_of(request).timezone
+    documents = runtime_of(request).services.get(SafariDocuments)
     async with db_of(request).read() as session:
         booking_id = await session.scalar(select(Booking.id).where(Booking.reference == reference))
         if booking_id is None:
             raise web.HTTPNotFound
-        data = await load_summary_data(session, booking_id, tz=tz)
+        data = await load_summary_data(
+            session, booking_id, tz=documents.tz, branding=documents.branding()
+        )
     replies: list[Reply] = (
         summary_replies(data, amount) if kind == "summary" else id_reminder_replies(data)
     )

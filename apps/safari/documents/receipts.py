@@ -1,171 +1,80 @@
-"""Payment receipts: data assembled from storage, then rendered to PDF in worker processes.
+"""Payment receipts: data assembled from storage, then rendered to PDF.
 
 Two steps, as every document (DESIGN.md, "Documents"):
 
 1. :class:`ReceiptData`, a frozen dataclass of plain values, is assembled from storage
-   (:func:`load_receipt_data`; its pure core is :func:`build_receipt_data`).
-2. :func:`render_receipt_pdf` turns it into a PDF: the Jinja2 template
-   ``templates/receipt.html`` (autoescape on: every value from the data is text, never
-   markup) with the business's :class:`Branding` (``branding.yaml``, or the file named by
-   ``NYALA_BRANDING``), converted by xhtml2pdf under :data:`RESOURCE_POLICY`, which allows
-   no network access and no local file reads at all. The only image, the branding logo,
-   is read by this module and embedded as a ``data:`` URI.
-
-Rendering is pure Python holding the GIL, so :func:`issue_receipt` runs it in a lazily
-created :class:`~concurrent.futures.ProcessPoolExecutor` (``NYALA_RENDER_WORKERS``
-processes, default 2; spawned, never forked from a process with an event loop).
+   (:func:`load_receipt_data`; its pure core is :func:`build_receipt_data`), with dates
+   in the app's timezone.
+2. :func:`render_receipt_html` fills ``templates/receipt.html`` (autoescape on: every
+   value from the data is text, never markup) with the business's branding; the
+   runtime's :class:`documents.PdfRenderer` converts it in a worker process, allowed to
+   fetch nothing. The only image, the branding logo, is embedded as a ``data:`` URI.
 
 Numbers and storage. :func:`issue_receipt` works in the caller's transaction: it locks
 the payment, returns the stored receipt if the payment has one, otherwise takes the next
-``RCT-<year>-<6 digits>`` from the year's counter row (:func:`storage.next_receipt_seq`),
-renders, and stores the PDF (``stored_files``, with its SHA-256) and the ``receipts``
-row. All of it commits or rolls back together, so a failed render leaves neither a
-receipt nor a used number: numbers stay unique and gap-free per year (of issue, in the
-business timezone) and a payment never gets two.
-
-Default database. :func:`generate_receipt` (for scripts and the CLI) uses the ``db`` it
-is given; without one it opens a short-lived :class:`storage.Database` on
-``DATABASE_URL`` (default :data:`storage.DEFAULT_DATABASE_URL`) for that call and
-disposes of it afterwards, so no module state is tied to an event loop. It does not
-migrate: the database must be up to date (``nyala migrate``).
+``RCT-<year>-<6 digits>`` (series ``RCT`` of :func:`documents.take_number`), renders,
+and stores the PDF (``stored_files``, with its SHA-256) and the ``receipts`` row. All of
+it commits or rolls back together, so a failed render leaves neither a receipt nor a
+used number: numbers stay unique and gap-free per year (of issue, in the business
+timezone) and a payment never gets two.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import base64
 import datetime as dt
-import functools
-import io
 import logging
-import multiprocessing
-import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
-from typing import Annotated, Any, Final
-from zoneinfo import ZoneInfo
+from decimal import Decimal
+from typing import Final
 
-import jinja2
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import (
-    DEFAULT_DATABASE_URL,
+from apps.safari.documents.service import TEMPLATES_DIR, SafariDocuments
+from apps.safari.models import (
     PAID_STATUSES,
+    RECEIPT_SERIES,
     Booking,
     Customer,
-    Database,
     Departure,
-    NotFoundError,
-    NyalaError,
     Payment,
     PaymentMethod,
     Receipt,
-    StoredFile,
     Tour,
     Traveler,
-    next_receipt_seq,
-    receipt_number,
-    utcnow,
 )
+from documents import Branding, DocumentError, store_document, take_number, template_environment
+from storage import Database, NotFoundError, StoredFile, utcnow
 
 __all__ = [
-    "BUSINESS_TIMEZONE",
-    "RESOURCE_POLICY_OPTIONS",
-    "Branding",
-    "BrandingError",
     "IssuedReceipt",
     "PaymentNotPaidError",
     "ReceiptData",
     "ReceiptError",
-    "ReceiptRenderError",
     "build_receipt_data",
-    "format_money",
     "generate_receipt",
-    "html_to_pdf",
     "issue_receipt",
-    "load_branding",
     "load_receipt_data",
-    "render_in_pool",
     "render_receipt_html",
-    "render_receipt_pdf",
-    "shutdown_render_pool",
     "stored_receipt",
-    "template_environment",
 ]
 
-log = logging.getLogger("nyala.documents")
-
-HERE: Final = Path(__file__).parent
-TEMPLATES_DIR: Final = HERE / "templates"
-DEFAULT_BRANDING: Final = HERE / "branding.yaml"
-BUSINESS_TIMEZONE: Final = ZoneInfo("Africa/Harare")
-PDF_MIME: Final = "application/pdf"
-LOGO_TYPES: Final = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-LOGO_MAX_BYTES: Final = 2 * 1024 * 1024
-
-# What xhtml2pdf may fetch while rendering: nothing. ``allow_remote=False`` refuses every
-# http(s) URL before any connection; ``base_dir=None`` (with no extra roots) names no
-# directory a document may read, which refuses every local path and file: URL; other
-# schemes are refused anyway. ``data:`` URIs are part of the document (our logo).
-# ``ResourceAccessPolicy.server`` also turns on its limits on size, depth and time.
-RESOURCE_POLICY_OPTIONS: Final[dict[str, Any]] = {
-    "base_dir": None,
-    "allow_remote": False,
-    "allow_private_networks": False,
-    "extra_roots": (),
-    "allow_local_outside_base": False,
-    "max_render_seconds": 60,
-}
+log = logging.getLogger("nyala.safari.receipts")
 
 METHOD_LABELS: Final = {
     PaymentMethod.OMARI: "Omari mobile money",
     PaymentMethod.BANK_TRANSFER: "Bank transfer",
     PaymentMethod.CASH: "Cash",
 }
-# ISO 4217 minor units that differ from 2 (the currencies a tour operator may meet).
-MINOR_UNITS: Final = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
 
 
-class ReceiptError(NyalaError):
+class ReceiptError(DocumentError):
     """A receipt cannot be issued."""
 
 
 class PaymentNotPaidError(ReceiptError):
     """Only approved or confirmed payments get a receipt."""
-
-
-class ReceiptRenderError(ReceiptError):
-    """The PDF could not be rendered (nothing was stored, no number was used)."""
-
-
-class BrandingError(ReceiptError):
-    """The branding file is missing or invalid."""
-
-
-def format_money(amount: Decimal, currency: str) -> str:
-    """``USD 1,234.50``: the amount with its currency's decimals and thousands separators.
-
-    Args:
-        amount: the amount.
-        currency: ISO 4217 code.
-    """
-    code = currency.upper()
-    places = MINOR_UNITS.get(code, 2)
-    exponent = Decimal(1).scaleb(-places)
-    return f"{code} {amount.quantize(exponent, rounding=ROUND_HALF_UP):,.{places}f}"
 
 
 # --- the data ---------------------------------------------------------------------------
@@ -242,7 +151,7 @@ def build_receipt_data(
     departure: Departure,
     travelers: Sequence[Traveler],
     payments: Sequence[Payment],
-    tz: dt.tzinfo = BUSINESS_TIMEZONE,
+    tz: dt.tzinfo,
 ) -> ReceiptData:
     """Assemble the receipt of ``payment`` from loaded rows (pure: no I/O).
 
@@ -260,7 +169,7 @@ def build_receipt_data(
         departure: the booking's departure.
         travelers: the booking's travellers.
         payments: all payments of the booking (any status).
-        tz: the business timezone for dates and times.
+        tz: the business timezone (the app's) for dates and times.
 
     Returns:
         The receipt's data.
@@ -306,7 +215,7 @@ async def load_receipt_data(
     *,
     number: str,
     issued_at: dt.datetime,
-    tz: dt.tzinfo = BUSINESS_TIMEZONE,
+    tz: dt.tzinfo,
 ) -> ReceiptData:
     """Load what the receipt of ``payment`` shows and assemble it.
 
@@ -346,231 +255,13 @@ async def load_receipt_data(
     )  # fmt: skip
 
 
-# --- branding ---------------------------------------------------------------------------
-
-Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
-
-
-class BrandColors(BaseModel):
-    """The document colours (``#RRGGBB``: they are written into the stylesheet)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    primary: Colour = "#2B3A28"
-    accent: Colour = "#C8641E"
-    muted: Colour = "#6B6F66"
-    light: Colour = "#F4EFE6"
-
-
-class Branding(BaseModel):
-    """A business's look and contact details, from a branding YAML file.
-
-    Attributes:
-        company_name: the name printed in the header.
-        tagline: a line under the name.
-        logo_data_uri: the logo file, read and embedded as a ``data:`` URI (never a
-            URL the renderer would fetch).
-        colors: the colours.
-        address: address lines.
-        phone: the business phone number.
-        email: the business e-mail address.
-        website: the website, as printed.
-        tax_id: a tax or registration number, printed when set.
-        terms: terms and conditions for the footer.
-        thank_you: the closing words.
-        templates_dir: a folder of the business's own templates (falls back to the
-            shipped ones for files it lacks).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    company_name: str = Field(min_length=1, max_length=120)
-    tagline: str | None = None
-    logo_data_uri: str | None = None
-    colors: BrandColors = BrandColors()
-    address: tuple[str, ...] = ()
-    phone: str | None = None
-    email: str | None = None
-    website: str | None = None
-    tax_id: str | None = None
-    terms: str = ""
-    thank_you: str = "Thank you for your business!"
-    templates_dir: Path | None = None
-
-
-def _logo_data_uri(path: Path) -> str:
-    mime = LOGO_TYPES.get(path.suffix.lower())
-    if mime is None:
-        raise BrandingError(f"logo {path.name}: use a .png or .jpg file")
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise BrandingError(f"logo {path}: {exc.strerror or exc}") from exc
-    if len(content) > LOGO_MAX_BYTES:
-        raise BrandingError(f"logo {path.name} is larger than {LOGO_MAX_BYTES} bytes")
-    return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
-
-
-@functools.lru_cache(maxsize=8)
-def _load_branding(path: str, _mtime_ns: int) -> Branding:
-    file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise BrandingError(f"branding file {file}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise BrandingError(f"branding file {file}: expected a mapping")
-    values = dict(raw)
-    logo = values.pop("logo", None)
-    if logo:
-        values["logo_data_uri"] = _logo_data_uri(file.parent / str(logo))
-    if values.get("templates_dir"):
-        values["templates_dir"] = file.parent / str(values["templates_dir"])
-    try:
-        return Branding.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BrandingError(f"branding file {file}: {where}: {first['msg']}") from None
-
-
-def load_branding(path: str | Path | None = None) -> Branding:
-    """The branding from ``path``, else ``$NYALA_BRANDING``, else the shipped file.
-
-    Relative paths in the file (``logo``, ``templates_dir``) are relative to the file.
-    Cached until the file changes.
-
-    Raises:
-        BrandingError: the file or its logo cannot be read, or a value is invalid.
-    """
-    chosen = Path(path or os.environ.get("NYALA_BRANDING") or DEFAULT_BRANDING).resolve()
-    try:
-        mtime = chosen.stat().st_mtime_ns
-    except OSError as exc:
-        raise BrandingError(f"branding file {chosen}: {exc.strerror or exc}") from exc
-    return _load_branding(str(chosen), mtime)
-
-
 # --- rendering --------------------------------------------------------------------------
-
-
-def _day(value: dt.date) -> str:
-    return f"{value:%a} {value.day} {value:%b %Y}"
-
-
-def _moment(value: dt.datetime) -> str:
-    return f"{value.day} {value:%b %Y, %H:%M} {value.tzname() or ''}".rstrip()
-
-
-@functools.lru_cache(maxsize=8)
-def template_environment(templates_dir: Path | None) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(TEMPLATES_DIR)]
-    if templates_dir is not None:
-        loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=True,  # every value is text, in the CSS include too
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(money=format_money, day=_day, moment=_moment)
-    return env
 
 
 def render_receipt_html(data: ReceiptData, branding: Branding) -> str:
     """The receipt as HTML (the template with autoescape on)."""
-    template = template_environment(branding.templates_dir).get_template("receipt.html")
-    return template.render(r=data, b=branding)
-
-
-def html_to_pdf(html: str) -> bytes:
-    """Convert HTML to PDF with xhtml2pdf, allowed to fetch nothing.
-
-    Every fetch the markup asks for (``<img src>``, ``@import``, ``@font-face``,
-    backgrounds, ``<pdf:*>`` tags) goes through xhtml2pdf's resource policy, here one
-    that refuses every URL and every local file (:data:`RESOURCE_POLICY_OPTIONS`);
-    refused resources are left out. ``data:`` URIs are part of the document.
-
-    Raises:
-        ReceiptRenderError: xhtml2pdf reported errors.
-    """
-    from xhtml2pdf import pisa
-    from xhtml2pdf.config.resources import ResourceAccessPolicy
-
-    policy = ResourceAccessPolicy.server(**RESOURCE_POLICY_OPTIONS)
-    out = io.BytesIO()
-    status = pisa.pisaDocument(
-        html, dest=out, encoding="utf-8", resource_policy=policy, raise_exception=True
-    )
-    if status.err:
-        raise ReceiptRenderError(f"the PDF could not be rendered ({status.err} errors)")
-    return out.getvalue()
-
-
-def render_receipt_pdf(data: ReceiptData, branding: Branding | None = None) -> bytes:
-    """Render the receipt to PDF bytes (top-level, so a worker process can run it).
-
-    Args:
-        data: the receipt's data.
-        branding: the branding (default: :func:`load_branding`, in the calling process).
-    """
-    return html_to_pdf(render_receipt_html(data, branding or load_branding()))
-
-
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ProcessPoolExecutor:
-    global _pool  # noqa: PLW0603 - one lazily created pool per process
-    with _pool_lock:
-        if _pool is None:
-            workers = int(os.environ.get("NYALA_RENDER_WORKERS") or 2)
-            _pool = ProcessPoolExecutor(
-                max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")
-            )
-        return _pool
-
-
-def shutdown_render_pool() -> None:
-    """Stop the render worker processes (a later render starts new ones)."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-atexit.register(shutdown_render_pool)
-
-
-async def render_in_pool(function: Callable[..., bytes], *args: Any) -> bytes:
-    """Run a PDF render function in the render worker processes, off the event loop.
-
-    xhtml2pdf is pure Python holding the GIL: in a thread it would stall the loop for
-    the whole render. ``function`` must be a top-level function (it is pickled by name).
-
-    Raises:
-        ReceiptRenderError: the render failed or its worker died.
-    """
-    pool = _executor()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
-    except BrokenProcessPool as exc:
-        with _pool_lock:
-            global _pool  # noqa: PLW0603
-            if _pool is pool:
-                _pool = None
-        raise ReceiptRenderError(f"the render worker died: {exc}") from exc
-    except ReceiptError:
-        raise
-    except Exception as exc:
-        raise ReceiptRenderError(f"the PDF could not be rendered: {exc}") from exc
-
-
-async def _render(data: ReceiptData, branding: Branding) -> bytes:
-    return await render_in_pool(render_receipt_pdf, data, branding)
+    env = template_environment(TEMPLATES_DIR, branding.templates_dir)
+    return env.get_template("receipt.html").render(r=data, b=branding)
 
 
 # --- issuing ----------------------------------------------------------------------------
@@ -617,9 +308,8 @@ async def stored_receipt(session: AsyncSession, payment_id: int) -> IssuedReceip
 async def issue_receipt(
     session: AsyncSession,
     payment_id: int,
+    documents: SafariDocuments,
     *,
-    tz: dt.tzinfo = BUSINESS_TIMEZONE,
-    branding: Branding | None = None,
     now: dt.datetime | None = None,
 ) -> IssuedReceipt:
     """The receipt of a payment, issued in the caller's transaction if it has none yet.
@@ -632,8 +322,8 @@ async def issue_receipt(
     Args:
         session: the caller's transaction.
         payment_id: the payment.
-        tz: the business timezone (dates on the receipt, the year of the number).
-        branding: the branding (default: :func:`load_branding`).
+        documents: the renderer, the app's timezone (dates, the number's year) and the
+            branding.
         now: the time of issue (default: now).
 
     Returns:
@@ -642,7 +332,7 @@ async def issue_receipt(
     Raises:
         NotFoundError: there is no such payment.
         PaymentNotPaidError: the payment is not approved or confirmed.
-        ReceiptRenderError: the PDF could not be rendered.
+        RenderError: the PDF could not be rendered.
         BrandingError: the branding file is invalid.
     """
     payment = await session.get(Payment, payment_id, with_for_update=True)
@@ -656,17 +346,17 @@ async def issue_receipt(
             f"payment {payment_id} is {payment.status.value}: only approved or confirmed "
             "payments get a receipt"
         )
-    brand = branding or load_branding()
+    brand = documents.branding()
     issued_at = now or utcnow()
-    year = issued_at.astimezone(tz).year
-    number = receipt_number(year, await next_receipt_seq(session, year))
-    data = await load_receipt_data(session, payment, number=number, issued_at=issued_at, tz=tz)
-    pdf = await _render(data, brand)
-    file = StoredFile.from_bytes(data.filename, PDF_MIME, pdf)
-    session.add(file)
-    await session.flush()
+    year = issued_at.astimezone(documents.tz).year
+    seq, number = await take_number(session, RECEIPT_SERIES, year)
+    data = await load_receipt_data(
+        session, payment, number=number, issued_at=issued_at, tz=documents.tz
+    )
+    pdf = await documents.renderer.render(render_receipt_html(data, brand))
+    file = await store_document(session, data.filename, pdf)
     receipt = Receipt(
-        payment_id=payment_id, number=number, year=year, seq=int(number[-6:]),
+        payment_id=payment_id, number=number, year=year, seq=seq,
         issued_at=issued_at, file_id=file.id, sha256=file.sha256,
     )  # fmt: skip
     session.add(receipt)
@@ -678,28 +368,15 @@ async def issue_receipt(
     )  # fmt: skip
 
 
-async def generate_receipt(
-    payment_id: int, *, db: Database | None = None, tz: dt.tzinfo = BUSINESS_TIMEZONE
-) -> bytes:
+async def generate_receipt(db: Database, payment_id: int, documents: SafariDocuments) -> bytes:
     """The PDF receipt of a payment, issued (in its own transaction) if it has none yet.
 
     Asking again returns the stored PDF, byte for byte, with the same number.
 
-    Args:
-        payment_id: an approved or confirmed payment.
-        db: the database (default: a short-lived one on ``$DATABASE_URL``).
-        tz: the business timezone.
-
     Raises:
         NotFoundError: there is no such payment.
         PaymentNotPaidError: the payment is not approved or confirmed.
-        ReceiptRenderError: the PDF could not be rendered (nothing was stored).
+        RenderError: the PDF could not be rendered (nothing was stored).
     """
-    own = db is None
-    database = db or Database(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    try:
-        async with database.transaction() as session:
-            return (await issue_receipt(session, payment_id, tz=tz)).pdf
-    finally:
-        if own:
-            await database.dispose()
+    async with db.transaction() as session:
+        return (await issue_receipt(session, payment_id, documents)).pdf

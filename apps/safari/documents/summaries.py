@@ -1,74 +1,69 @@
 """Pre-tour summaries and ID reminders: data assembled from storage, then text sections.
 
-As every document (see :mod:`documents.receipts`), in two steps:
+As every document (see :mod:`apps.safari.documents.receipts`), in two steps:
 
 1. :class:`SummaryData`, a frozen dataclass of plain values, is assembled from storage
    (:func:`load_summary_data`): the tour, the booking and its balance, the travellers
-   and their ID status, the weather outlook (:mod:`documents.weather`, typical weather by
-   default, never presented as a forecast) and the clothing advice derived from it.
+   and their ID status, the weather outlook (:mod:`~apps.safari.documents.weather`,
+   typical weather by default, never presented as a forecast) and the clothing advice
+   derived from it.
 2. Pure functions turn it into WhatsApp-sized text: :func:`summary_sections` by the number
    of days before the tour (7: the full summary; 3: a final check of what is missing;
    1: last-minute details), :func:`id_reminder_text`, and :func:`pack_messages`, which
    joins sections into messages under WhatsApp's 4096 characters.
 
 The approved templates sent instead when the customer's 24-hour window is closed are
-configured in ``templates.yaml`` (:func:`load_template_specs`). This module imports only
-:mod:`storage` (and its sibling documents modules); the bot wraps the text in messages.
+configured in ``templates.yaml`` (:func:`flows.outreach.load_template_specs`); the app
+wraps the text in messages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote_plus
-from zoneinfo import ZoneInfo
 
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from documents.receipts import BUSINESS_TIMEZONE, Branding, format_money, load_branding
-from documents.weather import WeatherOutlook, WeatherProvider, clothing_advice, default_provider
-from storage import (
+from apps.safari.documents.weather import (
+    WeatherOutlook,
+    WeatherProvider,
+    clothing_advice,
+    default_provider,
+)
+from apps.safari.models import (
     PAID_STATUSES,
     Booking,
     Customer,
     Departure,
     IdStatus,
-    NotFoundError,
     Payment,
     Tour,
     Traveler,
 )
+from documents import Branding, format_duration, format_money
+from storage import NotFoundError
 
 __all__ = [
-    "DEFAULT_TEMPLATES",
     "TEXT_LIMIT",
     "QuickAction",
     "SummaryData",
-    "TemplateSpec",
     "TravelerInfo",
-    "format_duration",
     "id_reminder_text",
     "load_many_summary_data",
     "load_summary_data",
-    "load_template_specs",
     "maps_url",
     "pack_messages",
     "quick_actions",
     "summary_sections",
     "summary_template_key",
-    "template_parameters",
-    "template_text",
     "template_values",
 ]
 
-DEFAULT_TEMPLATES: Final = Path(__file__).parent / "templates.yaml"
 TEXT_LIMIT: Final = 4096  # WhatsApp's limit on a text message body
 SUMMARY_DAYS: Final = (7, 3, 1)
 
@@ -189,30 +184,6 @@ class QuickAction:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
-class TemplateSpec:
-    """An approved template: its name, language, body parameters (by field), text, and
-    the quick-reply button that asks for the content (``title``, ``reply`` id)."""
-
-    name: str
-    language: str
-    parameters: tuple[str, ...]
-    text: str
-    button_title: str = ""
-    button_reply: str = ""
-
-    def parameter_values(self, values: Mapping[str, str]) -> tuple[str, ...]:
-        """The body parameters, filled from ``values`` in the configured order."""
-        return tuple(values.get(name, "") for name in self.parameters)
-
-    def filled_text(self, values: Mapping[str, str]) -> str:
-        """The text with ``values`` filled in (for the sandbox and the chat)."""
-        try:
-            return self.text.format(**values) if self.text else ""
-        except (KeyError, IndexError, ValueError):
-            return self.text
-
-
 def maps_url(latitude: float | None, longitude: float | None, *names: str) -> str:
     """A Google Maps search link: by coordinates when known, else by name and address."""
     if latitude is not None and longitude is not None:
@@ -226,13 +197,6 @@ def _date(day: dt.date) -> str:
     return f"{day:%a} {day.day} {day:%b %Y}"
 
 
-def format_duration(minutes: int) -> str:
-    hours, rest = divmod(minutes, 60)
-    if not hours:
-        return f"{rest} min"
-    return f"{hours} h" + (f" {rest} min" if rest else "")
-
-
 def _first_name(name: str) -> str:
     words = name.split()
     return words[0] if words else "there"
@@ -242,7 +206,8 @@ async def load_summary_data(
     session: AsyncSession,
     booking_id: int,
     *,
-    tz: ZoneInfo = BUSINESS_TIMEZONE,
+    tz: dt.tzinfo,
+    branding: Branding,
     weather: WeatherProvider | None = None,
 ) -> SummaryData:
     """Assemble a booking's summary data from storage.
@@ -250,13 +215,16 @@ async def load_summary_data(
     Args:
         session: a transaction.
         booking_id: the booking.
-        tz: the business timezone (tour times are local times in it).
+        tz: the business timezone (the app's; tour times are local times in it).
+        branding: the business's name and phone number, printed in the summary.
         weather: the weather provider (default: the shipped climate table).
 
     Raises:
         NotFoundError: there is no such booking.
     """
-    found = await load_many_summary_data(session, [booking_id], tz=tz, weather=weather)
+    found = await load_many_summary_data(
+        session, [booking_id], tz=tz, branding=branding, weather=weather
+    )
     if booking_id not in found:
         raise NotFoundError(f"no booking {booking_id}")
     return found[booking_id]
@@ -269,7 +237,8 @@ async def load_many_summary_data(
     session: AsyncSession,
     booking_ids: Sequence[int],
     *,
-    tz: ZoneInfo = BUSINESS_TIMEZONE,
+    tz: dt.tzinfo,
+    branding: Branding,
     weather: WeatherProvider | None = None,
 ) -> dict[int, SummaryData]:
     """The summary data of many bookings, three queries per :data:`BATCH` bookings.
@@ -277,7 +246,6 @@ async def load_many_summary_data(
     Bookings that do not exist are left out of the result.
     """
     provider = weather or default_provider()
-    branding = load_branding()
     result: dict[int, SummaryData] = {}
     for at in range(0, len(booking_ids), BATCH):
         ids = list(booking_ids[at : at + BATCH])
@@ -324,7 +292,7 @@ def _summary_data(
     *,
     travelers: Sequence[TravelerInfo],
     paid: Decimal,
-    tz: ZoneInfo,
+    tz: dt.tzinfo,
     provider: WeatherProvider,
     branding: Branding,
 ) -> SummaryData:
@@ -397,7 +365,7 @@ def _tour_details(data: SummaryData, heading: str) -> str:
         "",
         f"📅 Date: {_date(data.tour_date)}",
         f"🕗 Time: {data.start_time:%H:%M} (please arrive 15 minutes early)",
-        f"⏱️ Duration: {format_duration(data.duration_minutes)}",
+        f"⏱️ Duration: {format_duration(data.duration_minutes * 60)}",
         *_meeting(data),
         _guide(data),
     ]
@@ -592,39 +560,6 @@ def pack_messages(sections: Iterable[str], limit: int = TEXT_LIMIT) -> list[str]
 
 
 # --- fallback templates -------------------------------------------------------------------
-
-
-@functools.cache
-def _specs(path: Path) -> dict[str, TemplateSpec]:
-    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    language = str(raw.get("language", "en_US"))
-    specs = {}
-    for key, spec in (raw.get("templates") or {}).items():
-        button = spec.get("button") or {}
-        specs[key] = TemplateSpec(
-            name=str(spec.get("name", key)),
-            language=str(spec.get("language", language)),
-            parameters=tuple(str(p) for p in spec.get("parameters", ())),
-            text=str(spec.get("text", "")),
-            button_title=str(button.get("title", "")),
-            button_reply=str(button.get("reply", "")),
-        )
-    return specs
-
-
-def load_template_specs(path: Path = DEFAULT_TEMPLATES) -> dict[str, TemplateSpec]:
-    """The configured templates by key (``tour_summary_7d``, ``id_reminder``...)."""
-    return _specs(path)
-
-
-def template_parameters(spec: TemplateSpec, data: SummaryData) -> tuple[str, ...]:
-    """The template's body parameters, filled from the data in the configured order."""
-    return spec.parameter_values(template_values(data))
-
-
-def template_text(spec: TemplateSpec, data: SummaryData) -> str:
-    """The template's text with the data filled in (for the sandbox and the chat)."""
-    return spec.filled_text(template_values(data))
 
 
 def template_values(data: SummaryData) -> dict[str, str]:

@@ -7,13 +7,14 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.console.accounts import audit
+from bot.console.page import ContactFact
 from bot.console.transcript import transcript
-from bot.console.web import db_of, me, redirect, render, requires, settings_of
+from bot.console.web import db_of, me, pages_of, redirect, render, requires, settings_of
+from flows.engine import release_in
 from flows.messages import TEXT_MAX, Text, reply_kind, reply_to_payload
 from storage import (
     Contact,
     Conversation,
-    Customer,
     OutboundMessage,
     OutboundStatus,
     lock_contact,
@@ -63,7 +64,10 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
         if contact is None:
             raise web.HTTPNotFound
         conversation = await session.get(Conversation, contact_id)
-        customer = await session.scalar(select(Customer).where(Customer.contact_id == contact_id))
+        facts: list[ContactFact] = []
+        for page in pages_of(request):
+            if page.contact_facts is not None:
+                facts.extend(await page.contact_facts(session, contact_id))
         bubbles = await transcript(session, contact_id)
     return render(
         request,
@@ -72,7 +76,7 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
             "title": contact.display,
             "contact": contact,
             "conversation": conversation,
-            "customer": customer,
+            "facts": facts,
             "bubbles": bubbles,
             "last": bubbles[-1].id if bubbles else "",
             "sent": request.query.get("sent") == "1",
@@ -121,11 +125,11 @@ async def reply(request: web.Request) -> web.StreamResponse:
 @requires(OperatorRole.AGENT)
 async def release(request: web.Request) -> web.StreamResponse:
     """Give the conversation back to the bot."""
-    from flows.safari.operations import release_conversation
-
     contact_id = _contact_id(request)
     async with db_of(request).transaction() as session:
-        released = await release_conversation(session, contact_id, actor=me(request).username)
+        released = await release_in(session, contact_id)
+        if released:
+            audit(session, me(request).username, "release_conversation", f"contact {contact_id}")
     if not released:
         return redirect(
             f"/console/conversations/{contact_id}",

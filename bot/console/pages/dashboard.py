@@ -12,6 +12,7 @@ from sqlalchemy import select
 import analytics
 from analytics.errors import AnalyticsError
 from bot.console.filters import Filters
+from bot.console.page import Attention
 from bot.console.pages.analytics import (
     active_flows,
     bounded_count,
@@ -20,15 +21,8 @@ from bot.console.pages.analytics import (
     period,
     snapshot_trend,
 )
-from bot.console.web import db_of, flow_app_of, notice, render
-from storage import (
-    Conversation,
-    OutboundMessage,
-    OutboundStatus,
-    Payment,
-    PaymentStatus,
-    utcnow,
-)
+from bot.console.web import PREFIX, db_of, flow_app_of, notice, pages_of, render
+from storage import Conversation, OutboundMessage, OutboundStatus, utcnow
 
 routes = web.RouteTableDef()
 
@@ -62,8 +56,10 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     trend: dict[str, Any] = {}
     # The queue's counts, the trend charts and the reports are independent: each runs on
     # its own connection, so PostgreSQL works on them in parallel.
+    app_cards = asyncio.gather(
+        *(page.attention(request) for page in pages_of(request) if page.attention is not None)
+    )
     counts = asyncio.gather(
-        bounded_count(request, select(Payment.id).where(Payment.status == PaymentStatus.PENDING)),
         bounded_count(
             request,
             select(Conversation.contact_id).where(Conversation.handed_off_at.is_not(None)),
@@ -95,8 +91,19 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             overview = [dict(row) for row in rows]
         except AnalyticsError as exc:
             notice(request, f"No report: {exc}")
-    payments, conversations, failed = await counts
-    attention = {"payments": payments, "conversations": conversations, "failed": failed}
+    conversations, failed = await counts
+    attention = [
+        *(card for card in await app_cards if card is not None),
+        Attention(
+            "Customers waiting for a person",
+            conversations,
+            "reply or give back to the bot",
+            PREFIX + "/conversations",
+        ),
+        Attention(
+            "Messages WhatsApp refused", failed, "see Meta's errors and retry", PREFIX + "/outbox"
+        ),
+    ]
     kpis = [{**kpi, "text": kpi_text(dict(kpi))} for kpi in report["kpis"]] if report else []
     return render(
         request,

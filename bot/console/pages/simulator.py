@@ -16,7 +16,16 @@ from sqlalchemy import select
 
 from bot.console.accounts import audit
 from bot.console.transcript import transcript
-from bot.console.web import db_of, flow_app_of, me, notice, redirect, render, requires
+from bot.console.web import (
+    db_of,
+    flow_app_of,
+    me,
+    notice,
+    redirect,
+    render,
+    requires,
+    runtime_of,
+)
 from flows import ContactRef, Engine, UserMessage
 from flows.messages import Media, MessageKind
 from storage import Contact, Conversation, StoredFile
@@ -115,7 +124,10 @@ async def simulator_send(request: web.Request) -> web.StreamResponse:
         message = UserMessage(id=_message_id(), kind="text", text=text)
     else:
         return redirect(_back(phone))
-    engine = Engine(db_of(request), flow_app_of(request), sandbox=True)
+    # The app's services as the server started them; the simulator's replies are always
+    # sandboxed (never sent), whatever mode the server runs in.
+    services = runtime_of(request).services
+    engine = Engine(db_of(request), flow_app_of(request), sandbox=True, services=services)
     contact = ContactRef(wa_id=phone, profile_name=f"{me(request).username} (simulator)")
     await engine.handle(contact, message)
     return redirect(_back(phone) + "&sent=1")

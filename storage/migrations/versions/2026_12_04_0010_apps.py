@@ -85,14 +85,18 @@ def upgrade() -> None:
     # A plain ADD COLUMN (no table rebuild, also on SQLite): this table is the big one.
     op.add_column("flow_step_events", sa.Column("error_code", sa.String(length=80)))
     if "booked_sessions" in _columns("flow_metric_snapshots"):
-        with op.batch_alter_table("flow_metric_snapshots") as batch:
-            batch.alter_column("booked_sessions", new_column_name="converted_sessions")
+        # A plain RENAME COLUMN, not a batch: on SQLite a batch rebuilds the table, and
+        # dropping the old one cascades to flow_step_metric_snapshots (rows lost).
+        op.alter_column(
+            "flow_metric_snapshots", "booked_sessions", new_column_name="converted_sessions"
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("flow_step_events") as batch:
         batch.drop_column("error_code")
-    with op.batch_alter_table("flow_metric_snapshots") as batch:
-        batch.alter_column("converted_sessions", new_column_name="booked_sessions")
+    op.alter_column(
+        "flow_metric_snapshots", "converted_sessions", new_column_name="booked_sessions"
+    )
     op.drop_table("goal_events")
     op.drop_table("document_counters")

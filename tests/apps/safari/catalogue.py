@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import Contact, Departure, Tour, get_or_create_contact
+from apps.safari.models import Departure, Tour
+from storage import Contact, get_or_create_contact
 
 
 async def add_tour(

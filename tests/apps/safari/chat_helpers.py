@@ -16,22 +16,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
+from apps.safari import app, operations
+from apps.safari.models import Customer, Departure, IdStatus, Tour, Traveler
 from flows import UserMessage
 from flows.messages import Media, reply_options
-from flows.safari import app, operations
 from flows.testing import ChatFactory, ChatTester, Clock
-from storage import (
-    Contact,
-    Customer,
-    Database,
-    Departure,
-    IdStatus,
-    StoredFile,
-    Tour,
-    Traveler,
-    get_or_create_contact,
-)
-from tests.safari.catalogue import add_tour
+from storage import Contact, Database, StoredFile, get_or_create_contact
+from tests.apps.safari.catalogue import add_tour
 
 T = TypeVar("T")
 

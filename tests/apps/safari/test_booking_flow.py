@@ -13,20 +13,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
-from flows.safari import operations
-from flows.safari.common import long_date, short_date
+from apps.safari import operations
+from apps.safari.common import long_date, short_date
+from apps.safari.models import Booking, BookingStatus, Customer, Tour, Traveler
 from flows.testing import ChatFactory, Clock
-from storage import (
-    Booking,
-    BookingStatus,
-    Customer,
-    Database,
-    SessionStatus,
-    Tour,
-    Traveler,
-    get_or_create_contact,
-)
-from tests.safari.chat_helpers import (
+from storage import Database, SessionStatus, get_or_create_contact
+from tests.apps.safari.chat_helpers import (
     HARARE,
     PHONE,
     Catalogue,

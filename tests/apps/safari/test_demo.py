@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from flows.safari import operations
-from flows.safari.demo import (
+from apps.safari import operations
+from apps.safari.demo import (
     CATALOGUE,
     DEMO_ACTOR,
     DEMO_BOOKINGS,
@@ -28,13 +28,10 @@ from flows.safari.demo import (
     load_demo_data,
     seats_for,
 )
-from storage import (
-    AuditEntry,
+from apps.safari.models import (
     Booking,
     BookingStatus,
-    Contact,
     Customer,
-    Database,
     Departure,
     IdStatus,
     Payment,
@@ -42,8 +39,8 @@ from storage import (
     PaymentStatus,
     Tour,
     Traveler,
-    get_or_create_contact,
 )
+from storage import AuditEntry, Contact, Database, get_or_create_contact
 from tests.cli import nyala
 from tests.conftest import empty_tables
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from apps.safari.common import short_date
+from apps.safari.models import Booking, IdStatus, Traveler
 from flows.messages import Media
-from flows.safari.common import short_date
 from flows.testing import ChatFactory
-from storage import Booking, Database, IdStatus, SessionStatus, Traveler
-from tests.safari.chat_helpers import (
+from storage import Database, SessionStatus
+from tests.apps.safari.chat_helpers import (
     START,
     Catalogue,
     add_catalogue,

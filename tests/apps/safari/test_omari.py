@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,60 +17,48 @@ import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli.chat import TerminalChat
-from bot.fake_omari import FakeOmari
-from bot.omari_client import OmariClient
-from flows import App, Engine
-from flows.messages import Reply, Text
-from flows.safari import payments
-from flows.safari.omari import (
+from apps.safari.fake_omari import FakeOmari
+from apps.safari.models import (
+    Booking,
+    BookingStatus,
+    Customer,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    ProviderEvent,
+)
+from apps.safari.omari import (
     BUSY,
     CUSTOMER_ERRORS,
     REFUSED,
     TIMED_OUT,
-    UNAVAILABLE,
     EventStatus,
     OutcomeKind,
     PaymentConflictError,
     PaymentEvent,
+    ReceiptHooks,
     SandboxOmari,
     UnknownPaymentError,
     apply_provider_event,
-    on_payment_confirmed,
 )
-from flows.safari.payments import PaymentOutcomeUnknownError, PaymentProviderError, PaymentRequest
-from storage import (
-    AuditEntry,
-    Booking,
-    BookingStatus,
-    Customer,
-    Database,
-    OutboundMessage,
-    OutboundStatus,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
+from apps.safari.omari_client import OmariClient
+from apps.safari.payments import (
+    UNAVAILABLE,
+    PaymentOutcomeUnknownError,
+    PaymentProviderError,
+    PaymentProviders,
+    PaymentRequest,
 )
-from storage.provider_events import ProviderEvent
-from tests.safari.catalogue import add_contact, add_tour
+from bot.cli.chat import TerminalChat
+from flows import App, Engine
+from flows.messages import Reply, Text
+from flows.runtime import Runtime
+from storage import AuditEntry, Database, OutboundMessage, OutboundStatus
+from tests.apps.safari.catalogue import add_contact, add_tour
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=20)
 MERCHANT_KEY = "test-merchant-key"
 CALLBACK_SECRET = "test-callback-secret"
-
-
-@pytest.fixture(autouse=True)
-def without_receipts() -> Iterator[None]:
-    """These tests are about the confirmation itself: the receipt hook the safari bot
-    registers (tests/documents covers it) is taken out while they run."""
-    from flows.safari.omari import on_payment_confirmed
-    from flows.safari.receipts import send_receipt_on_confirmation
-
-    on_payment_confirmed.unregister(send_receipt_on_confirmation)
-    try:
-        yield
-    finally:
-        on_payment_confirmed.register(send_receipt_on_confirmation)
 
 
 @dataclass(frozen=True)
@@ -381,9 +369,7 @@ async def test_a_cancelled_booking_stays_cancelled(db: Database) -> None:
 # --- the receipt hook -------------------------------------------------------------------
 
 
-@pytest.fixture
-def receipts() -> Iterator[list[tuple[int, PaymentStatus]]]:
-    """A receipt hook that records what it saw and sends a line of its own."""
+async def test_the_receipt_hook_runs_once_per_confirmation(db: Database) -> None:
     seen: list[tuple[int, PaymentStatus]] = []
 
     async def receipt(session: AsyncSession, payment: Payment) -> Sequence[Reply]:
@@ -391,28 +377,22 @@ def receipts() -> Iterator[list[tuple[int, PaymentStatus]]]:
         seen.append((payment.id, payment.status))
         return [Text(f"Receipt for payment {payment.id}")]
 
-    on_payment_confirmed.register(receipt)
-    try:
-        yield seen
-    finally:
-        on_payment_confirmed.unregister(receipt)
-
-
-async def test_the_receipt_hook_runs_once_per_confirmation(
-    db: Database, receipts: list[tuple[int, PaymentStatus]]
-) -> None:
+    hooks = ReceiptHooks()
+    hooks.register(receipt)
+    hooks.register(receipt)  # once is enough
     seeded = await seed_payment(db)
     failed = await seed_payment(
         db, wa_id="263770000999", reference="SAF-SECOND", provider_reference="OM-TEST-F"
     )
-    await apply_provider_event(db, event_for(seeded), sandbox=True)
-    await apply_provider_event(db, event_for(seeded), sandbox=True)
+    await apply_provider_event(db, event_for(seeded), sandbox=True, hooks=hooks)
+    await apply_provider_event(db, event_for(seeded), sandbox=True, hooks=hooks)
     await apply_provider_event(
         db,
         event_for(failed, event_id="evt_f", status=EventStatus.FAILED, reason="Cancelled"),
         sandbox=True,
+        hooks=hooks,
     )
-    assert receipts == [(seeded.payment_id, PaymentStatus.CONFIRMED)]
+    assert seen == [(seeded.payment_id, PaymentStatus.CONFIRMED)]
     messages = (await snapshot(db, seeded)).messages
     assert messages[1] == f"Receipt for payment {seeded.payment_id}"
 
@@ -422,23 +402,16 @@ async def test_a_failing_receipt_hook_rolls_the_confirmation_back(db: Database) 
         raise RuntimeError("the printer is on fire")
 
     seeded = await seed_payment(db)
-    on_payment_confirmed.register(broken)
-    try:
-        with pytest.raises(RuntimeError, match="on fire"):
-            await apply_provider_event(db, event_for(seeded), sandbox=True)
-    finally:
-        on_payment_confirmed.unregister(broken)
+    hooks = ReceiptHooks()
+    hooks.register(broken)
+    with pytest.raises(RuntimeError, match="on fire"):
+        await apply_provider_event(db, event_for(seeded), sandbox=True, hooks=hooks)
     await assert_untouched(db, seeded)
-    assert on_payment_confirmed.hooks == ()
+    hooks.unregister(broken)
+    assert hooks.hooks == ()
 
 
 # --- the sandbox provider ---------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _own_providers(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Providers are process-wide: keep what tests install out of other tests.
-    monkeypatch.setattr(payments, "_providers", {})
 
 
 def request_for(seeded: Seeded) -> PaymentRequest:
@@ -601,17 +574,20 @@ async def test_an_unreachable_omari_is_explained() -> None:
 
 
 async def test_the_chat_shows_a_sandbox_confirmation_arriving_later(
-    db: Database, cafe: App, tmp_path: Path
+    db: Database, runtime: Runtime, cafe: App, tmp_path: Path
 ) -> None:
+    """The running app's sandbox Omari is background work the terminal chat waits for."""
     seeded = await seed_payment(db, provider_reference=None, wa_id="263770000321")
+    sandbox = runtime.services.get(SandboxOmari)
+    assert runtime.services.get(PaymentProviders).get("omari") is sandbox
+    sandbox.delay = 0.01
     out = io.StringIO()
     chat = TerminalChat(
-        Engine(db, cafe), "263770000321", stdin=io.StringIO("hi\n"), stdout=out,
-        files_dir=tmp_path,
+        Engine(db, cafe, services=runtime.services), "263770000321",
+        stdin=io.StringIO("hi\n"), stdout=out, files_dir=tmp_path,
     )  # fmt: skip
-    chat.payments.delay = 0.01
     # As if the customer had just asked to pay: the confirmation is on its way.
-    await chat.payments.initiate(request_for(seeded))
+    await sandbox.initiate(request_for(seeded))
     await chat.run()
     lines = out.getvalue().splitlines()
     confirmed = lines.index(
@@ -619,4 +595,3 @@ async def test_the_chat_shows_a_sandbox_confirmation_arriving_later(
     )
     assert confirmed < lines.index("you> hi")
     assert sum(line.startswith("bot> ✅") for line in lines) == 1
-    assert payments.get_provider("omari") is chat.payments

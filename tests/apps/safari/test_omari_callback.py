@@ -18,27 +18,28 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
-
 from bot.fake_graph import FakeGraph
-from bot.fake_omari import Delivery, FakeOmari
-from bot.omari import SIGNATURE_HEADER, signature
-from bot.omari_client import OmariClient
+from apps.safari.fake_omari import Delivery, FakeOmari
+
+from apps.safari import payments
+from apps.safari.models import Payment, PaymentStatus
+from apps.safari.omari import CALLBACK_PATH, SandboxOmari
+from apps.safari.omari_callback import SIGNATURE_HEADER, signature
+from apps.safari.omari_client import OmariClient
+from apps.safari.payments import PaymentRequest, get_provider
 from bot.server import create_app, payment_provider, startup_warnings
 from bot.settings import Settings
 from flows import App
-from flows.safari import payments
-from flows.safari.omari import CALLBACK_PATH, SandboxOmari
-from flows.safari.payments import PaymentRequest, get_provider
-from storage import Contact, Database, OutboundStatus, Payment, PaymentStatus
-from tests.bot.test_server import eventually
-from tests.bot.webhooks import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID
-from tests.safari.test_omari import (
+from storage import Contact, Database, OutboundStatus
+from tests.apps.safari.test_omari import (
     Seeded,
     Snapshot,
     assert_untouched,
     seed_payment,
     snapshot,
 )
+from tests.bot.test_server import eventually
+from tests.bot.webhooks import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID
 
 MERCHANT_KEY = "test-merchant-key"
 CALLBACK_SECRET = "test-callback-secret"
@@ -48,8 +49,8 @@ CALLBACK_SECRET = "test-callback-secret"
 def without_receipts() -> Iterator[None]:
     """These tests are about the confirmation itself: the receipt hook the safari bot
     registers (tests/documents covers it) is taken out while they run."""
-    from flows.safari.omari import on_payment_confirmed
-    from flows.safari.receipts import send_receipt_on_confirmation
+    from apps.safari.omari import on_payment_confirmed
+    from apps.safari.receipts import send_receipt_on_confirmation
 
     on_payment_confirmed.unregister(send_receipt_on_confirmation)
     try:

@@ -9,22 +9,19 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from flows import ActionError
-from flows.safari import operations
-from storage import (
-    AuditEntry,
+from apps.safari import operations
+from apps.safari.models import (
     Booking,
     BookingStatus,
-    Conversation,
-    Database,
     Departure,
-    NotFoundError,
     Payment,
     PaymentMethod,
     PaymentStatus,
     Traveler,
 )
-from tests.safari.catalogue import add_contact, add_tour
+from flows import ActionError
+from storage import AuditEntry, Conversation, Database, NotFoundError
+from tests.apps.safari.catalogue import add_contact, add_tour
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)
 

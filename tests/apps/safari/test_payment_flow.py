@@ -12,19 +12,20 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from flows.messages import Media
-from flows.safari import operations, payments
-from flows.safari.common import short_date
-from flows.safari.payments import (
+from apps.safari import operations, payments
+from apps.safari.common import short_date
+from apps.safari.models import Booking, Payment, PaymentMethod, PaymentStatus
+from apps.safari.payments import (
     Initiated,
     PaymentOutcomeUnknownError,
     PaymentProviderError,
     PaymentRequest,
     set_provider,
 )
+from flows.messages import Media
 from flows.testing import ChatFactory
-from storage import Booking, Database, Payment, PaymentMethod, PaymentStatus, SessionStatus
-from tests.safari.chat_helpers import (
+from storage import Database, SessionStatus
+from tests.apps.safari.chat_helpers import (
     PHONE,
     Catalogue,
     add_catalogue,

@@ -12,43 +12,41 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.fake_graph import FakeGraph
-from documents.summaries import TEXT_LIMIT, pack_messages
-from documents.weather import ClimateTableProvider, clothing_advice
-from flows.messages import ListMenu, Text
-from flows.safari.summaries import (
-    BUSINESS_TZ,
+from apps.safari import app
+from apps.safari.documents import SafariDocuments
+from apps.safari.documents.summaries import TEXT_LIMIT, pack_messages
+from apps.safari.documents.weather import ClimateTableProvider, clothing_advice
+from apps.safari.models import (
+    ID_REMINDER,
+    TOUR_SUMMARY,
+    Booking,
+    BookingStatus,
+    Customer,
+    IdStatus,
+    Notification,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Traveler,
+)
+from apps.safari.summaries import (
     Outcome,
     deliver,
     due_id_reminder_bookings,
     due_summary_bookings,
     send_all,
 )
+from flows.messages import ListMenu, Text
 from flows.testing import ChatFactory
-from storage import (
-    ID_REMINDER,
-    TOUR_SUMMARY,
-    Booking,
-    BookingStatus,
-    Customer,
-    Database,
-    IdStatus,
-    Notification,
-    OutboundMessage,
-    OutboundStatus,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
-    StoredFile,
-    Traveler,
-    utcnow,
-)
+from storage import Database, OutboundMessage, OutboundStatus, StoredFile, utcnow
+from testing.fake_graph import FakeGraph
+from tests.apps.safari.catalogue import add_contact, add_tour
+from tests.apps.safari.chat_helpers import PHONE, open_chat
 from tests.cli import nyala
 from tests.documents.pdf import pdf_text
-from tests.safari.catalogue import add_contact, add_tour
-from tests.safari.chat_helpers import PHONE, open_chat
 
-TODAY = dt.datetime.now(BUSINESS_TZ).date()
+TODAY = dt.datetime.now(app.timezone).date()
+TZ = app.timezone
 FLOWS = ("payment_flow", "update_details_flow", "id_upload_flow", "support_flow")
 
 
@@ -142,20 +140,25 @@ def texts(outbound: list[OutboundMessage]) -> str:
     return "\n".join(str(r.payload.get("body", "")) for r in outbound if r.kind == "text")
 
 
-async def summary(db: Database, booking_id: int, days: int) -> list[OutboundMessage]:
+async def summary(
+    db: Database, documents: SafariDocuments, booking_id: int, days: int
+) -> list[OutboundMessage]:
     outcome = await deliver(
-        db, booking_id, kind=TOUR_SUMMARY, key=f"{days}d", amount=days, sandbox=False
-    )
+        db, booking_id, kind=TOUR_SUMMARY, key=f"{days}d", amount=days, sandbox=False,
+        documents=documents,
+    )  # fmt: skip
     assert outcome is Outcome.QUEUED
     return await rows(db)
 
 
-async def test_seven_day_summary_has_every_section(db: Database) -> None:
+async def test_seven_day_summary_has_every_section(
+    db: Database, documents: SafariDocuments
+) -> None:
     booking_id = await seed(db)
     async with db.read() as session:
-        assert await due_summary_bookings(session, 7, now=utcnow()) == [booking_id]
-        assert await due_summary_bookings(session, 6, now=utcnow()) == []
-    outbound = await summary(db, booking_id, 7)
+        assert await due_summary_bookings(session, 7, now=utcnow(), tz=TZ) == [booking_id]
+        assert await due_summary_bookings(session, 6, now=utcnow(), tz=TZ) == []
+    outbound = await summary(db, documents, booking_id, 7)
     body = texts(outbound)
     day = TODAY + dt.timedelta(days=7)
     for needed in (
@@ -237,9 +240,11 @@ async def test_seven_day_summary_has_every_section(db: Database) -> None:
         assert needed in itinerary, needed
 
 
-async def test_three_day_final_check_lists_what_is_missing(db: Database) -> None:
+async def test_three_day_final_check_lists_what_is_missing(
+    db: Database, documents: SafariDocuments
+) -> None:
     booking_id = await seed(db, offset=3)
-    outbound = await summary(db, booking_id, 3)
+    outbound = await summary(db, documents, booking_id, 3)
     body = texts(outbound)
     assert "Hi Rudo" in body and "final check" in body
     assert "Balance due: USD 70.00" in body
@@ -252,16 +257,18 @@ async def test_three_day_final_check_lists_what_is_missing(db: Database) -> None
     assert "document" not in [r.kind for r in outbound]
 
 
-async def test_three_day_check_when_everything_is_done(db: Database) -> None:
+async def test_three_day_check_when_everything_is_done(
+    db: Database, documents: SafariDocuments
+) -> None:
     booking_id = await seed(db, offset=3, paid="120.00", statuses=(IdStatus.VERIFIED,) * 2)
-    outbound = await summary(db, booking_id, 3)
+    outbound = await summary(db, documents, booking_id, 3)
     assert "Everything is in order" in texts(outbound)
     assert [o["id"] for o in outbound[-1].payload["options"]] == ["flow:support_flow"]
 
 
-async def test_one_day_last_minute_details(db: Database) -> None:
+async def test_one_day_last_minute_details(db: Database, documents: SafariDocuments) -> None:
     booking_id = await seed(db, offset=1)
-    outbound = await summary(db, booking_id, 1)
+    outbound = await summary(db, documents, booking_id, 1)
     body = texts(outbound)
     for needed in ("Hi Rudo", "tomorrow", "Meet at 08:00", "Falls entrance", "maps"):
         assert needed in body, needed
@@ -270,10 +277,12 @@ async def test_one_day_last_minute_details(db: Database) -> None:
     assert outbound[0].fallback and outbound[0].fallback["name"] == "tour_summary_1d"
 
 
-async def test_double_run_queues_once(db: Database) -> None:
+async def test_double_run_queues_once(db: Database, documents: SafariDocuments) -> None:
     booking_id = await seed(db)
     await seed(db, reference="SAF-BBB222", wa_id="263770000999", status=BookingStatus.PENDING)
-    kwargs: dict[str, Any] = {"kind": TOUR_SUMMARY, "key": "7d", "amount": 7, "sandbox": True}
+    kwargs: dict[str, Any] = {
+        "kind": TOUR_SUMMARY, "key": "7d", "amount": 7, "sandbox": True, "documents": documents
+    }  # fmt: skip
     first = await send_all(db, [booking_id], **kwargs)
     queued = await rows(db)
     second = await send_all(db, [booking_id], **kwargs)
@@ -283,13 +292,23 @@ async def test_double_run_queues_once(db: Database) -> None:
     assert await count(db, Notification) == 1
 
 
-async def test_concurrent_runs_queue_once(db: Database, database_url: str) -> None:
+async def test_concurrent_runs_queue_once(
+    db: Database, database_url: str, documents: SafariDocuments
+) -> None:
     booking_id = await seed(db)
     other = Database(database_url)
     try:
         outcomes = await asyncio.gather(
             *(
-                deliver(d, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+                deliver(
+                    d,
+                    booking_id,
+                    kind=TOUR_SUMMARY,
+                    key="7d",
+                    amount=7,
+                    sandbox=False,
+                    documents=documents,
+                )
                 for d in (db, other)
             )
         )
@@ -300,20 +319,29 @@ async def test_concurrent_runs_queue_once(db: Database, database_url: str) -> No
     assert len([r for r in await rows(db) if r.kind == "list"]) == 1
 
 
-async def test_customer_without_whatsapp_is_counted_and_writes_nothing(db: Database) -> None:
+async def test_customer_without_whatsapp_is_counted_and_writes_nothing(
+    db: Database, documents: SafariDocuments
+) -> None:
     booking_id = await seed(db, wa_id=None)
-    counts = await send_all(db, [booking_id], kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+    counts = await send_all(
+        db, [booking_id], kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False,
+        documents=documents,
+    )  # fmt: skip
     assert counts[Outcome.NO_WHATSAPP] == 1 and counts[Outcome.FAILED] == 0
     assert await count(db, Notification) == 0 and await rows(db) == []
 
 
 async def test_outside_the_window_only_the_template_is_sent(
-    db: Database, nyala_chat: ChatFactory
+    db: Database,
+    nyala_chat: ChatFactory,
+    documents: SafariDocuments,
 ) -> None:
     """The customer last wrote two days ago: one template with a button; tapping it (in
     the chat, as WhatsApp delivers a template's quick reply) brings the 7-day summary."""
     booking_id = await seed(db, wa_id=PHONE, wrote=dt.timedelta(days=2))
-    outcome = await deliver(db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+    outcome = await deliver(
+        db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False, documents=documents
+    )
     assert outcome is Outcome.TEMPLATE
     (row,) = await rows(db)
     assert row.kind == "template" and row.fallback is None
@@ -321,7 +349,9 @@ async def test_outside_the_window_only_the_template_is_sent(
     assert "one week away" in row.payload["fallback"]
     assert [b["id"] for b in row.payload["buttons"]] == ["intent:tour_summary_7d"]
     assert await count(db, Notification) == 1
-    again = await deliver(db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False)
+    again = await deliver(
+        db, booking_id, kind=TOUR_SUMMARY, key="7d", amount=7, sandbox=False, documents=documents
+    )
     assert again is Outcome.SKIPPED and len(await rows(db)) == 1
     chat = await open_chat(nyala_chat)
     await chat.send("Get my summary", tap_id="intent:tour_summary_7d")
@@ -331,11 +361,21 @@ async def test_outside_the_window_only_the_template_is_sent(
 
 
 async def test_outside_the_window_the_three_day_tap_brings_the_final_check(
-    db: Database, nyala_chat: ChatFactory
+    db: Database,
+    nyala_chat: ChatFactory,
+    documents: SafariDocuments,
 ) -> None:
     booking_id = await seed(db, wa_id=PHONE, offset=3, wrote=None)
     assert (
-        await deliver(db, booking_id, kind=TOUR_SUMMARY, key="3d", amount=3, sandbox=False)
+        await deliver(
+            db,
+            booking_id,
+            kind=TOUR_SUMMARY,
+            key="3d",
+            amount=3,
+            sandbox=False,
+            documents=documents,
+        )
         is Outcome.TEMPLATE
     )
     chat = await open_chat(nyala_chat)
@@ -343,15 +383,17 @@ async def test_outside_the_window_the_three_day_tap_brings_the_final_check(
     assert "final check" in chat.texts[0] and "Traveller IDs missing: Ana Moyo" in chat.texts[0]
 
 
-async def test_id_reminders(db: Database) -> None:
+async def test_id_reminders(db: Database, documents: SafariDocuments) -> None:
     due = await seed(db, offset=1, names=("Rudo Chikwanha", "Ana Moyo", "Ben Dube"),
                      statuses=(IdStatus.MISSING, IdStatus.VERIFIED, IdStatus.MISSING))  # fmt: skip
     await seed(db, offset=1, reference="SAF-DONE01", wa_id="263770000998",
                statuses=(IdStatus.VERIFIED, IdStatus.RECEIVED))  # fmt: skip
     await seed(db, offset=5, reference="SAF-LATER1", wa_id="263770000997")
     async with db.read() as session:
-        assert await due_id_reminder_bookings(session, 48, now=utcnow()) == [due]
-    kwargs: dict[str, Any] = {"kind": ID_REMINDER, "key": "48h", "amount": 48, "sandbox": False}
+        assert await due_id_reminder_bookings(session, 48, now=utcnow(), tz=TZ) == [due]
+    kwargs: dict[str, Any] = {
+        "kind": ID_REMINDER, "key": "48h", "amount": 48, "sandbox": False, "documents": documents
+    }  # fmt: skip
     assert (await send_all(db, [due], **kwargs))[Outcome.QUEUED] == 1
     assert (await send_all(db, [due], **kwargs))[Outcome.SKIPPED] == 1
     (row,) = await rows(db)

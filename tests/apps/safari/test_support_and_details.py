@@ -10,7 +10,7 @@ import pytest
 from flows import release_handoff
 from flows.testing import ChatFactory, ChatTester
 from storage import Database, SessionStatus
-from tests.safari.chat_helpers import (
+from tests.apps.safari.chat_helpers import (
     PHONE,
     START,
     Catalogue,

@@ -1,0 +1,1 @@
+"""The applications built on Nyala, one package each (``apps.safari``: the built-in bot)."""

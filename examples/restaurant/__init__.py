@@ -1,0 +1,1 @@
+"""Msasa Grill, the restaurant example (``nyala --app examples/restaurant``)."""
