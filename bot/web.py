@@ -4,12 +4,12 @@ An app lists them in ``App(routes=[...])`` or calls ``app.add_route(...)``; the 
 mounts each one beside the webhook. A handler reaches the running app (its database,
 services and settings) with :func:`runtime_of`::
 
-    async def omari_callback(request: web.Request) -> web.Response:
+    async def payment_callback(request: web.Request) -> web.Response:
         runtime = runtime_of(request)
-        callback = runtime.services.get(OmariCallback)
-        return await callback.receive(request)
+        provider = runtime.services.get(PaymentProvider)
+        return await provider.receive(request)
 
-    app.add_route(Route("POST", "/payments/omari/callback", omari_callback))
+    app.add_route(Route("POST", "/payments/callback", payment_callback))
 """
 
 from __future__ import annotations

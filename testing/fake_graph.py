@@ -273,9 +273,16 @@ class FakeGraph:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._recorded = asyncio.Event()
-        self.base_url: str | None = None
+        self._base_url: str | None = None
 
     # --- life cycle -------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Where the fake listens (``WHATSAPP_API_BASE``); only once it started."""
+        if self._base_url is None:
+            raise RuntimeError("the fake Graph API is not started (await start() first)")
+        return self._base_url
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 picks a free port).
@@ -293,9 +300,9 @@ class FakeGraph:
         self._runner = runner
         bound_host, bound_port = runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.base_url = f"http://{shown}:{bound_port}/{self.version}"
-        log.info("fake Graph API listening on %s", self.base_url)
-        return self.base_url
+        self._base_url = f"http://{shown}:{bound_port}/{self.version}"
+        log.info("fake Graph API listening on %s", self._base_url)
+        return self._base_url
 
     async def stop(self) -> None:
         """Stop serving; answers held back by timeout faults are released first."""

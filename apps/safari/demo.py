@@ -813,6 +813,9 @@ def describe(data: DemoData) -> list[str]:
 
 async def load_demo(runtime: Runtime) -> str:
     """``App(demo_data=...)``: load the demo data in the app's timezone; one line saying
-    what the database holds (``4 tours, 3 bookings``)."""
+    what the database holds (``4 tours, 3 bookings``). ``nyala demo`` lists it all."""
     data = await load_demo_data(runtime.db, tz=runtime.app.timezone)
-    return f"{len(data.tours)} tours, {len(data.bookings)} bookings"
+    held = f"{len(data.tours)} tours, {len(data.bookings)} bookings"
+    if data.created.anything:
+        return held
+    return f"{held} (nothing new: the demo data was already loaded; nyala demo shows it)"

@@ -27,6 +27,7 @@ from apps.safari.models import (
     Tour,
     Traveler,
 )
+from documents import format_money
 from flows.engine import release_in
 from flows.errors import ActionError
 from storage import AuditEntry, Contact, NotFoundError, utcnow
@@ -183,7 +184,7 @@ async def approve_payment(session: AsyncSession, payment_id: int, *, actor: str)
     payment.paid_at = payment.paid_at or now
     await _confirm_booking(session, payment.booking_id)
     await _audit(session, actor, "approve_payment", f"payment {payment_id}",
-                 f"{payment.amount} {payment.currency}")  # fmt: skip
+                 format_money(payment.amount, payment.currency))  # fmt: skip
     return payment
 
 
@@ -225,7 +226,7 @@ async def record_payment(
     await session.flush()
     await _confirm_booking(session, booking_id)
     await _audit(session, actor, "record_payment", f"booking {booking.reference}",
-                 f"{amount} {booking.currency} {method.value}")  # fmt: skip
+                 f"{format_money(amount, booking.currency)} {method.value}")  # fmt: skip
     return payment
 
 

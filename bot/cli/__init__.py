@@ -31,7 +31,7 @@ from bot.cli.common import CliState, cli_state, load_settings, phone, run_with_d
 from bot.cli.operators import operator
 from bot.console.accounts import ensure_first_admin, first_admin_notice
 from bot.diagrams import write_diagram
-from bot.settings import Settings
+from bot.settings import DEFAULT_APP, Settings
 from flows import Engine, FlowError, load_flow_file, release_handoff
 from flows.runtime import Runtime
 from storage import Contact, Database, NyalaError
@@ -99,7 +99,7 @@ def _select_app(ctx: click.Context, _param: click.Parameter, value: str | None) 
     expose_value=True,
     callback=_select_app,
     help="the bot to run: module:attr, module, or a folder with app.py "
-    "(default: $NYALA_APP or the built-in safari bot)",
+    f"(default: $NYALA_APP or the built-in {DEFAULT_APP})",
 )
 @click.version_option(package_name="nyala")
 @click.pass_context

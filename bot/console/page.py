@@ -20,7 +20,7 @@ Paths are relative to the console (``/console``); templates in ``templates`` may
 ``base.html`` and use ``macros.html`` like the framework's pages.
 
 A page may also put a card on the dashboard ("3 payments awaiting approval") with
-``attention=``, and facts beside a contact's conversation ("Customer: Ada — bookings")
+``attention=``, and facts beside a contact's conversation ("Customer: Ada — orders")
 with ``contact_facts=``.
 """
 
@@ -64,7 +64,7 @@ class Attention:
 
 @dataclass(frozen=True, slots=True)
 class ContactFact:
-    """A line beside a contact's conversation (``Customer: Ada — bookings``)."""
+    """A line beside a contact's conversation (``Customer: Ada — orders``)."""
 
     label: str
     text: str

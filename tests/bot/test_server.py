@@ -31,7 +31,7 @@ from storage import (
     StoredFile,
     get_or_create_contact,
 )
-from testing.fake_graph import FakeGraph
+from testing.fake_graph import FakeGraph, FaultKind
 from testing.meta_spec import MetaSpec
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
@@ -265,7 +265,7 @@ async def test_transient_graph_errors_are_retried(server: Running) -> None:
     server.fake.fail_next(2, "server_error")
     await server.post(messages_payload(message(CUSTOMER, text="order")))
     await eventually(lambda: "Your name?" in _texts(server), within=20)
-    assert server.fake.injected["server_error"] == 2
+    assert server.fake.injected[FaultKind.SERVER_ERROR] == 2
     assert _texts(server).count("Your name?") == 1
 
 

@@ -43,7 +43,7 @@ async def test_an_early_status_waits_for_its_message(db: Database) -> None:
         await session.flush()
         assert await apply_early_statuses(session, "wamid.EARLY", utcnow()) == 2
     async with db.read() as session:
-        row = await session.get(OutboundMessage, row_id)
+        reloaded = await session.get(OutboundMessage, row_id)
         left = await session.scalar(select(func.count()).select_from(IgnoredUpdate))
-    assert row is not None and row.status is OutboundStatus.DELIVERED  # never backwards
+    assert reloaded is not None and reloaded.status is OutboundStatus.DELIVERED  # never backwards
     assert left == 0

@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by
 Playwright; no browser is ever downloaded): log in, filter sessions, open a timeline,
-approve a payment and see its receipt, chat in the simulator."""
+chat in the simulator, keep a typed reply across a lost session (the safari app's
+payments: tests/apps/safari/test_console_browser.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import flows.safari
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -18,7 +18,6 @@ from bot.console.accounts import create_operator
 from flows import ContactRef, Engine, UserMessage
 from storage.operators import OperatorRole
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_operations import PNG
 
 CHROMIUM = Path(os.environ.get("NYALA_CHROMIUM", "/usr/bin/chromium"))
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -60,41 +59,23 @@ async def logged_in(console: Console, chromium: Browser, role: OperatorRole) -> 
 async def test_log_in_filter_sessions_and_open_a_timeline(
     console: Console, chromium: Browser
 ) -> None:
-    engine = Engine(console.db, flows.safari.app, sandbox=True)
-    for n, text in enumerate(("book", "support")):
+    engine = Engine(console.db, console.app, sandbox=True)
+    for n, text in enumerate(("order", "rate")):
         contact = ContactRef(wa_id=f"26377100000{n}", profile_name=f"Guest {n}")
         await engine.handle(contact, UserMessage(id=f"wamid.e2e.{n}", kind="text", text=text))
     page = await logged_in(console, chromium, OperatorRole.VIEWER)
     await page.click("nav >> text=Flow sessions")
-    await page.select_option("select[name=flow]", "booking_flow")
+    await page.select_option("select[name=flow]", "order_flow")
     await page.select_option("select[name=status]", "active")
     await page.click("button:has-text('Filter')")
-    await expect(page).to_have_url(re.compile(r"flow=booking_flow"))
+    await expect(page).to_have_url(re.compile(r"flow=order_flow"))
     rows = page.locator("tbody tr")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("Guest 0")
     await rows.first.locator("a").first.click()
     await expect(page.locator("h1")).to_contain_text("Session")
-    await expect(page.locator(".timeline")).to_contain_text("choose_tour")
+    await expect(page.locator(".timeline")).to_contain_text("ask_name")
     await expect(page.locator(".timeline")).to_contain_text("entered")
-
-
-async def test_approve_a_payment_and_see_the_receipt(console: Console, chromium: Browser) -> None:
-    payment_id = await console.pending_payment(proof=PNG)
-    page = await logged_in(console, chromium, OperatorRole.ADMIN)
-    await page.click("nav >> text=Payments")
-    await expect(page.locator("h2")).to_contain_text("Awaiting approval")
-    await page.click(f"a[href='/console/payments/{payment_id}'] >> text=Review")
-    await expect(page.locator("img.proof")).to_be_visible()
-    await page.click("button:has-text('Approve payment')")
-    await expect(page.locator(".alert-ok")).to_contain_text("approved")
-    await expect(page.locator(".alert-ok")).to_contain_text("RCT-")
-    link = page.locator("a:has-text('Download PDF')")
-    await expect(link).to_be_visible()
-    async with page.expect_download() as download_info:
-        await link.click()
-    download = await download_info.value
-    assert download.suggested_filename.startswith("Receipt_RCT-")
 
 
 async def test_chat_with_the_bot_in_the_simulator(console: Console, chromium: Browser) -> None:
@@ -106,11 +87,11 @@ async def test_chat_with_the_bot_in_the_simulator(console: Console, chromium: Br
     menu = page.locator("details.list-menu").last
     await expect(menu).to_be_visible()
     await menu.locator("summary").click()
-    await menu.locator("button:has-text('Book a tour')").click()
-    await expect(page.locator(".msg.bot").last).to_contain_text("Which tour")
+    await menu.locator("button:has-text('Order coffee')").click()
+    await expect(page.locator(".msg.bot").last).to_contain_text("Your name?")
     # The conversation is in the analytics at once.
     await page.click("a:has-text('Flow sessions')")
-    await expect(page.locator("tbody")).to_contain_text("booking_flow")
+    await expect(page.locator("tbody")).to_contain_text("order_flow")
 
 
 async def test_an_expired_session_keeps_what_was_typed(

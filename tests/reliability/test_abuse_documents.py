@@ -16,10 +16,17 @@ import subprocess
 
 from sqlalchemy import select, update
 
-from documents.receipts import generate_receipt
-from storage import Database, PaymentMethod, PaymentStatus, Traveler
+import pytest
+
+from apps.safari import app as safari
+from apps.safari.documents import SafariDocuments
+from apps.safari.documents.receipts import generate_receipt
+from apps.safari.models import PaymentMethod, PaymentStatus, Traveler
+from documents import PdfRenderer
+from storage import Database
+from tests.apps.safari.test_receipts import seed
 from tests.documents.pdf import pdf_text
-from tests.apps.safari.test_receipts import seed, trap  # noqa: F401 - fixture
+from tests.documents.trap import trap_server  # noqa: F401 - the fixture `trap`
 from tests.reliability.results import Row, record
 
 # Each attack has a marker that must print literally, and what must not appear if the
@@ -35,6 +42,11 @@ ATTACKS = {
     ),
     "traveller 3": ("\u202eevil\u202c <iframe src=x> \x07bell", "<iframe src=x>", None),
 }
+
+
+@pytest.fixture
+def database_url(safari_database_url: str) -> str:
+    return safari_database_url
 
 
 async def test_every_text_field_prints_literally_and_runs_nothing(
@@ -62,7 +74,13 @@ async def test_every_text_field_prints_literally_and_runs_nothing(
                 update(Traveler).where(Traveler.id == traveler_id).values(
                     full_name=ATTACKS[key][0])
             )  # fmt: skip
-    pdf = await generate_receipt(seeded.payment_ids[0], db=db)
+    renderer = PdfRenderer(workers=1)
+    try:
+        pdf = await generate_receipt(
+            db, seeded.payment_ids[0], SafariDocuments(renderer, safari.timezone)
+        )
+    finally:
+        await asyncio.to_thread(renderer.close)
     text = pdf_text(pdf)
     info = await asyncio.to_thread(
         subprocess.run, ["pdfinfo", "-"], input=pdf, capture_output=True, check=True, timeout=60

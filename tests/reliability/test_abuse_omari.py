@@ -1,8 +1,9 @@
-# ruff: noqa: F811 - the server fixtures are imported by name, and tests take them by name
+# ruff: noqa: F811 - the fake fixture is imported by name, and the tests take it by name
 """Replayed and flooded Omari callbacks: one payment is confirmed once, whatever arrives.
 
-(``tests/bot/test_omari_callback.py`` covers a replay after the fact, forged and missing
-signatures, stale timestamps; these send the same news many times at once.)
+(``tests/apps/safari/test_omari_callback.py`` covers a replay after the fact, forged and
+missing signatures, stale timestamps; these send the same news many times at once, to the
+safari app served as ``nyala serve`` serves it, its receipt hook included.)
 """
 
 from __future__ import annotations
@@ -10,21 +11,57 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
 
+import pytest
+import pytest_asyncio
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from bot.omari import SIGNATURE_HEADER, signature
+from apps.safari import app as safari
+from apps.safari.fake_omari import FakeOmari
+from apps.safari.models import PaymentStatus, Receipt
 from apps.safari.omari import CALLBACK_PATH
-from storage import PaymentStatus, Receipt
-from tests.apps.safari.test_omari_callback import (  # noqa: F401 - fixtures
+from apps.safari.omari_callback import SIGNATURE_HEADER, signature
+from bot.keys import RUNTIME
+from bot.server import create_app
+from storage import Database
+from tests.apps.safari.test_omari import seed_payment, snapshot
+from tests.apps.safari.test_omari_callback import (  # noqa: F401 - the fixture `fake`
     CALLBACK_SECRET,
     Running,
-    _own_providers,
     fake,
-    server,
+    free_port,
+    omari_env,
+    server_settings,
 )
 from tests.reliability.results import Row, record
-from tests.safari.test_omari import snapshot
+
+
+@pytest.fixture
+def database_url(safari_database_url: str) -> str:
+    return safari_database_url
+
+
+@pytest_asyncio.fixture
+async def server(
+    database_url: str, fake: FakeOmari, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    """The safari app served over loopback HTTP with the fake Omari, its receipt hook
+    on, and a pending payment."""
+    seeded = await seed_payment(db, provider_reference=None)
+    port = free_port()
+    omari_env(monkeypatch, fake, callback_secret=CALLBACK_SECRET)
+    web_app: web.Application = create_app(server_settings(database_url, port), safari)
+    http_server = TestServer(web_app, host="127.0.0.1", port=port)
+    await http_server.start_server()
+    try:
+        async with ClientSession() as http:
+            url = str(http_server.make_url("")).rstrip("/")
+            yield Running(url, fake, db, http, seeded, web_app[RUNTIME])
+    finally:
+        await http_server.close()
 
 
 async def _receipts(server: Running) -> int:

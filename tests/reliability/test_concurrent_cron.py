@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import apps.safari
+from apps.safari import app as safari
 from apps.safari.demo import load_demo_data
-from storage import Database, Notification, OutboundMessage, Payment, PaymentStatus, Receipt
+from apps.safari.models import Notification, Payment, PaymentStatus, Receipt
+from storage import Database, OutboundMessage
 from tests.conftest import empty_tables
 from tests.reliability.results import Row, record
 
@@ -44,12 +45,13 @@ async def _count(db: Database, model: type[object]) -> int:
 
 @pytest.mark.postgres
 async def test_twenty_cron_runs_and_receipt_requests_at_once_duplicate_nothing(
-    postgres_url: str, tmp_path: Path
+    safari_postgres_url: str, tmp_path: Path
 ) -> None:
+    postgres_url = safari_postgres_url
     db = Database(postgres_url)
     try:
         await empty_tables(db)
-        await load_demo_data(db, tz=apps.safari.app.timezone)
+        await load_demo_data(db, tz=safari.timezone)
         async with db.read() as session:
             payment_id = await session.scalar(
                 select(Payment.id).where(Payment.status == PaymentStatus.APPROVED).limit(1)

@@ -17,12 +17,18 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import pytest
 from sqlalchemy import select, text
 
+from apps.safari import app as safari
 from storage import AuditEntry, Contact, Database
 from storage.models import Base
 from storage.operators import ConsoleSession, LoginAttempt, OperatorRole
-from tests.console.conftest import Browser, Console, console  # noqa: F401 - fixture
+from tests.apps.safari.test_console_operations import (  # noqa: F401 - the fixture `console`
+    SafariConsole,
+    console,
+)
+from tests.console.conftest import Browser
 from tests.reliability.results import Row, record
 
 ATTACKS = [
@@ -39,6 +45,12 @@ BOOKKEEPING = {
     LoginAttempt.__tablename__,
     AuditEntry.__tablename__,
 }
+
+
+@pytest.fixture
+def database_url(safari_database_url: str) -> str:
+    """The safari app's console (the richest there is): its tables too."""
+    return safari_database_url
 
 
 @dataclass
@@ -133,10 +145,14 @@ async def crawl(browser: Browser, base: str, limit: int = 120) -> Crawl:
 
 
 async def fingerprint(db: Database) -> dict[str, str]:
-    """A digest of every row of every table that matters, per table."""
+    """A digest of every row of every table that matters (the framework's and the safari
+    app's), per table."""
     digests: dict[str, str] = {}
+    tables = [*Base.metadata.sorted_tables]
+    for metadata in safari.metadata:
+        tables += metadata.sorted_tables
     async with db.read() as session:
-        for table in Base.metadata.sorted_tables:
+        for table in tables:
             if table.name in BOOKKEEPING:
                 continue
             rows = (await session.execute(select(table))).all()
@@ -154,7 +170,7 @@ def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
     )
 
 
-async def seeded_crawl(console: Console) -> tuple[Browser, Crawl]:
+async def seeded_crawl(console: SafariConsole) -> tuple[Browser, Crawl]:
     """An admin's crawl of a console with a pending payment, a receipt and a proof."""
     await console.pending_payment(proof=b"\x89PNG\r\n\x1a\nproof")
     admin = await console.browser(OperatorRole.ADMIN, name="crawler")
@@ -167,7 +183,7 @@ def _is_login_redirect(status: int, location: str) -> bool:
     return status in (302, 303) and location.startswith("/console/login")
 
 
-async def test_without_a_session_only_login_and_static_files_answer(console: Console) -> None:
+async def test_without_a_session_only_login_and_static_files_answer(console: SafariConsole) -> None:
     _, found = await seeded_crawl(console)
     before = await fingerprint(console.db)
     stranger = await console.browser()
@@ -195,7 +211,7 @@ async def test_without_a_session_only_login_and_static_files_answer(console: Con
     )
 
 
-async def test_a_viewer_can_read_but_never_write(console: Console) -> None:
+async def test_a_viewer_can_read_but_never_write(console: SafariConsole) -> None:
     _, found = await seeded_crawl(console)
     viewer = await console.browser(OperatorRole.VIEWER, name="viewer")
     errors: list[str] = []
@@ -225,7 +241,7 @@ async def test_a_viewer_can_read_but_never_write(console: Console) -> None:
     )
 
 
-async def test_no_form_works_without_its_csrf_token(console: Console) -> None:
+async def test_no_form_works_without_its_csrf_token(console: SafariConsole) -> None:
     admin, found = await seeded_crawl(console)
     before = await fingerprint(console.db)
     answers: dict[int, int] = {}
@@ -248,7 +264,7 @@ async def test_no_form_works_without_its_csrf_token(console: Console) -> None:
     )
 
 
-async def test_sql_and_html_in_every_form_field_are_stored_as_text(console: Console) -> None:
+async def test_sql_and_html_in_every_form_field_are_stored_as_text(console: SafariConsole) -> None:
     admin, found = await seeded_crawl(console)
     errors: list[str] = []
     posts = 0
@@ -307,7 +323,7 @@ TRAVERSALS = [
 LEAK_MARKERS = ("root:x:", "[project]", "SecretStr", "import ")
 
 
-async def test_path_traversal_in_downloads_reaches_nothing(console: Console) -> None:
+async def test_path_traversal_in_downloads_reaches_nothing(console: SafariConsole) -> None:
     admin = await console.browser(OperatorRole.ADMIN, name="traveller")
     leaks: list[str] = []
     statuses: dict[int, int] = {}

@@ -24,18 +24,19 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-import apps.safari
-from testing.fake_graph import FakeGraph, FaultKind
-from bot.omari import SIGNATURE_HEADER as OMARI_SIGNATURE
-from bot.omari import signature as omari_signature
+from apps.safari import app as safari
 from apps.safari.demo import load_demo_data
 from apps.safari.omari import CALLBACK_PATH
+from apps.safari.omari_callback import SIGNATURE_HEADER as OMARI_SIGNATURE
+from apps.safari.omari_callback import signature as omari_signature
 from storage import Database, StoredFile
+from storage.migrate import head_revisions
+from testing.fake_graph import FakeGraph, FaultKind
 from tests.bot.webhooks import PHONE_NUMBER_ID, message, messages_payload, signed
 from tests.cli import nyala
 from tests.conftest import PG_ADMIN_URL, empty_tables
@@ -74,7 +75,8 @@ async def _wait_ready(
 
 
 @pytest.mark.postgres
-async def test_no_secret_reaches_the_logs(postgres_url: str, tmp_path: Path) -> None:
+async def test_no_secret_reaches_the_logs(safari_postgres_url: str, tmp_path: Path) -> None:
+    postgres_url = safari_postgres_url  # `nyala serve` runs the safari app
     database = Database(postgres_url)
     await empty_tables(database)
     await database.dispose()
@@ -179,12 +181,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.postgres
-async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -> None:
+async def test_a_pg_dump_restores_every_row(safari_postgres_url: str, tmp_path: Path) -> None:
+    postgres_url = safari_postgres_url  # the framework's and the safari app's tables
     if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
         pytest.fail("pg_dump and pg_restore are needed (Debian: postgresql-client)")
     source = Database(postgres_url)
     await empty_tables(source)
-    await load_demo_data(source, tz=apps.safari.app.timezone)
+    await load_demo_data(source, tz=safari.timezone)
     async with source.transaction() as session:
         session.add(StoredFile.from_bytes("id.pdf", "application/pdf", os.urandom(200_000)))
     before = await fingerprint(source)
@@ -210,9 +213,10 @@ async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -
             after = await fingerprint(target)
             async with source.read() as s, target.read() as t:
                 versions = [
-                    (await db.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+                    sorted((await db.execute(text("SELECT version_num FROM alembic_version")))
+                           .scalars())
                     for db in (s, t)
-                ]
+                ]  # fmt: skip
                 tables = (await t.execute(text(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema='public'"
                 ))).scalar()  # fmt: skip
@@ -220,7 +224,7 @@ async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -
             await target.dispose()
         # The restored database serves the CLI like the original.
         shown = await asyncio.to_thread(
-            nyala, "demo-data", "--json", cwd=tmp_path, env={"DATABASE_URL": target_url}
+            nyala, "demo", "--json", cwd=tmp_path, env={"DATABASE_URL": target_url}
         )
         assert shown.returncode == 0, shown.stderr
     finally:
@@ -228,7 +232,8 @@ async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -
         await admin.close()
         await source.dispose()
     assert after == before
-    assert versions[0] == versions[1] is not None
+    # At the newest revision of the framework's branch and the safari app's.
+    assert versions[0] == versions[1] == sorted(head_revisions(safari.migration_locations))
     record(
         "backup-restore",
         Row(
@@ -237,7 +242,7 @@ async def test_a_pg_dump_restores_every_row(postgres_url: str, tmp_path: Path) -
             load=f"the demo data and a 200 kB stored file; {tables} tables, "
             f"{dump.stat().st_size:,} bytes of dump",
             observed="every row of every table identical (SHA-256 over all rows), schema "
-            f"version {versions[1]} kept, `nyala demo-data` runs on the copy",
+            f"version {', '.join(versions[1])} kept, `nyala demo` runs on the copy",
         ),
     )
 

@@ -15,6 +15,7 @@ Property-based tests (Hypothesis). Each property generates ``NYALA_FUZZ_EXAMPLES
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -31,18 +32,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.omari import SIGNATURE_HEADER as OMARI_HEADER
-from bot.omari import signature as omari_signature
-from bot.whatsapp.payloads import WebhookBatch, parse_webhook
+from apps.safari import app as safari
+from apps.safari.omari import CALLBACK_PATH
+from apps.safari.omari_callback import SIGNATURE_HEADER as OMARI_HEADER
+from apps.safari.omari_callback import signature as omari_signature
 from bot.settings import Settings
+from bot.whatsapp.payloads import WebhookBatch, parse_webhook
 from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
 from flows import App, FlowContext, FlowDefinitionError, load_flow_text
 from flows.app import Registry
-from apps.safari.omari import CALLBACK_PATH
 from storage import Database, InboundMessage, InboundStatus
 from tests.bot.test_payloads import documents, json_values, spec_examples
 from tests.bot.webhooks import APP_SECRET, VERIFY_TOKEN
 from tests.cafe import ORDER_FLOW, build_app
+from tests.conftest import empty_tables
 from tests.reliability.chaos_app import SURVEY_FLOW
 from tests.reliability.results import Row, fuzz_examples, record
 from tests.reliability.threaded import ThreadedServer
@@ -156,18 +159,42 @@ def test_the_parser_never_raises_and_keeps_only_storable_json() -> None:
 # --- the endpoint ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(database_url: str, db: Database, tmp_path: Path) -> Iterator[ThreadedServer]:
-    """A sandboxed server (replies stored, not sent) on both backends."""
-    del db  # emptied the PostgreSQL tables
-    settings_ = Settings(
+def _settings(database_url: str) -> Settings:
+    return Settings(
         database_url=database_url,
         whatsapp_app_secret=APP_SECRET,
         whatsapp_verify_token=VERIFY_TOKEN,
-        omari_callback_secret=OMARI_SECRET,
         max_body_bytes=64 * 1024,
     )
-    with ThreadedServer(settings_, build_app(tmp_path / "flows")) as running:
+
+
+@pytest.fixture
+def server(database_url: str, db: Database, tmp_path: Path) -> Iterator[ThreadedServer]:
+    """A sandboxed server of the test café (replies stored, not sent) on both backends."""
+    del db  # emptied the PostgreSQL tables
+    with ThreadedServer(_settings(database_url), build_app(tmp_path / "flows")) as running:
+        yield running
+
+
+async def _emptied(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await empty_tables(database)
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def safari_server(
+    safari_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ThreadedServer]:
+    """A sandboxed server of the safari app (its Omari callback route, whose secret the
+    app reads from ``OMARI_CALLBACK_SECRET``) on both backends, its tables empty."""
+    asyncio.run(_emptied(safari_database_url))
+    for name in ("OMARI_API_BASE", "OMARI_MERCHANT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMARI_CALLBACK_SECRET", OMARI_SECRET)
+    with ThreadedServer(_settings(safari_database_url), safari) as running:
         yield running
 
 
@@ -286,8 +313,9 @@ omari_events = (
 
 
 def test_the_omari_callback_answers_every_signed_body_without_crashing(
-    server: ThreadedServer, caplog: pytest.LogCaptureFixture
+    safari_server: ThreadedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    server = safari_server
     caplog.set_level(logging.WARNING)
     answers = Counter()
 

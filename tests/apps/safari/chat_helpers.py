@@ -26,7 +26,7 @@ from tests.apps.safari.catalogue import add_tour
 
 T = TypeVar("T")
 
-HARARE = ZoneInfo("Africa/Harare")
+HARARE = app.timezone
 TODAY = dt.datetime.now(HARARE).date()
 START = dt.datetime.combine(TODAY, dt.time(9, 0), HARARE).astimezone(dt.UTC)
 PHONE = "263770000001"

@@ -17,7 +17,7 @@ from apps.safari import operations
 from apps.safari.common import long_date, short_date
 from apps.safari.models import Booking, BookingStatus, Customer, Tour, Traveler
 from flows.testing import ChatFactory, Clock
-from storage import Database, SessionStatus, get_or_create_contact
+from storage import Database, GoalEvent, SessionStatus, get_or_create_contact
 from tests.apps.safari.chat_helpers import (
     HARARE,
     PHONE,
@@ -165,6 +165,10 @@ async def test_a_new_customer_books_a_tour_from_the_menu(
     (session,) = await chat.sessions()
     assert (session.flow_name, session.status) == ("booking_flow", SessionStatus.COMPLETED)
     assert session.context_data["booking_reference"] == reference
+    # The conversion analytics count: the app's goal "booking", reached in this session.
+    (goal,) = await all_rows(db, GoalEvent)
+    assert (goal.goal, goal.reference, goal.session_id) == ("booking", reference, session.id)
+    assert goal.contact_id == contact.id
 
     await chat.send("help")
     for line in (
@@ -435,6 +439,7 @@ async def test_cancelling_books_nothing_and_no_tours_is_a_clear_message(
     ]
     assert await count(db, Booking) == 0
     assert await count(db, Customer) == 0
+    assert await count(db, GoalEvent) == 0  # no booking, no conversion
     assert await seats_left(db, catalogue.departures[("falls", 7)]) == 10
     assert (await chat.steps())[-2:] == [
         ("review_booking", "completed"),

@@ -91,12 +91,12 @@ async def console(database_url: str, db: Database, tmp_path: Path) -> AsyncItera
         await server.close()
 
 
-async def audit_rows(console: Console, action: str) -> list[AuditEntry]:
+async def audit_rows(console: SafariConsole, action: str) -> list[AuditEntry]:
     async with console.db.read() as session:
         return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
 
 
-async def outbound_for_booking(console: Console, reference: str) -> list[OutboundMessage]:
+async def outbound_for_booking(console: SafariConsole, reference: str) -> list[OutboundMessage]:
     async with console.db.read() as session:
         contact_id = await session.scalar(
             select(Customer.contact_id)
@@ -112,7 +112,7 @@ async def outbound_for_booking(console: Console, reference: str) -> list[Outboun
         )
 
 
-async def open_window(console: Console, whatsapp: str) -> None:
+async def open_window(console: SafariConsole, whatsapp: str) -> None:
     """The customer wrote recently: WhatsApp's 24-hour window is open (no template)."""
     async with console.db.transaction() as session:
         contact = await session.scalar(select(Contact).where(Contact.wa_id == whatsapp))
@@ -198,7 +198,7 @@ async def test_safari_admin_actions_need_an_admin(
     assert (await admin.post(url, data)).status in (200, 303)
 
 
-async def test_approving_a_payment_sends_the_news_and_the_receipt(console: Console) -> None:
+async def test_approving_a_payment_sends_the_news_and_the_receipt(console: SafariConsole) -> None:
     payment_id = await console.pending_payment(proof=PNG)
     await open_window(console, console.demo.bookings[0].whatsapp)
     admin = await console.browser(OperatorRole.ADMIN)
@@ -236,7 +236,7 @@ async def test_approving_a_payment_sends_the_news_and_the_receipt(console: Conso
     )
 
 
-async def test_the_proof_is_viewable_and_served_safely(console: Console) -> None:
+async def test_the_proof_is_viewable_and_served_safely(console: SafariConsole) -> None:
     payment_id = await console.pending_payment(proof=PNG)
     viewer = await console.browser(OperatorRole.VIEWER)
     proof = await viewer.get(f"/console/payments/{payment_id}/proof")
@@ -248,7 +248,7 @@ async def test_the_proof_is_viewable_and_served_safely(console: Console) -> None
     assert [r.actor for r in await audit_rows(console, "view_proof")] == ["viewer1"]
 
 
-async def test_rejecting_needs_a_reason_and_tells_the_customer(console: Console) -> None:
+async def test_rejecting_needs_a_reason_and_tells_the_customer(console: SafariConsole) -> None:
     payment_id = await console.pending_payment()
     await open_window(console, console.demo.bookings[0].whatsapp)
     admin = await console.browser(OperatorRole.ADMIN)
@@ -275,7 +275,7 @@ async def test_rejecting_needs_a_reason_and_tells_the_customer(console: Console)
     assert "Not approved" in page.text
 
 
-async def test_generate_receipt_issues_once_and_sends(console: Console) -> None:
+async def test_generate_receipt_issues_once_and_sends(console: SafariConsole) -> None:
     payment_id = console.demo.bookings[1].payment_ids[0]  # approved, no receipt yet
     admin = await console.browser(OperatorRole.ADMIN)
     page = await admin.post(f"/console/payments/{payment_id}/receipt", {"send": "1"}, follow=True)
@@ -295,7 +295,7 @@ async def test_generate_receipt_issues_once_and_sends(console: Console) -> None:
     assert "No receipt" in page.text
 
 
-async def test_the_summaries_dry_run_and_preview(console: Console) -> None:
+async def test_the_summaries_dry_run_and_preview(console: SafariConsole) -> None:
     week = next(b for b in console.demo.bookings if b.status == BookingStatus.CONFIRMED.value)
     viewer = await console.browser(OperatorRole.VIEWER)
     days = (week.tour_date - console.demo.today).days
@@ -308,7 +308,7 @@ async def test_the_summaries_dry_run_and_preview(console: Console) -> None:
         assert await session.scalar(select(OutboundMessage.id).limit(1)) is None  # sent nothing
 
 
-async def test_bookings_search_and_detail(console: Console) -> None:
+async def test_bookings_search_and_detail(console: SafariConsole) -> None:
     booking = console.demo.bookings[0]
     viewer = await console.browser(OperatorRole.VIEWER)
     page = await viewer.get(f"/console/bookings?q={booking.reference.lower()}")
@@ -320,7 +320,7 @@ async def test_bookings_search_and_detail(console: Console) -> None:
     assert "Balance due" in page.text
 
 
-async def test_admins_record_payments_and_cancel_bookings(console: Console) -> None:
+async def test_admins_record_payments_and_cancel_bookings(console: SafariConsole) -> None:
     booking = console.demo.bookings[0]
     admin = await console.browser(OperatorRole.ADMIN)
     path = f"/console/bookings/{booking.reference}"

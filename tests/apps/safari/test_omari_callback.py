@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -16,21 +16,24 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from bot.fake_graph import FakeGraph
-from apps.safari.fake_omari import Delivery, FakeOmari
 
-from apps.safari import payments
+from apps.safari import app as safari
+from apps.safari.fake_omari import Delivery, FakeOmari
+from apps.safari.lifespan import omari_provider, omari_warnings
 from apps.safari.models import Payment, PaymentStatus
-from apps.safari.omari import CALLBACK_PATH, SandboxOmari
+from apps.safari.omari import CALLBACK_PATH, ReceiptHooks, SandboxOmari
 from apps.safari.omari_callback import SIGNATURE_HEADER, signature
 from apps.safari.omari_client import OmariClient
-from apps.safari.payments import PaymentRequest, get_provider
-from bot.server import create_app, payment_provider, startup_warnings
+from apps.safari.payments import PaymentProviderError, PaymentProviders, PaymentRequest
+from apps.safari.settings import SafariSettings
+from bot.keys import RUNTIME
+from bot.server import create_app
 from bot.settings import Settings
-from flows import App
+from flows.runtime import Runtime
 from storage import Contact, Database, OutboundStatus
+from testing.fake_graph import FakeGraph
 from tests.apps.safari.test_omari import (
     Seeded,
     Snapshot,
@@ -45,20 +48,6 @@ MERCHANT_KEY = "test-merchant-key"
 CALLBACK_SECRET = "test-callback-secret"
 
 
-@pytest.fixture(autouse=True)
-def without_receipts() -> Iterator[None]:
-    """These tests are about the confirmation itself: the receipt hook the safari bot
-    registers (tests/documents covers it) is taken out while they run."""
-    from apps.safari.omari import on_payment_confirmed
-    from apps.safari.receipts import send_receipt_on_confirmation
-
-    on_payment_confirmed.unregister(send_receipt_on_confirmation)
-    try:
-        yield
-    finally:
-        on_payment_confirmed.register(send_receipt_on_confirmation)
-
-
 @dataclass
 class Running:
     """A Nyala server whose Omari is the fake, and a pending payment."""
@@ -68,11 +57,12 @@ class Running:
     db: Database
     http: ClientSession
     seeded: Seeded
+    runtime: Runtime
 
     async def initiate(self) -> str:
         """Initiate the payment through the server's provider, storing its reference as
         the payment flow does; returns the reference."""
-        provider = get_provider("omari")
+        provider = self.runtime.services.get(PaymentProviders).get("omari")
         assert isinstance(provider, OmariClient)
         initiated = await provider.initiate(
             PaymentRequest(
@@ -102,14 +92,24 @@ def free_port() -> int:
         return port
 
 
-def omari_settings(database_url: str, fake: FakeOmari, port: int, **overrides: Any) -> Settings:
+def omari_env(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeOmari, *, callback_secret: str | None = None
+) -> None:
+    """The safari app's Omari settings, in the environment it reads them from."""
+    assert fake.base_url is not None, "the fake is running"
+    monkeypatch.setenv("OMARI_API_BASE", fake.base_url)
+    monkeypatch.setenv("OMARI_MERCHANT_KEY", MERCHANT_KEY)
+    monkeypatch.setenv("OMARI_TIMEOUT", "2.0")
+    if callback_secret is None:
+        monkeypatch.delenv("OMARI_CALLBACK_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("OMARI_CALLBACK_SECRET", callback_secret)
+
+
+def server_settings(database_url: str, port: int, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "whatsapp_app_secret": APP_SECRET,
-        "omari_api_base": fake.base_url,
-        "omari_merchant_key": MERCHANT_KEY,
-        "omari_callback_secret": CALLBACK_SECRET,
-        "omari_timeout": 2.0,
         "public_url": f"http://127.0.0.1:{port}",
         "send_rate": 500.0,
         "graph_timeout": 1.0,
@@ -118,10 +118,13 @@ def omari_settings(database_url: str, fake: FakeOmari, port: int, **overrides: A
     return Settings(**values)
 
 
-@pytest.fixture(autouse=True)
-def _own_providers(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The server installs its provider process-wide: keep it out of other tests.
-    monkeypatch.setattr(payments, "_providers", {})
+def without_receipts(runtime: Runtime) -> Runtime:
+    """These tests are about the confirmation itself: the running app's receipt hook
+    (tests/apps/safari/test_receipts.py covers it) is taken out."""
+    hooks = runtime.services.get(ReceiptHooks)
+    for hook in hooks.hooks:
+        hooks.unregister(hook)
+    return runtime
 
 
 @pytest_asyncio.fixture
@@ -131,25 +134,29 @@ async def fake() -> AsyncIterator[FakeOmari]:
 
 
 async def _serve(
-    settings: Settings, flow_app: App, port: int
-) -> AsyncIterator[tuple[str, ClientSession]]:
-    server = TestServer(create_app(settings, flow_app), host="127.0.0.1", port=port)
+    settings: Settings, port: int
+) -> AsyncIterator[tuple[str, ClientSession, Runtime]]:
+    """``nyala serve`` of the safari app on ``port``: its URL, a client, the running app."""
+    web_app: web.Application = create_app(settings, safari)
+    server = TestServer(web_app, host="127.0.0.1", port=port)
     await server.start_server()
     try:
         async with ClientSession() as http:
-            yield str(server.make_url("")).rstrip("/"), http
+            runtime = without_receipts(web_app[RUNTIME])
+            yield str(server.make_url("")).rstrip("/"), http, runtime
     finally:
         await server.close()
 
 
 @pytest_asyncio.fixture
 async def server(
-    database_url: str, cafe: App, fake: FakeOmari, db: Database
+    database_url: str, fake: FakeOmari, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Running]:
     seeded = await seed_payment(db, provider_reference=None)
     port = free_port()
-    async for url, http in _serve(omari_settings(database_url, fake, port), cafe, port):
-        yield Running(url, fake, db, http, seeded)
+    omari_env(monkeypatch, fake, callback_secret=CALLBACK_SECRET)
+    async for url, http, runtime in _serve(server_settings(database_url, port), port):
+        yield Running(url, fake, db, http, seeded, runtime)
 
 
 async def test_a_payment_initiated_and_confirmed_by_callback(server: Running) -> None:
@@ -279,24 +286,24 @@ async def test_malformed_signed_bodies_are_400(server: Running, body: bytes) -> 
 
 
 async def test_without_a_callback_secret_callbacks_are_503(
-    database_url: str, cafe: App, fake: FakeOmari, db: Database
+    database_url: str, fake: FakeOmari, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded = await seed_payment(db)
     port = free_port()
-    settings = omari_settings(database_url, fake, port, omari_callback_secret=None)
-    async for url, http in _serve(settings, cafe, port):
+    omari_env(monkeypatch, fake, callback_secret=None)
+    async for url, http, runtime in _serve(server_settings(database_url, port), port):
         body = json.dumps({"event_id": "e"}).encode()
         headers = {SIGNATURE_HEADER: signature(CALLBACK_SECRET, body)}
         async with http.post(url + CALLBACK_PATH, data=body, headers=headers) as response:
             assert response.status == 503
         # And mobile money is off: customers could pay but never be confirmed.
-        with pytest.raises(payments.PaymentProviderError):
-            get_provider("omari")
+        with pytest.raises(PaymentProviderError):
+            runtime.services.get(PaymentProviders).get("omari")
     await assert_untouched(db, seeded)
 
 
 async def test_a_confirmation_reaches_whatsapp_when_live(
-    database_url: str, cafe: App, fake: FakeOmari, db: Database
+    database_url: str, fake: FakeOmari, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded = await seed_payment(db, provider_reference="OM-LIVE-1")
 
@@ -310,11 +317,12 @@ async def test_a_confirmation_reaches_whatsapp_when_live(
         contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     async with FakeGraph(token=ACCESS_TOKEN, phone_number_id=PHONE_NUMBER_ID) as graph:
         port = free_port()
-        settings = omari_settings(
-            database_url, fake, port, whatsapp_access_token=ACCESS_TOKEN,
+        omari_env(monkeypatch, fake, callback_secret=CALLBACK_SECRET)
+        settings = server_settings(
+            database_url, port, whatsapp_access_token=ACCESS_TOKEN,
             whatsapp_phone_number_id=PHONE_NUMBER_ID, whatsapp_api_base=graph.base_url,
         )  # fmt: skip
-        async for url, _ in _serve(settings, cafe, port):
+        async for url, _http, _runtime in _serve(settings, port):
             event = {
                 "event_id": "evt_live", "reference": "OM-LIVE-1",
                 "merchant_reference": str(seeded.payment_id), "amount": "50.00",
@@ -334,33 +342,58 @@ async def test_a_confirmation_reaches_whatsapp_when_live(
 
 async def test_the_provider_follows_the_settings(database_url: str, fake: FakeOmari) -> None:
     port = free_port()
+    public = Settings(database_url=database_url, public_url=f"http://127.0.0.1:{port}")
+    configured = SafariSettings(
+        omari_api_base=fake.base_url, omari_merchant_key=MERCHANT_KEY,
+        omari_callback_secret=CALLBACK_SECRET, omari_timeout=2.0,
+    )  # fmt: skip
+    unset = SafariSettings(
+        omari_api_base=None, omari_merchant_key=None, omari_callback_secret=None
+    )
+    hooks = ReceiptHooks()
     db = Database(database_url)
+
+    def runtime(settings: Settings, *, sandbox: bool) -> Runtime:
+        return Runtime(safari, db, sandbox=sandbox, settings=settings)
+
+    def provider(settings: SafariSettings, host: Settings, *, sandbox: bool) -> object:
+        return omari_provider(settings, runtime(host, sandbox=sandbox), http, hooks)
+
     try:
         async with aiohttp.ClientSession() as http:
-            configured = omari_settings(database_url, fake, port)
-            assert isinstance(payment_provider(configured, db, http), OmariClient)
-            assert startup_warnings(configured) == [
-                "WHATSAPP_VERIFY_TOKEN is not set: Meta's verification handshake will fail",
-                "WHATSAPP_ACCESS_TOKEN is not set: sandbox mode, replies are stored, not sent",
+            client = provider(configured, public, sandbox=True)
+            assert isinstance(client, OmariClient)
+            assert client.callback_url == f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+            assert omari_warnings(configured, public_url=public.public_url, sandbox=True) == []
+            assert isinstance(provider(unset, public, sandbox=True), SandboxOmari)
+            assert any(
+                "Omari payments run in sandbox" in n
+                for n in omari_warnings(unset, public_url=None, sandbox=True)
+            )
+            # Live WhatsApp: a self-confirming Omari would give bookings away.
+            assert provider(unset, public, sandbox=False) is None
+            assert any(
+                "mobile money is off" in n
+                for n in omari_warnings(unset, public_url=None, sandbox=False)
+            )
+            no_url = Settings(database_url=database_url)
+            assert provider(configured, no_url, sandbox=True) is None
+            assert any(
+                "NYALA_PUBLIC_URL" in n
+                for n in omari_warnings(configured, public_url=None, sandbox=True)
+            )
+            half = SafariSettings(
+                omari_api_base=fake.base_url, omari_merchant_key=None, omari_callback_secret=None
+            )
+            assert provider(half, public, sandbox=True) is None
+            assert omari_warnings(half, public_url=None, sandbox=True) == [
+                "OMARI_API_BASE and OMARI_MERCHANT_KEY must be set together: Omari is off"
             ]
-            sandbox = Settings(database_url=database_url)
-            assert isinstance(payment_provider(sandbox, db, http), SandboxOmari)
-            assert any("Omari payments run in sandbox" in n for n in startup_warnings(sandbox))
-            live = Settings(
-                database_url=database_url, whatsapp_access_token=ACCESS_TOKEN,
-                whatsapp_phone_number_id=PHONE_NUMBER_ID,
-            )  # fmt: skip
-            assert payment_provider(live, db, http) is None
-            assert any("mobile money is off" in n for n in startup_warnings(live))
-            no_url = omari_settings(database_url, fake, port, public_url=None)
-            assert payment_provider(no_url, db, http) is None
-            assert any("NYALA_PUBLIC_URL" in n for n in startup_warnings(no_url))
-            half = Settings(database_url=database_url, omari_api_base=fake.base_url)
-            assert payment_provider(half, db, http) is None
     finally:
         await db.dispose()
     assert MERCHANT_KEY not in repr(configured)
     assert CALLBACK_SECRET not in repr(configured)
+    assert MERCHANT_KEY not in repr(client)
 
 
 async def test_amounts_in_json_numbers_are_exact(server: Running) -> None:

@@ -1,7 +1,7 @@
 """Conversation tests of payment_flow: Omari mobile money and bank transfers.
 
 Omari is replaced by a tiny in-test provider that records its requests; the real and
-sandbox providers (flows/safari/omari.py) have their own tests. Every test runs on SQLite
+sandbox providers (apps/safari/omari.py) have their own tests. Every test runs on SQLite
 and on PostgreSQL.
 """
 
@@ -12,17 +12,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from apps.safari import operations, payments
+from apps.safari import operations
 from apps.safari.common import short_date
 from apps.safari.models import Booking, Payment, PaymentMethod, PaymentStatus
 from apps.safari.payments import (
     Initiated,
     PaymentOutcomeUnknownError,
     PaymentProviderError,
+    PaymentProviders,
     PaymentRequest,
-    set_provider,
 )
 from flows.messages import Media
+from flows.runtime import Runtime
 from flows.testing import ChatFactory
 from storage import Database, SessionStatus
 from tests.apps.safari.chat_helpers import (
@@ -66,16 +67,18 @@ async def catalogue(db: Database) -> Catalogue:
 
 
 @pytest.fixture
-def no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No mobile-money provider installed (the real ones are restored afterwards)."""
-    monkeypatch.setattr(payments, "_providers", {})
+def no_provider(runtime: Runtime) -> PaymentProviders:
+    """No mobile-money provider installed in the running app (its sandbox Omari is out)."""
+    providers = PaymentProviders()
+    runtime.services.provide(PaymentProviders, providers)
+    return providers
 
 
 @pytest.fixture
-def omari(no_provider: None) -> FakeOmari:
-    """The in-test Omari, installed for this test only."""
+def omari(no_provider: PaymentProviders) -> FakeOmari:
+    """The in-test Omari, installed in the running app."""
     provider = FakeOmari()
-    set_provider(provider)
+    no_provider.install(provider)
     return provider
 
 
@@ -158,7 +161,7 @@ async def test_paying_from_the_menu_with_bad_numbers_and_a_refusing_provider(
     nyala_chat: ChatFactory,
     db: Database,
     catalogue: Catalogue,
-    no_provider: None,
+    no_provider: PaymentProviders,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     falls = await seed_booking(db, offset=7)  # USD 180.00
@@ -196,7 +199,7 @@ async def test_paying_from_the_menu_with_bad_numbers_and_a_refusing_provider(
 
     omari = FakeOmari()
     omari.refusal = "Omari could not find a wallet on that number."
-    set_provider(omari)
+    no_provider.install(omari)
     await chat.send("0772 123 456")
     assert chat.texts[0] == "Omari could not find a wallet on that number."
     assert await count(db, Payment) == 1  # only the operator's: the attempt rolled back

@@ -283,13 +283,13 @@ async def test_twenty_concurrent_approvals_number_without_gaps(
     await asyncio.gather(*(approve(p) for p in seeded.payment_ids))
     async with db.read() as s:
         receipts = (await s.scalars(select(Receipt).order_by(Receipt.seq))).all()
-        documents = (
+        sent = (
             await s.scalars(select(OutboundMessage).where(OutboundMessage.kind == "document"))
         ).all()
     assert await receipt_counter(db) == 20
     assert [r.number for r in receipts] == [f"RCT-{YEAR}-{n:06d}" for n in range(1, 21)]
     assert sorted(r.payment_id for r in receipts) == sorted(seeded.payment_ids)
-    assert len(documents) == 20
+    assert len(sent) == 20
 
 
 # --- no resource access for data ------------------------------------------------------------
