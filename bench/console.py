@@ -3,12 +3,14 @@
 ``python -m bench.console [--events 10000000] [--reps 5]``
 
 Creates its own database (``nyala_bench_console_<random>`` on ``NYALA_BENCH_PG_URL``),
-fills it with :func:`bench.reports.generate` (90 days of sessions and step events, set
-based), backfills the 90 days' daily snapshots in the business timezone (as the schedule
-would have), adds a payment awaiting approval, starts the real ``nyala serve``
-application on loopback, logs in as an admin and times every console page
-(server time as the browser sees it: one GET, body read). The target is < 200 ms per page.
-The database is dropped at the end, also on errors.
+migrates it with the framework's and the safari app's branches, fills it with
+:func:`bench.reports.generate` (90 days of sessions, step events and goal events, set
+based) and a safari booking behind every ``booking`` goal reached, backfills the 90 days'
+daily snapshots in the business timezone (as the schedule would have), adds a payment
+awaiting approval, starts the real ``nyala serve`` application of the safari app on
+loopback, logs in as an admin and times every console page (server time as the browser
+sees it: one GET, body read). The target is < 200 ms per page. The database is dropped
+at the end, also on errors.
 """
 
 from __future__ import annotations
@@ -27,26 +29,25 @@ from decimal import Decimal
 import asyncpg
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-import apps.safari
 from analytics import generate_snapshots
 from analytics.periods import today_in
-from bench.reports import ADMIN_URL, generate
+from apps.safari import app as safari
+from apps.safari.models import Booking, Payment, PaymentMethod, PaymentStatus
+from bench.reports import ADMIN_URL, GOAL, generate
 from bot.console.accounts import create_operator
 from bot.server import create_app
 from bot.settings import Settings
 from storage import (
-    Booking,
     ConflictError,
     Contact,
     Database,
     FlowSession,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
     SnapshotPeriod,
     migrate,
+    utcnow,
 )
 from storage.operators import OperatorRole
 
@@ -92,6 +93,52 @@ async def _pages(db: Database, reference: str, payment_id: int) -> list[str]:
     ]
 
 
+async def _bookings(conn: AsyncConnection) -> None:
+    """The safari app's rows behind the generated goal events: a tour, a departure, a
+    customer per contact and a confirmed booking for every session that reached the
+    ``booking`` goal, made when the goal was reached (PostgreSQL)."""
+    now = utcnow().replace(microsecond=0)
+    await conn.execute(
+        text(
+            "INSERT INTO tours (id, code, name, description, duration_minutes, start_time, "
+            "meeting_point, meeting_address, guide_name, guide_phone, price_per_person, "
+            "currency, packing_list, clothing_advice, weather_outlook, park_rules, "
+            "safety_guidelines, emergency_contacts, cancellation_policy, active, created_at, "
+            "updated_at) VALUES (1, 'bench', 'Bench tour', '', 60, '08:00:00', 'Gate', '', "
+            "'', '', 50, 'USD', '[]', '', '', '', '', '[]', '', true, :now, :now)"
+        ),
+        {"now": now},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO departures (id, tour_id, date, capacity, seats_left) "
+            "VALUES (1, 1, :day, 1000000, 1000000)"
+        ),
+        {"day": now.date()},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO customers (id, contact_id, name, created_at, updated_at) "
+            "SELECT DISTINCT g.contact_id, g.contact_id, 'Bench customer', "
+            "CAST(:now AS timestamptz), CAST(:now AS timestamptz) "
+            "FROM goal_events g WHERE g.goal = :goal"
+        ),
+        {"now": now, "goal": GOAL},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO bookings (reference, customer_id, tour_id, departure_id, "
+            "travelers_count, total_cost, currency, status, created_at, updated_at) "
+            "SELECT g.reference, g.contact_id, 1, 1, 2, 100, 'USD', 'confirmed', g.at, g.at "
+            "FROM goal_events g WHERE g.goal = :goal"
+        ),
+        {"goal": GOAL},
+    )
+    await conn.execute(
+        text("SELECT setval(pg_get_serial_sequence('customers', 'id'), max(id)) FROM customers")
+    )
+
+
 async def _pending_payment(db: Database) -> tuple[str, int]:
     """A bank transfer waiting for approval on the newest generated booking."""
     async with db.transaction() as session:
@@ -123,7 +170,7 @@ async def _bench(
 ) -> list[tuple[str, float, float, float]]:
     db = Database(url)
     try:
-        await migrate(db)
+        await migrate(db, safari.migration_locations)
         if not fill:
             reference, payment_id = await _pending_payment(db)
             with contextlib.suppress(ConflictError):
@@ -132,9 +179,11 @@ async def _bench(
             return await _serve_and_time(url, pages, reps)
         started = time.perf_counter()
         written = await generate(db, events)
+        async with db.engine.begin() as conn:
+            await _bookings(conn)
         seconds = time.perf_counter() - started
         print(f"generated {written:,} step events in {seconds:.0f} s", file=sys.stderr)
-        tz = apps.safari.app.timezone  # the business day, as the schedule uses
+        tz = safari.timezone  # the business day, as the schedule uses
         today = today_in(tz)
         for offset in range(1, 91):
             await generate_snapshots(
@@ -151,7 +200,7 @@ async def _bench(
 async def _serve_and_time(
     url: str, pages: list[str], reps: int
 ) -> list[tuple[str, float, float, float]]:
-    server = TestServer(create_app(Settings(database_url=url), apps.safari.app), host="127.0.0.1")
+    server = TestServer(create_app(Settings(database_url=url), safari), host="127.0.0.1")
     await server.start_server()
     results = []
     try:

@@ -1,4 +1,9 @@
-"""The benchmark's own PostgreSQL database: created, migrated, always dropped."""
+"""The benchmark's own PostgreSQL databases: created, migrated, always dropped.
+
+A database holds the tables of one app (:func:`storage.migrate`): the message-path
+benchmarks run the test café on one migrated with the framework's branch alone; the
+safari app's phases (receipts, summaries, console) use one with the safari branch too.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import asyncio
 import os
 import secrets
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import asyncpg
 
@@ -29,10 +35,10 @@ async def _admin(sql: str, admin_url: str) -> None:
         await conn.close()
 
 
-async def _migrate(url: str) -> None:
+async def _migrate(url: str, locations: tuple[Path, ...] = ()) -> None:
     db = Database(url)
     try:
-        await migrate(db)
+        await migrate(db, locations)
     finally:
         await db.dispose()
 
@@ -52,8 +58,9 @@ def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
 
 
 @contextmanager
-def bench_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
-    """Create and migrate ``nyala_bench_<random>``; yield its URL; drop it at the end.
+def bench_database(admin_url: str = ADMIN_URL, locations: tuple[Path, ...] = ()) -> Iterator[str]:
+    """Create ``nyala_bench_<random>``, migrate it (the framework's branch and
+    ``locations``); yield its URL; drop it at the end.
 
     The drop also runs on errors and Ctrl-C (the caller ignores a second Ctrl-C while it
     runs).
@@ -62,7 +69,7 @@ def bench_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"', admin_url))
         url = database_url(name, admin_url)
-        asyncio.run(_migrate(url))
+        asyncio.run(_migrate(url, locations))
         yield url
     finally:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -70,3 +77,20 @@ def bench_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
             drop_database(name, admin_url)
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+@asynccontextmanager
+async def app_database(
+    locations: tuple[Path, ...], admin_url: str = ADMIN_URL
+) -> AsyncIterator[str]:
+    """:func:`bench_database` from inside an event loop: ``nyala_bench_<random>`` migrated
+    with the framework's branch and an app's (``app.migration_locations``); dropped at the
+    end, also on errors."""
+    name = f"nyala_bench_{secrets.token_hex(6)}"
+    await _admin(f'CREATE DATABASE "{name}"', admin_url)
+    try:
+        url = database_url(name, admin_url)
+        await _migrate(url, locations)
+        yield url
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)

@@ -22,8 +22,8 @@ import aiohttp
 import asyncpg
 from sqlalchemy import Table, insert
 
-from bot.whatsapp.graph import GraphClient
 from bot.metrics import Metrics
+from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.outbox import Outbox
 from flows.messages import Text, reply_to_payload
 from storage import Contact, Database, OutboundMessage, OutboundStatus, utcnow

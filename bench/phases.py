@@ -1,7 +1,9 @@
 """The benchmarks beyond the message path: outbox, receipts, summaries, memory, reports.
 
 Each phase returns its figures, notes and raw details; :mod:`bench.runner` runs them after
-the message-path benchmarks and puts everything in one report.
+the message-path benchmarks and puts everything in one report. The safari app's phases
+(receipts, summaries) make a database of the app's own (:func:`bench.database.app_database`):
+a database holds the tables of one app.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from apps.safari import app as safari
+from apps.safari.documents import SafariDocuments
 from bench import seed
+from bench.database import app_database
 from bench.load import LoadResult
 from bench.memory import PeakRSS, rss_mib
 from bench.outbox import TOKEN, SendResult, send_run
@@ -34,6 +39,7 @@ from bench.servers import (
 from bench.stats import Summary, percentile
 from bench.summaries import dry_run_seconds, due_date, startup_seconds
 from bench.webhook import Payloads, ack_run, inbound_mark, wait_processed
+from flows.runtime import Runtime
 from storage import Database
 
 Progress = Callable[[str], None]
@@ -166,41 +172,22 @@ async def outbox(cfg: PhaseConfig, url: str, workdir: Path, say: Progress) -> Ph
 # --- receipts ---------------------------------------------------------------------------
 
 
-async def receipts(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
-    """Receipt issue end to end vs bare xhtml2pdf; event-loop lag while rendering."""
-    db = Database(url)
+async def receipts(cfg: PhaseConfig, say: Progress) -> Phase:
+    """Receipt issue end to end vs bare xhtml2pdf; event-loop lag while rendering.
+
+    On a database of the safari app's own (the framework's and the safari branch), with
+    the app running on it (its lifespan starts the PDF renderer)."""
     per = cfg.receipts_per_repetition
     total = per * cfg.repetitions + 2
-    try:
-        seeded = await seed.bookings(
-            db,
-            total,
-            tag=f"{secrets.randbelow(1000):03d}",
-            departure=dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40),
-            last_inbound_ago=dt.timedelta(minutes=5),
-        )
-        payments = seeded.payment_ids
-        html = await receipt_html(db, payments[0])
-        bare_render_ms(html)  # warm-up: imports, fonts
-        await nyala_render_ms(db, payments[:2])  # warm-up: the worker processes start
-        nyala_p50, nyala_p99, bare_p50, bare_p99, lag_p99, lag_max = [], [], [], [], [], []
-        for rep in range(cfg.repetitions):
-            batch = payments[2 + rep * per : 2 + (rep + 1) * per]
-            latencies, lags = await nyala_render_ms(db, batch)
-            bare = [bare_render_ms(html) for _ in range(per)]
-            nyala_p50.append(percentile(latencies, 50))
-            nyala_p99.append(percentile(latencies, 99))
-            bare_p50.append(percentile(bare, 50))
-            bare_p99.append(percentile(bare, 99))
-            lag_p99.append(percentile(lags, 99) if lags else 0.0)
-            lag_max.append(max(lags, default=0.0))
-            say(
-                f"  receipts {rep + 1}/{cfg.repetitions}: Nyala p50 {nyala_p50[-1]:.0f} ms "
-                f"p99 {nyala_p99[-1]:.0f} ms; bare xhtml2pdf p50 {bare_p50[-1]:.0f} ms; "
-                f"loop lag p99 {lag_p99[-1]:.1f} ms"
-            )
-    finally:
-        await db.dispose()
+    async with app_database(safari.migration_locations) as url:
+        db = Database(url)
+        try:
+            async with Runtime.start(safari, db, sandbox=True) as runtime:
+                documents = runtime.services.get(SafariDocuments)
+                figures = await _receipt_runs(cfg, db, documents, total, say)
+        finally:
+            await db.dispose()
+    nyala_p50, nyala_p99, bare_p50, bare_p99, lag_p99, lag_max = figures
     label = "bare xhtml2pdf, same HTML, in-process"
     phase = Phase()
     phase.figures = [
@@ -221,13 +208,57 @@ async def receipts(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
     return phase
 
 
+async def _receipt_runs(
+    cfg: PhaseConfig, db: Database, documents: SafariDocuments, total: int, say: Progress
+) -> tuple[list[float], ...]:
+    """(Nyala p50, p99, bare p50, p99, loop lag p99, max) per repetition."""
+    per = cfg.receipts_per_repetition
+    seeded = await seed.bookings(
+        db,
+        total,
+        tag=f"{secrets.randbelow(1000):03d}",
+        departure=dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40),
+        last_inbound_ago=dt.timedelta(minutes=5),
+    )
+    payments = seeded.payment_ids
+    html = await receipt_html(db, documents, payments[0])
+    bare_render_ms(html)  # warm-up: imports, fonts
+    await nyala_render_ms(db, documents, payments[:2])  # warm-up: the workers start
+    nyala_p50: list[float] = []
+    nyala_p99: list[float] = []
+    bare_p50: list[float] = []
+    bare_p99: list[float] = []
+    lag_p99: list[float] = []
+    lag_max: list[float] = []
+    for rep in range(cfg.repetitions):
+        batch = payments[2 + rep * per : 2 + (rep + 1) * per]
+        latencies, lags = await nyala_render_ms(db, documents, batch)
+        bare = [bare_render_ms(html) for _ in range(per)]
+        nyala_p50.append(percentile(latencies, 50))
+        nyala_p99.append(percentile(latencies, 99))
+        bare_p50.append(percentile(bare, 50))
+        bare_p99.append(percentile(bare, 99))
+        lag_p99.append(percentile(lags, 99) if lags else 0.0)
+        lag_max.append(max(lags, default=0.0))
+        say(
+            f"  receipts {rep + 1}/{cfg.repetitions}: Nyala p50 {nyala_p50[-1]:.0f} ms "
+            f"p99 {nyala_p99[-1]:.0f} ms; bare xhtml2pdf p50 {bare_p50[-1]:.0f} ms; "
+            f"loop lag p99 {lag_p99[-1]:.1f} ms"
+        )
+    return nyala_p50, nyala_p99, bare_p50, bare_p99, lag_p99, lag_max
+
+
 # --- summaries --------------------------------------------------------------------------
 
 
-async def summaries(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
-    """``send-tour-summaries --dry-run`` with ``summary_bookings`` bookings due."""
-    from apps.safari import app as safari
+async def summaries(cfg: PhaseConfig, say: Progress) -> Phase:
+    """``send-tour-summaries --dry-run`` with ``summary_bookings`` bookings due, on a
+    database of the safari app's own."""
+    async with app_database(safari.migration_locations) as url:
+        return await _summaries(cfg, url, say)
 
+
+async def _summaries(cfg: PhaseConfig, url: str, say: Progress) -> Phase:
     db = Database(url)
     try:
         say(f"  seeding {cfg.summary_bookings:,} bookings…")

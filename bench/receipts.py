@@ -1,9 +1,11 @@
 """Receipt rendering: issuing a receipt end to end beside a bare xhtml2pdf render.
 
-Nyala: :func:`documents.receipts.generate_receipt` for a paid payment that has no receipt
-yet, one at a time: it locks the payment, takes the next number, loads the data, renders
-the PDF in the render worker processes (off the event loop) and stores it with its
-SHA-256, in one transaction. **Ceiling**: ``xhtml2pdf.pisa.pisaDocument`` on the same HTML
+Nyala: the safari app's :func:`apps.safari.documents.receipts.generate_receipt` for a
+paid payment that has no receipt yet, one at a time, with the documents service the
+running app made (its lifespan: the PDF renderer's worker processes, the timezone, the
+branding): it locks the payment, takes the next number, loads the data, renders the PDF
+in the render worker processes (off the event loop) and stores it with its SHA-256, in
+one transaction. **Ceiling**: ``xhtml2pdf.pisa.pisaDocument`` on the same HTML
 (the receipt template rendered for the same payment), in this process, nothing else.
 
 While Nyala renders, a ticker in the same event loop sleeps 1 ms at a time and records
@@ -19,9 +21,9 @@ import io
 import time
 from dataclasses import dataclass, field
 
-from documents.receipts import (
+from apps.safari.documents import SafariDocuments
+from apps.safari.documents.receipts import (
     generate_receipt,
-    load_branding,
     load_receipt_data,
     render_receipt_html,
 )
@@ -53,13 +55,17 @@ class LagTicker:
                 await self._task
 
 
-async def receipt_html(db: Database, payment_id: int) -> str:
+async def receipt_html(db: Database, documents: SafariDocuments, payment_id: int) -> str:
     """The receipt HTML of ``payment_id`` as Nyala would render it (nothing stored)."""
     async with db.read() as session:
         data = await load_receipt_data(
-            session, payment_id, number="RCT-2026-999999", issued_at=dt.datetime.now(dt.UTC)
+            session,
+            payment_id,
+            number="RCT-2026-999999",
+            issued_at=dt.datetime.now(dt.UTC),
+            tz=documents.tz,
         )
-    return render_receipt_html(data, load_branding())
+    return render_receipt_html(data, documents.branding())
 
 
 def bare_render_ms(html: str) -> float:
@@ -75,13 +81,15 @@ def bare_render_ms(html: str) -> float:
     return elapsed
 
 
-async def nyala_render_ms(db: Database, payment_ids: list[int]) -> tuple[list[float], list[float]]:
+async def nyala_render_ms(
+    db: Database, documents: SafariDocuments, payment_ids: list[int]
+) -> tuple[list[float], list[float]]:
     """Issue each payment's receipt in turn; (latencies ms, event-loop lags ms)."""
     latencies: list[float] = []
     async with LagTicker() as ticker:
         for payment_id in payment_ids:
             started = time.perf_counter()
-            pdf = await generate_receipt(payment_id, db=db)
+            pdf = await generate_receipt(db, payment_id, documents)
             latencies.append((time.perf_counter() - started) * 1000)
             if not pdf.startswith(b"%PDF"):
                 raise RuntimeError(f"receipt of payment {payment_id} is not a PDF")

@@ -51,6 +51,7 @@ DAYS = 90
 # Completed sessions give 9 events, abandoned ~4, errors ~6, plus a retry in 10%.
 EVENTS_PER_SESSION = 7.7
 REPORTED_FLOW = "booking_flow"
+GOAL = "booking"  # the conversion goal the KPIs count (one per declared goal)
 
 # Deterministic per-session "random" numbers from the session id (same on both backends).
 R_STATUS = "((s.id * 2654435761) % 1000)"
@@ -209,7 +210,8 @@ async def _fill(conn: AsyncConnection, *, postgresql: bool, sessions: int) -> No
         params,
     )
     # Events: entered at every step reached; completed at every step left; an error at the
-    # last step of error sessions; a retry at the second step (or the first) in 10%.
+    # last step of error sessions; a retry at the second step (or the first) in 10%; errors
+    # and retries carry their stable code, as the tracker writes it.
     offset = (
         "EXTRACT(EPOCH FROM s.started_at - CAST(:t0 AS timestamptz))"
         if postgresql
@@ -222,19 +224,20 @@ async def _fill(conn: AsyncConnection, *, postgresql: bool, sessions: int) -> No
     await conn.execute(
         text(
             f"{pre}INSERT INTO flow_step_events (session_id, step_name, action, timestamp, "
-            "time_spent, input_value, output_value, error_message, retry_count) "
+            "time_spent, input_value, output_value, error_message, retry_count, error_code) "
             f"SELECT s.id, b.step, 'entered', {at(f'{offset} + (b.k - 1) * 40')}, NULL, NULL, "
-            f"NULL, NULL, 0 {joined} AND b.k <= {depth} "
+            f"NULL, NULL, 0, NULL {joined} AND b.k <= {depth} "
             f"UNION ALL SELECT s.id, b.step, 'completed', "
             f"{at(f'{offset} + (b.k - 1) * 40 + 5 + (s.id + b.k) % 30')}, "
-            "5 + (s.id + b.k) % 30, 'answer', NULL, NULL, 0 "
+            "5 + (s.id + b.k) % 30, 'answer', NULL, NULL, 0, NULL "
             f"{joined} AND (b.k < {depth} AND (s.status <> 'completed' OR b.k < "
             f"{STEPS_PER_FLOW})) "
             f"UNION ALL SELECT s.id, b.step, 'error', {at(f'{offset} + b.k * 40')}, NULL, "
-            "NULL, NULL, 'RuntimeError: bench', 0 "
+            "NULL, NULL, 'RuntimeError: bench', 0, 'RuntimeError' "
             f"{joined} AND s.status = 'error' AND b.k = {depth} "
             f"UNION ALL SELECT s.id, b.step, 'retry', {at(f'{offset} + (b.k - 1) * 40 + 2')}, "
-            "NULL, 'lots', NULL, 'Please send a number from 1 to 8.', 1 "
+            "NULL, 'lots', NULL, '“lots” isn''t a number I understand. Please send a whole "
+            "number from 1 to 8, for example 2.', 1, 'integer.not_a_number' "
             f"{joined} AND {R_EXTRA} < 100 AND b.k = CASE WHEN {depth} >= 2 THEN 2 ELSE 1 END"
         ).bindparams(),
         params,
@@ -242,52 +245,22 @@ async def _fill(conn: AsyncConnection, *, postgresql: bool, sessions: int) -> No
     del nums
 
 
-async def _bookings(conn: AsyncConnection, *, postgresql: bool) -> None:
-    """A tour, a departure, customers and a booking for 40% of completed booking
-    sessions, made during the session."""
-    now = utcnow().replace(microsecond=0)
-    stamp: Any = now if postgresql else now.strftime("%Y-%m-%d %H:%M:%S")
-    now_sql = "CAST(:now AS timestamptz)" if postgresql else ":now"
-    await conn.execute(
-        text(
-            "INSERT INTO tours (id, code, name, description, duration_minutes, start_time, "
-            "meeting_point, meeting_address, guide_name, guide_phone, price_per_person, "
-            "currency, packing_list, clothing_advice, weather_outlook, park_rules, "
-            "safety_guidelines, emergency_contacts, cancellation_policy, active, created_at, "
-            "updated_at) VALUES (1, 'bench', 'Bench tour', '', 60, '08:00:00', 'Gate', '', "
-            "'', '', 50, 'USD', '[]', '', '', '', '', '[]', '', true, :now, :now)"
-        ),
-        {"now": stamp},
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO departures (id, tour_id, date, capacity, seats_left) "
-            "VALUES (1, 1, :day, 1000000, 1000000)"
-        ),
-        {"day": now.date() if postgresql else now.date().isoformat()},
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO customers (id, contact_id, name, created_at, updated_at) "
-            f"SELECT DISTINCT s.contact_id, s.contact_id, 'Bench customer', {now_sql}, {now_sql} "
-            "FROM flow_sessions s WHERE s.flow_name = 'booking_flow' "
-            "AND s.status = 'completed' AND s.id % 5 < 2"
-        ),
-        {"now": stamp},
-    )
-    booked_at = (
+async def _goal_events(conn: AsyncConnection, *, postgresql: bool) -> None:
+    """The goal ``booking`` reached in 40% of completed booking sessions, 100 seconds
+    after each started (the goal events an app records with ``ctx.reach_goal``)."""
+    reached_at = (
         "s.started_at + interval '100 seconds'"
         if postgresql
         else "datetime(julianday(s.started_at) + 100 / 86400.0)"
     )
     await conn.execute(
         text(
-            "INSERT INTO bookings (reference, customer_id, tour_id, departure_id, "
-            "travelers_count, total_cost, currency, status, created_at, updated_at) "
-            "SELECT 'B' || CAST(s.id AS TEXT), s.contact_id, 1, 1, 2, 100, 'USD', "
-            f"'confirmed', {booked_at}, {booked_at} FROM flow_sessions s "
-            "WHERE s.flow_name = 'booking_flow' AND s.status = 'completed' AND s.id % 5 < 2"
-        )
+            "INSERT INTO goal_events (goal, contact_id, session_id, reference, at) "
+            f"SELECT :goal, s.contact_id, s.id, 'B' || CAST(s.id AS TEXT), {reached_at} "
+            "FROM flow_sessions s WHERE s.flow_name = :flow AND s.status = 'completed' "
+            "AND s.id % 5 < 2"
+        ),
+        {"goal": GOAL, "flow": REPORTED_FLOW},
     )
 
 
@@ -313,7 +286,7 @@ async def generate(db: Database, events: int) -> int:
 
     async def fill(conn: AsyncConnection) -> None:
         await _fill(conn, postgresql=db.is_postgresql, sessions=sessions)
-        await _bookings(conn, postgresql=db.is_postgresql)
+        await _goal_events(conn, postgresql=db.is_postgresql)
 
     await _without_event_indexes(db, fill)
     async with db.engine.begin() as conn:
@@ -350,7 +323,9 @@ async def _measure(db: Database, reps: int, *, snapshots: bool) -> list[Timing]:
             flow, days=days, db=db, use_snapshots=snapshots
         ),
         "funnel": lambda days: get_step_funnel(flow, days=days, db=db, use_snapshots=snapshots),
-        "kpis": lambda days: get_kpis(flow, days=days, db=db, use_snapshots=snapshots),
+        "kpis": lambda days: get_kpis(
+            flow, days=days, db=db, use_snapshots=snapshots, goals=[GOAL]
+        ),
     }
     if not snapshots:
         reports["errors"] = lambda days: get_error_analysis(flow, days=days, db=db)

@@ -392,12 +392,12 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
     await phase(
         "receipts",
         "receipts (generate_receipt vs bare xhtml2pdf)…",
-        phases.receipts(cfg, url, say),
+        phases.receipts(cfg, say),
     )
     await phase(
         "summaries",
         f"send-tour-summaries --dry-run ({cfg.summary_bookings:,} bookings)…",
-        phases.summaries(cfg, url, say),
+        phases.summaries(cfg, say),
     )
     await phase(
         "memory",

@@ -1,4 +1,5 @@
-"""Bulk data for the benchmarks: bookings with paid payments, stored conversations.
+"""Bulk data for the benchmarks: bookings with paid payments (the safari app's tables),
+stored conversations (the framework's).
 
 Rows go in with Core multi-row inserts (or ``generate_series`` for the millions), never
 through the application, so seeding stays out of every timed figure.
@@ -14,19 +15,17 @@ from typing import Any, cast
 import asyncpg
 from sqlalchemy import Table, insert
 
-from storage import (
+from apps.safari.models import (
     Booking,
     BookingStatus,
-    Contact,
     Customer,
-    Database,
     Payment,
     PaymentMethod,
     PaymentStatus,
     Traveler,
-    utcnow,
 )
-from tests.safari.catalogue import add_tour
+from storage import Contact, Database, utcnow
+from tests.apps.safari.catalogue import add_tour
 
 _CHUNK = 2_000
 

@@ -86,6 +86,24 @@ def _unknown(script: ScriptDirectory, current: set[str]) -> list[str]:
     return unknown
 
 
+def _reaches(script: ScriptDirectory, current: set[str], heads: set[str]) -> bool:
+    """Whether the database at ``current`` already holds every head: a branch that
+    depends on another's revision is recorded alone in the version table, so the heads
+    are looked for among everything ``current`` stands on (down revisions and
+    dependencies), not in the version table itself."""
+    seen: set[str] = set()
+    pending = list(current)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        revision = script.get_revision(name)
+        if revision is not None:
+            pending.extend(revision._all_down_revisions)  # noqa: SLF001 - includes depends_on
+    return heads <= seen
+
+
 async def migrate(
     db: Database,
     locations: Iterable[Path | str] = (),
@@ -120,7 +138,7 @@ async def migrate(
             "migrations do not know: it belongs to another app or a newer Nyala "
             "(use one database per app)"
         )
-    if before == heads:
+    if _reaches(script, before, heads):
         joined = ",".join(sorted(before))
         return [joined, joined]
 

@@ -1,5 +1,5 @@
 """Helpers the safari flows share: what we remember about a contact, their customer record
-and bookings, and how money and dates are written in messages.
+and bookings, and how dates are written in messages (money: :func:`documents.format_money`).
 
 Nothing here is registered on the app; the flow modules build their actions, queries and
 conditions from these helpers.

@@ -1,13 +1,17 @@
 """Omari mobile money: a sandbox provider and the confirmation service.
 
-A payment goes in two halves. :class:`apps.safari.omari_client.OmariClient` (the HTTP adapter,
-in ``bot`` because only ``bot`` talks to the outside world) asks Omari to collect (the customer
-approves a prompt on their phone); later Omari calls back (``POST
-/payments/omari/callback``, :mod:`bot.omari`) and :func:`apply_provider_event` applies
-the result in ONE transaction: the payment confirmed or rejected, the booking confirmed,
-a message to the customer queued, the receipt hooks run and the event id recorded, so a
-replayed event changes nothing. :class:`SandboxOmari` needs no network: it confirms its
-payments itself a moment later through the same service.
+A payment goes in two halves. :class:`apps.safari.omari_client.OmariClient` (the HTTP
+adapter) asks Omari to collect (the customer approves a prompt on their phone); later
+Omari calls back (``POST /payments/omari/callback``, :mod:`apps.safari.omari_callback`)
+and :func:`apply_provider_event` applies the result in ONE transaction: the payment
+confirmed or rejected, the booking confirmed, a message to the customer queued, the
+confirmation hooks run (the receipt) and the event id recorded, so a replayed event
+changes nothing. :class:`SandboxOmari` needs no network: it confirms its payments itself
+a moment later through the same service.
+
+The hooks of a running app are a :class:`ReceiptHooks` object in its services (the
+app's lifespan registers the receipt hook), never a module registry. Amounts are written
+by :func:`documents.format_money`, as everywhere.
 """
 
 from __future__ import annotations

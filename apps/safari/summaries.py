@@ -1,7 +1,7 @@
 """Pre-tour summaries, ID reminders and the *summary* intent of the safari bot.
 
-The content comes from :mod:`apps.safari.documents.summaries` (data, then text); this module turns
-it into WhatsApp messages and queues them:
+The content comes from :mod:`apps.safari.documents.summaries` (data, then text); this
+module turns it into WhatsApp messages and queues them:
 
 * :func:`due_summary_bookings` / :func:`due_id_reminder_bookings` pick the bookings;
 * :func:`deliver` queues one booking's messages in ONE transaction together with its

@@ -245,6 +245,13 @@ async def test_a_failed_status_is_recorded_with_its_code(server: Running) -> Non
     await server.post(messages_payload(message(CUSTOMER, text="order")))
     await eventually(lambda: "Your name?" in _texts(server))
     wamid = next(s.wamid for s in server.fake.sent if s.body["type"] == "text")
+
+    async def recorded() -> bool:  # Meta answered before the sender wrote the id down
+        async with server.db.read() as session:
+            found = select(OutboundMessage.id).where(OutboundMessage.wa_message_id == wamid)
+            return await session.scalar(found) is not None
+
+    await eventually(recorded)
     error = {
         "code": 131047,
         "title": "Re-engagement message",

@@ -62,11 +62,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy import func, select
 
 from analytics import abandon_idle_sessions
-from testing.fake_graph import FakeGraph, FaultKind, SentMessage
 from bot.whatsapp.message_bodies import message_body
 from bot.whatsapp.payloads import parse_webhook
 from flows import Engine
@@ -84,6 +83,7 @@ from storage import (
     migrate,
 )
 from storage.flow_sessions import FlowStepEvent
+from testing.fake_graph import FakeGraph, FaultKind, SentMessage
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
     APP_SECRET,

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the trap fixture is imported by name, and the test takes it by name
 """Hostile text in every customer-controlled field of a receipt (both backends).
 
 ``tests/documents`` proves that markup in a name prints literally and that the renderer's
@@ -14,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from sqlalchemy import select, update
-
 import pytest
+from sqlalchemy import select, update
 
 from apps.safari import app as safari
 from apps.safari.documents import SafariDocuments

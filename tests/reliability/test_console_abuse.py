@@ -183,7 +183,9 @@ def _is_login_redirect(status: int, location: str) -> bool:
     return status in (302, 303) and location.startswith("/console/login")
 
 
-async def test_without_a_session_only_login_and_static_files_answer(console: SafariConsole) -> None:
+async def test_without_a_session_only_login_and_static_files_answer(
+    console: SafariConsole,
+) -> None:
     _, found = await seeded_crawl(console)
     before = await fingerprint(console.db)
     stranger = await console.browser()

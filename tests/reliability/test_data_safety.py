@@ -232,8 +232,10 @@ async def test_a_pg_dump_restores_every_row(safari_postgres_url: str, tmp_path: 
         await admin.close()
         await source.dispose()
     assert after == before
-    # At the newest revision of the framework's branch and the safari app's.
-    assert versions[0] == versions[1] == sorted(head_revisions(safari.migration_locations))
+    # The same revision(s), the newest there are (the safari branch's head stands for the
+    # framework's, which it depends on).
+    assert versions[0] == versions[1] != []
+    assert set(versions[1]) <= head_revisions(safari.migration_locations), versions
     record(
         "backup-restore",
         Row(

@@ -14,12 +14,12 @@ import aiohttp
 import pytest_asyncio
 from sqlalchemy import select
 
-from testing.fake_graph import FakeGraph, FaultKind
-from bot.whatsapp.graph import GraphClient
 from bot.metrics import Metrics
+from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.outbox import Outbox
 from flows.messages import Text, reply_to_payload
 from storage import Database, OutboundMessage, OutboundStatus, get_or_create_contact
+from testing.fake_graph import FakeGraph, FaultKind
 from tests.bot.webhooks import ACCESS_TOKEN, PHONE_NUMBER_ID
 
 

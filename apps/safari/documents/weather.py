@@ -3,7 +3,7 @@
 The default provider, :class:`ClimateTableProvider`, works offline from ``climate.yaml``
 (monthly climate normals per location): it describes *typical* weather for the month,
 never a forecast, and says so. A business with a forecast service can implement
-:class:`WeatherProvider` and pass it to :func:`documents.summaries.load_summary_data`.
+:class:`WeatherProvider` and pass it to :func:`apps.safari.documents.summaries.load_summary_data`.
 """
 
 from __future__ import annotations

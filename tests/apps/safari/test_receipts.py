@@ -182,9 +182,7 @@ async def test_a_receipt_counts_payments_up_to_its_own(
     assert "Amount paid USD 100.00" in first and "Balance due USD 260.00" in first
 
 
-async def test_a_fully_paid_booking_says_so(
-    db: Database, documents: SafariDocuments
-) -> None:
+async def test_a_fully_paid_booking_says_so(db: Database, documents: SafariDocuments) -> None:
     seeded = await seed(db, payments=(("360.00", PaymentStatus.CONFIRMED, PaymentMethod.OMARI,
                                        "OM-1"),))  # fmt: skip
     text = pdf_text(await generate_receipt(db, seeded.payment_ids[0], documents))
@@ -236,9 +234,7 @@ async def test_asking_again_returns_the_stored_pdf_and_number(
     assert await receipt_counter(db) == 2
 
 
-async def test_only_paid_payments_get_a_receipt(
-    db: Database, documents: SafariDocuments
-) -> None:
+async def test_only_paid_payments_get_a_receipt(db: Database, documents: SafariDocuments) -> None:
     seeded = await seed(db, payments=(
         ("50.00", PaymentStatus.PENDING, PaymentMethod.BANK_TRANSFER, None),
         ("60.00", PaymentStatus.REJECTED, PaymentMethod.BANK_TRANSFER, None),
@@ -276,9 +272,7 @@ async def test_twenty_concurrent_approvals_number_without_gaps(
 
     async def approve(payment_id: int) -> None:
         async with db.transaction() as s:
-            await approve_payment_and_send_receipt(
-                s, payment_id, documents, actor="ops@example"
-            )
+            await approve_payment_and_send_receipt(s, payment_id, documents, actor="ops@example")
 
     await asyncio.gather(*(approve(p) for p in seeded.payment_ids))
     async with db.read() as s:
