@@ -184,10 +184,10 @@ saves the profile below). The top three costs of the message path, and what was 
    classes are built once per flow version; instances cannot be reused across messages
    (the library has no reset to another stored state), so this cost stays.
 
-`send-tour-summaries --dry-run` spends its time in `apps.safari.summaries.plan`, which
-loads each booking separately (a few queries and a template render per booking), so it
-grows linearly with the bookings; batching that load is the fix (not done here: that
-module belongs to the summaries feature).
+`send-tour-summaries --dry-run` spends its time in the safari app's
+`apps.safari.summaries.plan`: one batched load of every due booking
+(`load_many_summary_data`), then the messages of each booking composed in Python (not
+rendered or sent), so beyond start-up it grows linearly with the bookings.
 """
 
 _METHOD = """\
@@ -230,15 +230,18 @@ _METHOD = """\
   API (`python -m bot fake-graph`, its own process, validating every request against
   Meta's spec). The rate is (n − 1) ÷ (last − first `sent_at`); the busiest second is the
   most messages accepted within any one-second window.
-- **Receipts**: `documents.receipts.generate_receipt` for paid payments without a receipt,
-  one after another ({receipts_per_repetition} per repetition): lock, number, data, PDF
-  rendered in the render worker processes, stored with its SHA-256, one transaction.
+- **Receipts**: the safari app's `apps.safari.documents.receipts.generate_receipt` for paid
+  payments without a receipt, one after another ({receipts_per_repetition} per repetition),
+  with the app running (its lifespan's renderer) on a database of its own: lock, number,
+  data, PDF rendered in the render worker processes, stored with its SHA-256, one
+  transaction.
   **Ceiling**: `xhtml2pdf.pisa.pisaDocument` on the same receipt HTML in the benchmark's
   process. Event-loop lag: a task in the same loop sleeps 1 ms at a time while receipts
   render; the lag is how late it wakes up.
-- **Summaries**: `python -m bot send-tour-summaries --days-before 7 --dry-run` with
-  {summary_bookings:,} confirmed bookings due (seeded with two travellers and a WhatsApp
-  contact each), output to /dev/null. **Ceiling**: `python -m bot --help` (start-up).
+- **Summaries**: `python -m bot send-tour-summaries --days-before 7 --dry-run` (a command
+  of the safari app, the default app) with {summary_bookings:,} confirmed bookings due
+  (seeded with two travellers and a WhatsApp contact each), output to /dev/null.
+  **Ceiling**: `python -m bot --help` (start-up).
 - **Memory**: RSS of one `nyala serve` (VmRSS, sampled every 0.1 s), idle one second
   after start-up and at its peak under {memory_load_seconds:g} s of webhook load ({connections}
   connections, messages spread over every stored conversation) until every message is

@@ -31,7 +31,9 @@ in `tests/reliability`) record as they run — no figure is typed by hand; last 
 {date} ({machine}; raw rows: [`reliability.json`](reliability.json)). CI runs the
 same tests in a smaller size on every change (`python -m pytest tests/reliability`: the
 chaos run with a few hundred messages, {ci_examples} generated cases per fuzzed
-property).
+property). The chaos run and the webhook fuzzing drive framework-only apps (a survey bot,
+the test café); the Omari callbacks, receipts, cron jobs, console and backup scenarios run
+the safari app (`apps/safari`) on a database migrated with its branch.
 
 | scenario | what was injected | load | observed | held |
 |---|---|---|---|---|
@@ -90,9 +92,11 @@ It prints one line with the counts and exits non-zero when any invariant fails.
 
 ## Backup and restore (PostgreSQL)
 
-Everything Nyala keeps — conversations, analytics, bookings, payments, receipts and
-uploaded files (ID documents and proofs are stored in the database, in `stored_files`) —
-is in one PostgreSQL database, so one logical dump is a complete backup:
+Everything Nyala keeps — conversations, analytics, the operators and audit log, the app's
+own tables (for the safari app: bookings, payments, receipts) and uploaded files (ID
+documents and proofs are stored in the database, in `stored_files`) — is in one
+PostgreSQL database, which holds the framework's tables and those of the one app it
+serves; so one logical dump is a complete backup:
 
 ```bash
 # Back up (consistent snapshot; safe while nyala serve runs):
@@ -102,14 +106,15 @@ pg_dump --format=custom --file nyala-$(date +%F).dump "$DATABASE_URL"
 createdb nyala_restored
 pg_restore --no-owner --exit-on-error --dbname postgresql://USER@HOST/nyala_restored \\
     nyala-YYYY-MM-DD.dump
-DATABASE_URL=postgresql://USER@HOST/nyala_restored nyala migrate   # no-op if current
+DATABASE_URL=postgresql://USER@HOST/nyala_restored nyala --app APP migrate   # no-op if current
 ```
 
 Use the `postgresql://` form of the URL for the PostgreSQL tools (not
 `postgresql+asyncpg://`). The dump holds customers' personal data and ID documents: store
 it encrypted and with the same access rules as the database. The round trip is tested
-(`tests/reliability/test_data_safety.py`: every row of every table identical afterwards,
-the schema version kept, the CLI working on the copy).
+(`tests/reliability/test_data_safety.py`, on the safari app's database: every row of every
+table identical afterwards, the schema revision kept (the head of the safari branch,
+which stands on the framework's), the app's CLI working on the copy).
 
 ## Run it yourself
 

@@ -1,10 +1,11 @@
 """Hostile text in every customer-controlled field of a receipt (both backends).
 
-``tests/documents`` proves that markup in a name prints literally and that the renderer's
-resource policy fetches nothing. This goes over every field a customer or an operator
-types (customer name and e-mail, traveller names, the payment reference) with what
-attacks a Jinja → xhtml2pdf pipeline specifically: template syntax (``{{ }}``,
-``{% %}``), xhtml2pdf's own ``<pdf:…>`` tags, a closing ``</style>`` followed by CSS,
+``tests/apps/safari/test_receipts.py`` proves that markup in a name prints literally and
+``tests/documents/test_pdf.py`` that the renderer's resource policy fetches nothing. This
+goes over every field of the safari app's receipt a customer or an operator types
+(customer name and e-mail, traveller names, the payment reference) with what attacks a
+Jinja → xhtml2pdf pipeline specifically: template syntax (``{{ }}``, ``{% %}``),
+xhtml2pdf's own ``<pdf:…>`` tags, a closing ``</style>`` followed by CSS,
 ``<object>``/``<iframe>``/SVG/``data:`` references, control and bidi characters.
 """
 

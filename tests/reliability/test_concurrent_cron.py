@@ -1,10 +1,11 @@
 """Cron jobs and operators at the same moment, as separate processes on one PostgreSQL.
 
-Twenty ``nyala send-tour-summaries`` (ten for 7 days ahead, ten for 1) and twenty
-``nyala receipt`` processes started at once (a cron job on several hosts, an operator
-clicking twice): every booking gets each summary once, every payment one receipt with
-one number, and a second round adds nothing.
-(In-process concurrency of approvals and of two summary runs is in ``tests/documents``.)
+The safari app's commands: twenty ``nyala send-tour-summaries`` (ten for 7 days ahead,
+ten for 1) and twenty ``nyala receipt`` processes started at once (a cron job on several
+hosts, an operator clicking twice): every booking gets each summary once, every payment
+one receipt with one number, and a second round adds nothing.
+(In-process concurrency of approvals and of two summary runs is in
+``tests/apps/safari/test_receipts.py`` and ``test_summaries.py``.)
 """
 
 from __future__ import annotations

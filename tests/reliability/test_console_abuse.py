@@ -7,7 +7,9 @@ tried without a session (only the login page and static files answer), every for
 posted by a viewer (nothing changes in the database), without a CSRF token (refused,
 nothing changes), and with SQL and HTML in every text field (never a 500, nothing
 executed, every page escapes it afterwards); downloads are tried with path traversal.
-(``tests/console`` checks each route by hand; this is the sweep over what a browser sees.)
+It crawls the safari app's console (the framework's pages and the app's bookings, payments
+and summaries pages). (``tests/console`` and ``tests/apps/safari/test_console_*.py`` check
+each route by hand; this is the sweep over what a browser sees.)
 """
 
 from __future__ import annotations
