@@ -100,7 +100,7 @@ def _reaches(script: ScriptDirectory, current: set[str], heads: set[str]) -> boo
         seen.add(name)
         revision = script.get_revision(name)
         if revision is not None:
-            pending.extend(revision._all_down_revisions)  # noqa: SLF001 - includes depends_on
+            pending.extend(revision._all_down_revisions)  # includes depends_on
     return heads <= seen
 
 

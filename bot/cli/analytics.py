@@ -24,6 +24,7 @@ from analytics import (
 )
 from analytics.periods import MAX_DAYS, resolve_period, snapshot_periods, today_in
 from bot.cli.common import cli_state, run_with_db
+from documents.formatting import format_duration
 from flows import App
 from storage import Database, FlowMetricSnapshot, SnapshotPeriod, StepAction
 
@@ -74,18 +75,6 @@ def _emit_json(document: object) -> None:
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
         click.echo(f"note: {note}", err=True)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> str:
@@ -206,7 +195,7 @@ def completion(  # noqa: PLR0917 - click passes every option
             part["error_sessions"],
             part["active_sessions"],
             f"{part['completion_rate']:.1f}%",
-            _duration(part["avg_duration_seconds"]),
+            format_duration(part["avg_duration_seconds"]),
         ]
         for part in parts
     ]
@@ -270,7 +259,7 @@ def funnel(  # noqa: PLR0917 - click passes every option
             r["skipped"],
             r["retries"],
             r["errors"],
-            _duration(r["avg_time_spent"]),
+            format_duration(r["avg_time_spent"]),
         ]
         for r in rows
     ]
@@ -358,7 +347,7 @@ def _kpi_value(value: Any, unit: str) -> str:
     if isinstance(value, list):
         return ", ".join(f"{v['step_name']} ({v['sessions']})" for v in value) or "none"
     if unit == "s":
-        return _duration(float(value))
+        return format_duration(float(value))
     if unit == "%":
         return f"{float(value):.1f}%"
     return str(value)
@@ -379,10 +368,17 @@ def kpis(  # noqa: PLR0917 - click passes every option
 ) -> None:
     """FLOW's KPIs, each against its target (exit status 0 either way)."""
     span = _Range(ctx, days, date_from, date_to)
+    goals = list(cli_state(ctx).app().goals.values())
     result = _call(
         ctx,
         lambda db: get_kpis(
-            flow, step=step, action=action, by_version=by_version, db=db, **span.kwargs()
+            flow,
+            step=step,
+            action=action,
+            by_version=by_version,
+            goals=goals,
+            db=db,
+            **span.kwargs(),
         ),
     )
     _notes(result["notes"])

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from documents.formatting import format_duration, format_money
 from storage import utcnow
 
 # Status → badge colour (CSS class ``badge-<colour>``).
@@ -71,23 +72,17 @@ def ago(value: dt.datetime | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``4.2 s``, ``3 min 05 s``, ``2 h 10 min``."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    """``4.2 s``, ``3 min 05 s``, ``2 h 10 min`` (the one duration formatter)."""
+    return format_duration(seconds)
 
 
 def money(amount: Decimal | float | None, currency: str = "") -> str:
-    """``USD 1,250.00``."""
+    """``USD 1,250.00`` (the one money formatter); a bare number without a currency."""
     if amount is None:
         return "—"
-    return f"{currency} {Decimal(amount):,.2f}".strip()
+    if not currency:
+        return f"{Decimal(amount):,.2f}"
+    return format_money(Decimal(str(amount)), currency)
 
 
 def percent(value: float | None, digits: int = 1) -> str:

@@ -22,6 +22,7 @@ from bot.console.pages.analytics import (
     snapshot_trend,
 )
 from bot.console.web import PREFIX, db_of, flow_app_of, notice, pages_of, render
+from documents.formatting import format_duration
 from storage import Conversation, OutboundMessage, OutboundStatus, utcnow
 
 routes = web.RouteTableDef()
@@ -37,8 +38,7 @@ def kpi_text(kpi: dict[str, Any]) -> str:
     if kpi["unit"] == "%":
         return f"{value:.1f} %"
     if kpi["unit"] == "s":
-        minutes, seconds = divmod(round(float(value)), 60)
-        return f"{minutes} min {seconds:02d} s" if minutes else f"{float(value):.1f} s"
+        return format_duration(float(value))
     return str(value)
 
 
@@ -82,7 +82,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         shown = [name for name in flow_names(app) if name in active or name == flow]
         quiet = [name for name in flow_names(app) if name not in shown]
         reports = asyncio.gather(
-            analytics.get_kpis(flow, days, **options),
+            analytics.get_kpis(flow, days, goals=app.goals.values(), **options),
             *(analytics.get_flow_completion_rate(name, days, **options) for name in shown),
         )
         trend_task = snapshot_trend(request, flow)
