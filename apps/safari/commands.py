@@ -3,7 +3,7 @@
 * ``nyala send-tour-summaries --days-before N [--dry-run] [--send-now]``
 * ``nyala send-id-reminders [--hours-before H] [--dry-run] [--send-now]``
 * ``nyala receipt PAYMENT_ID [-o FILE]``
-* ``nyala demo [--json]``: load (idempotently) and show the demo catalogue and bookings.
+* ``nyala demo-bookings [--json]``: load (idempotently) and show the demo catalogue and bookings.
 
 Each starts the app first (:func:`bot.cli.common.runtime_command`): the database opened
 and migrated with the app's branch, the app's services running.
@@ -39,7 +39,7 @@ from bot.whatsapp.outbox import Outbox
 from flows.runtime import Runtime
 from storage import Database, utcnow
 
-__all__ = ["COMMANDS", "demo", "receipt", "send_id_reminders", "send_tour_summaries"]
+__all__ = ["COMMANDS", "demo_bookings", "receipt", "send_id_reminders", "send_tour_summaries"]
 
 
 def _print_plan(planned: list[Planned]) -> None:
@@ -208,11 +208,11 @@ async def receipt(runtime: Runtime, payment_id: int, output: Path | None) -> Non
     click.echo(f"wrote {target} (receipt {issued.number} for payment {payment_id}, {state})")
 
 
-@click.command()
+@click.command("demo-bookings")
 @click.option("--json", "as_json", is_flag=True, help="print the demo objects as JSON (only that)")
 @runtime_command
-async def demo(runtime: Runtime, as_json: bool) -> None:
-    """Load the safari demo tours, departures and bookings (idempotent) and show them."""
+async def demo_bookings(runtime: Runtime, as_json: bool) -> None:
+    """Show the demo tours, bookings and payments (loading the demo data first if needed)."""
     data = await load_demo_data(runtime.db, tz=runtime.app.timezone)
     for line in [json.dumps(data.to_json(), indent=2)] if as_json else describe(data):
         click.echo(line)
@@ -223,4 +223,4 @@ send_tour_summaries_alias = copy.copy(send_tour_summaries)
 send_tour_summaries_alias.name = "send_tour_summaries"
 send_tour_summaries_alias.hidden = True
 
-COMMANDS = (send_tour_summaries, send_tour_summaries_alias, send_id_reminders, receipt, demo)
+COMMANDS = (send_tour_summaries, send_tour_summaries_alias, send_id_reminders, receipt, demo_bookings)

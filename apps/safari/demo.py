@@ -784,7 +784,7 @@ async def _result(
 
 
 def describe(data: DemoData) -> list[str]:
-    """The demo data as lines for people (``nyala demo-data`` without ``--json``)."""
+    """The demo data as lines for people (``nyala demo-bookings`` without ``--json``)."""
     lines = [f"Demo data for {data.today.isoformat()} ({data.timezone}):", "tours:"]
     for tour in data.tours:
         until = f", until {tour.last_departure.isoformat()}" if tour.last_departure else ""
@@ -813,9 +813,9 @@ def describe(data: DemoData) -> list[str]:
 
 async def load_demo(runtime: Runtime) -> str:
     """``App(demo_data=...)``: load the demo data in the app's timezone; one line saying
-    what the database holds (``4 tours, 3 bookings``). ``nyala demo`` lists it all."""
+    what the database holds (``4 tours, 3 bookings``). ``nyala demo-bookings`` lists it all."""
     data = await load_demo_data(runtime.db, tz=runtime.app.timezone)
     held = f"{len(data.tours)} tours, {len(data.bookings)} bookings"
     if data.created.anything:
         return held
-    return f"{held} (nothing new: the demo data was already loaded; nyala demo shows it)"
+    return f"{held} (nothing new: the demo data was already loaded; nyala demo-bookings shows it)"

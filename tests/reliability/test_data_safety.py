@@ -224,7 +224,7 @@ async def test_a_pg_dump_restores_every_row(safari_postgres_url: str, tmp_path: 
             await target.dispose()
         # The restored database serves the CLI like the original.
         shown = await asyncio.to_thread(
-            nyala, "demo", "--json", cwd=tmp_path, env={"DATABASE_URL": target_url}
+            nyala, "demo-bookings", "--json", cwd=tmp_path, env={"DATABASE_URL": target_url}
         )
         assert shown.returncode == 0, shown.stderr
     finally:
@@ -244,7 +244,7 @@ async def test_a_pg_dump_restores_every_row(safari_postgres_url: str, tmp_path: 
             load=f"the demo data and a 200 kB stored file; {tables} tables, "
             f"{dump.stat().st_size:,} bytes of dump",
             observed="every row of every table identical (SHA-256 over all rows), schema "
-            f"version {', '.join(versions[1])} kept, `nyala demo` runs on the copy",
+            f"version {', '.join(versions[1])} kept, `nyala demo-bookings` runs on the copy",
         ),
     )
 

@@ -1,4 +1,4 @@
-"""Demo data: content, idempotency, JSON shape, ``nyala demo``/``demo-data`` and the
+"""Demo data: content, idempotency, JSON shape, ``nyala demo-bookings``/``demo-data`` and the
 first-run load."""
 
 from __future__ import annotations
@@ -314,16 +314,16 @@ def emptied(url: str) -> str:
 
 
 def test_demo_data_json_twice_prints_the_same_on_a_fresh_sqlite_database(tmp_path: Path) -> None:
-    first = nyala("demo", "--json", cwd=tmp_path)
+    first = nyala("demo-bookings", "--json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "nyala.db").exists()
-    second = nyala("demo", "--json", cwd=tmp_path)
+    second = nyala("demo-bookings", "--json", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     payload = json.loads(first.stdout)  # stdout is only the JSON
     check_json_shape(payload, harare_today())
     assert payload["payments"][0]["id"] == 1 and payload["payments"][0]["amount"] == "120.00"
-    human = nyala("demo", cwd=tmp_path)
+    human = nyala("demo-bookings", cwd=tmp_path)
     assert human.returncode == 0, human.stderr
     assert "nothing new" in human.stdout
     for booking in payload["bookings"]:
@@ -335,7 +335,7 @@ def test_demo_data_json_twice_prints_the_same_on_a_fresh_sqlite_database(tmp_pat
 
 def test_demo_data_json_on_each_backend(database_url: str, tmp_path: Path) -> None:
     url = emptied(database_url)
-    runs = [nyala("demo", "--json", cwd=tmp_path, env={"DATABASE_URL": url}) for _ in "ab"]
+    runs = [nyala("demo-bookings", "--json", cwd=tmp_path, env={"DATABASE_URL": url}) for _ in "ab"]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     check_json_shape(json.loads(runs[0].stdout), harare_today())
@@ -349,7 +349,7 @@ def test_the_first_chat_on_a_fresh_sqlite_database_loads_the_demo_once(tmp_path:
     assert "bot> Hello from Savannah Trails Safaris" in first.stdout
     second = nyala("chat", cwd=tmp_path, stdin="hi\n/quit\n")
     assert second.returncode == 0 and second.stderr == ""
-    shown = nyala("demo", cwd=tmp_path)
+    shown = nyala("demo-bookings", cwd=tmp_path)
     assert "nothing new" in shown.stdout and "+263771234567" in shown.stdout
 
 
@@ -396,7 +396,7 @@ def test_no_automatic_load_on_postgresql_and_no_safari_demo_for_another_app(
 
 @pytest.mark.parametrize("flag", ["--json", "--bogus"])
 def test_demo_data_arguments(tmp_path: Path, flag: str) -> None:
-    result = nyala("demo", flag, cwd=tmp_path)
+    result = nyala("demo-bookings", flag, cwd=tmp_path)
     if flag == "--bogus":
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     else:
