@@ -223,4 +223,10 @@ send_tour_summaries_alias = copy.copy(send_tour_summaries)
 send_tour_summaries_alias.name = "send_tour_summaries"
 send_tour_summaries_alias.hidden = True
 
-COMMANDS = (send_tour_summaries, send_tour_summaries_alias, send_id_reminders, receipt, demo_bookings)
+COMMANDS = (
+    send_tour_summaries,
+    send_tour_summaries_alias,
+    send_id_reminders,
+    receipt,
+    demo_bookings,
+)

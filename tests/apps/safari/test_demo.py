@@ -335,7 +335,9 @@ def test_demo_data_json_twice_prints_the_same_on_a_fresh_sqlite_database(tmp_pat
 
 def test_demo_data_json_on_each_backend(database_url: str, tmp_path: Path) -> None:
     url = emptied(database_url)
-    runs = [nyala("demo-bookings", "--json", cwd=tmp_path, env={"DATABASE_URL": url}) for _ in "ab"]
+    runs = [
+        nyala("demo-bookings", "--json", cwd=tmp_path, env={"DATABASE_URL": url}) for _ in "ab"
+    ]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     check_json_shape(json.loads(runs[0].stdout), harare_today())
