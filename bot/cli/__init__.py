@@ -74,6 +74,25 @@ class NyalaGroup(click.Group):
             return own
         return self._app_commands(ctx).get(cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Two sections: the framework's commands, then the selected app's."""
+        try:
+            app_commands = self._app_commands(ctx)
+            app_name = _state(ctx, None).app().name
+        except (AppNotFoundError, FlowError):
+            app_commands, app_name = {}, ""
+        limit = formatter.width - 6 - max(map(len, [*self.commands, *app_commands]))
+        sections = [("Commands", self.commands), (f"Commands of {app_name}", app_commands)]
+        for heading, commands in sections:
+            rows = [
+                (name, command.get_short_help_str(limit))
+                for name, command in sorted(commands.items())
+                if not command.hidden
+            ]
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)
+
 
 def _state(ctx: click.Context, target: str | None) -> CliState:
     """The command line's state (settings and app), made once per invocation."""

@@ -169,6 +169,10 @@ def test_the_default_app_brings_the_safari_commands(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     for command in ("send-tour-summaries", "send-id-reminders", "receipt", "migrate"):
         assert command in listed.stdout
+    # The framework's commands first, then the app's under its name.
+    own, _, apps = listed.stdout.partition("Commands of Savannah Trails Safaris:")
+    assert "migrate" in own and "receipt" not in own
+    assert "send-tour-summaries" in apps and "migrate" not in apps
 
 
 @pytest.mark.parametrize(
