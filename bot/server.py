@@ -80,14 +80,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         outbox: Outbox | None = None
         if is_live:
-            assert settings.whatsapp_access_token is not None
-            client = GraphClient(
-                session,
-                base_url=settings.whatsapp_api_base,
-                access_token=settings.whatsapp_access_token.get_secret_value(),
-                phone_number_id=str(settings.whatsapp_phone_number_id),
-                timeout=settings.graph_timeout,
-            )
+            client = GraphClient.from_settings(session, settings)
             outbox = Outbox(
                 db,
                 client,

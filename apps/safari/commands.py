@@ -16,7 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-import aiohttp
 import click
 
 from apps.safari.demo import describe, load_demo_data
@@ -32,12 +31,10 @@ from apps.safari.summaries import (
     plan,
 )
 from bot.cli.common import runtime_command
-from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.whatsapp.graph import GraphClient
-from bot.whatsapp.outbox import Outbox
+from bot.whatsapp.outbox import send_queued_now
 from flows.runtime import Runtime
-from storage import Database, utcnow
+from storage import utcnow
 
 __all__ = ["COMMANDS", "demo_bookings", "receipt", "send_id_reminders", "send_tour_summaries"]
 
@@ -67,24 +64,6 @@ def _print_plan(planned: list[Planned]) -> None:
     for row in (header, *rows):
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"{len(planned)} booking{'s' if len(planned) != 1 else ''}; nothing was written")
-
-
-async def _drain_outbox(settings: Settings, db: Database) -> int:
-    """Send every due queued row with the outbox (live mode); returns how many were sent."""
-    assert settings.whatsapp_access_token is not None
-    total = 0
-    async with aiohttp.ClientSession() as http:
-        client = GraphClient(
-            http,
-            base_url=settings.whatsapp_api_base,
-            access_token=settings.whatsapp_access_token.get_secret_value(),
-            phone_number_id=str(settings.whatsapp_phone_number_id),
-            timeout=settings.graph_timeout,
-        )
-        outbox = Outbox(db, client, Metrics(), rate=settings.send_rate)
-        while sent := await outbox.send_due():
-            total += sent
-    return total
 
 
 async def _notify(
@@ -127,7 +106,7 @@ async def _notify(
             click.echo("sandbox mode: the messages are stored, not sent to WhatsApp", err=True)
         else:
             settings: Settings = runtime.settings
-            sent = f", sent {await _drain_outbox(settings, db)} message(s)"
+            sent = f", sent {await send_queued_now(settings, db)} message(s)"
     click.echo(
         f"queued {counts[Outcome.QUEUED]}, as template {counts[Outcome.TEMPLATE]} "
         f"(24-hour window closed), skipped {counts[Outcome.SKIPPED]} (already sent), "

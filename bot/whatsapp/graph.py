@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.settings import DEFAULT_API_BASE
+from bot.settings import DEFAULT_API_BASE, Settings
 from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
@@ -55,6 +55,19 @@ class GraphClient:
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self.phone_number_id = phone_number_id
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: Settings) -> GraphClient:
+        """The client the settings describe (live mode: an access token is set)."""
+        if settings.whatsapp_access_token is None:
+            raise ValueError("WHATSAPP_ACCESS_TOKEN is not set: no Graph API client")
+        return cls(
+            session,
+            base_url=settings.whatsapp_api_base,
+            access_token=settings.whatsapp_access_token.get_secret_value(),
+            phone_number_id=str(settings.whatsapp_phone_number_id),
+            timeout=settings.graph_timeout,
+        )
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         try:

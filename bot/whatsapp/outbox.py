@@ -27,12 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.metrics import Metrics
+from bot.settings import Settings
 from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
@@ -373,3 +375,17 @@ def mark_read_row(
         created_at=now,
         next_attempt_at=now,
     )
+
+
+async def send_queued_now(settings: Settings, db: Database) -> int:
+    """Send every due queued row now (a command's ``--send-now`` on a machine without a
+    running server): the outbox's own sender, rate limit and retries, until nothing is
+    due. Returns how many messages were sent."""
+    total = 0
+    async with aiohttp.ClientSession() as http:
+        outbox = Outbox(
+            db, GraphClient.from_settings(http, settings), Metrics(), rate=settings.send_rate
+        )
+        while sent := await outbox.send_due():
+            total += sent
+    return total
