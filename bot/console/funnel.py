@@ -23,7 +23,11 @@ from flows import FlowSpec
 # Drop-off rate (percent of those who reached the step) → fill colour.
 GOOD, FAIR, POOR, NONE = "#dcfce7", "#fef3c7", "#fee2e2", "#ffffff"
 DAYS_PLACEHOLDER = "7919"  # a period no one picks, replaced by the real one in every link
-_cache: dict[tuple[str, str, str], str] = {}
+# A memo of Graphviz's layout per flow version and link (pure: the same input always
+# gives the same SVG; nothing in it depends on a request, an app's state or the data),
+# bounded so that many flow versions over a long run cannot grow it without end.
+_LAYOUTS_KEPT = 64
+_layouts: dict[tuple[str, str, str], str] = {}
 
 
 def _colour(row: Mapping[str, Any] | None) -> str:
@@ -87,9 +91,11 @@ def _render(graph: Any) -> str:
 
 async def _template(spec: FlowSpec, link: str) -> str:
     key = (spec.name, spec.version, link)
-    if key not in _cache:
-        _cache[key] = await asyncio.to_thread(_render, _template_graph(spec, link))
-    return _cache[key]
+    if key not in _layouts:
+        if len(_layouts) >= _LAYOUTS_KEPT:
+            del _layouts[next(iter(_layouts))]  # the oldest
+        _layouts[key] = await asyncio.to_thread(_render, _template_graph(spec, link))
+    return _layouts[key]
 
 
 async def funnel_diagram_svg(
