@@ -1,4 +1,4 @@
-"""Serving stored files (payment proofs, ID documents, receipts) to operators safely."""
+"""Serving stored files (customers' uploads, generated documents) to operators safely."""
 
 from __future__ import annotations
 
