@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from sqlalchemy import func, select
+
 from bot.whatsapp.webhook import SIGNATURE_HEADER, signature
-from storage import InboundMessage, OutboundMessage
+from storage import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from tests.bot.test_server import Running, eventually, fake, server  # noqa: F401 - fixtures
 from tests.bot.webhooks import APP_SECRET, message, messages_payload, signed
 from tests.reliability.results import Row, record
@@ -61,12 +63,26 @@ async def test_one_delivery_replayed_twenty_times_at_once_is_processed_once(
     answers = await asyncio.gather(*(_post(server, raw, headers) for _ in range(20)))
     assert answers == [200] * 20
 
-    async def replied() -> bool:
-        return await server.count(OutboundMessage) >= 2  # a read receipt and the reply
+    async def settled() -> bool:
+        # Every copy was answered, the one stored message processed, and everything it
+        # queued (a read receipt and the reply) handed to the fake: nothing is left that
+        # could still add a row or a send, so the counts below are final, not a snapshot.
+        async with server.db.read() as session:
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.status != InboundStatus.DONE)
+            )
+            unsent = await session.scalar(
+                select(func.count())
+                .select_from(OutboundMessage)
+                .where(OutboundMessage.status == OutboundStatus.QUEUED)
+            )
+        return pending == 0 and unsent == 0 and await server.count(OutboundMessage) >= 2
 
-    await eventually(replied)
-    await asyncio.sleep(0.5)  # would a second processing add rows?
+    await eventually(settled)
     assert await server.count(InboundMessage) == 1
+    assert await server.count(OutboundMessage) == 2
     replies = [s for s in server.fake.sent if s.to == f"+{CUSTOMER}"]
     assert len(replies) == 1
     assert server.fake.marked_read == ["wamid.R1"]
