@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,17 +201,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         user_agent=request.headers.get("User-Agent"),
     )
     if result.limited:
-        minutes = max(1, math.ceil(result.retry_after / 60))
-        response = _login_form(
+        return _login_form(
             request,
             target=target,
             username=username,
-            error=f"Too many failed attempts. Wait {minutes} minute{'s' * (minutes > 1)} "
-            "and try again, or ask an admin to reset your password.",
+            error="Too many failed attempts. Wait 15 minutes and try again, or ask an "
+            "admin to reset your password.",
             status=429,
         )
-        response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
-        return response
     if result.token is None:
         return _login_form(
             request,

@@ -18,7 +18,6 @@ from flows.messages import (
     Template,
     Text,
     shorten,
-    template_parameter,
 )
 
 SECTION_TITLE_MAX = 24
@@ -52,9 +51,9 @@ def _base(to: str, kind: str, context: str | None) -> dict[str, Any]:
 
 def _interactive_extras(header: str | None, footer: str | None) -> dict[str, Any]:
     extras: dict[str, Any] = {}
-    if header and header.strip():
+    if header:
         extras["header"] = {"type": "text", "text": shorten(header, HEADER_MAX)}
-    if footer and footer.strip():
+    if footer:
         extras["footer"] = {"text": shorten(footer, FOOTER_MAX)}
     return extras
 
@@ -109,10 +108,7 @@ def message_body(
                 "button": reply.button,
                 "sections": [
                     {
-                        "title": shorten(
-                            (reply.section_title or "").strip() or "Options",
-                            SECTION_TITLE_MAX,
-                        ),
+                        "title": shorten(reply.section_title or "Options", SECTION_TITLE_MAX),
                         "rows": rows,
                     }
                 ],
@@ -124,7 +120,7 @@ def message_body(
             raise ValueError("a document is sent by the media id of its upload")
         body = _base(to, "document", context)
         document: dict[str, Any] = {"id": media_id, "filename": reply.filename}
-        if reply.caption and reply.caption.strip():
+        if reply.caption:
             document["caption"] = shorten(reply.caption, 1024)
         body["document"] = document
         return body
@@ -152,9 +148,7 @@ def template_body(template: Template, *, to: str) -> dict[str, Any]:
         components.append(
             {
                 "type": "body",
-                "parameters": [
-                    {"type": "text", "text": template_parameter(p)} for p in template.parameters
-                ],
+                "parameters": [{"type": "text", "text": p} for p in template.parameters],
             }
         )
     for index, option in enumerate(template.buttons):
