@@ -103,11 +103,6 @@ def run_with_db(work: Callable[[Database], Awaitable[T]], ctx: click.Context | N
     return run(with_db(state.settings, work, app=state.app()))
 
 
-def live(settings: Settings) -> bool:
-    """Replies go to WhatsApp (else they are stored as sandbox rows)."""
-    return settings.live
-
-
 def runtime_command(function: Callable[Concatenate[Runtime, P], Awaitable[T]]) -> Callable[P, T]:
     """Make ``async def f(runtime, **options)`` a click callback that starts the app.
 
@@ -128,7 +123,7 @@ def runtime_command(function: Callable[Concatenate[Runtime, P], Awaitable[T]]) -
 
         async def work(db: Database) -> T:
             async with Runtime.start(
-                app, db, sandbox=not live(state.settings), settings=state.settings
+                app, db, sandbox=not state.settings.live, settings=state.settings
             ) as runtime:
                 return await function(runtime, *args, **kwargs)
 

@@ -76,12 +76,10 @@ def duration(seconds: float | None) -> str:
     return format_duration(seconds)
 
 
-def money(amount: Decimal | float | None, currency: str = "") -> str:
-    """``USD 1,250.00`` (the one money formatter); a bare number without a currency."""
+def money(amount: Decimal | float | None, currency: str) -> str:
+    """``USD 1,250.00`` (the one money formatter); ``—`` when there is no amount."""
     if amount is None:
         return "—"
-    if not currency:
-        return f"{Decimal(amount):,.2f}"
     return format_money(Decimal(str(amount)), currency)
 
 
