@@ -39,6 +39,12 @@ class Metrics:
         self.ignored_updates = Counter(
             "nyala_ignored_updates", "Webhook updates recorded and ignored", registry=r
         )
+        self.webhook_errors = Counter(
+            "nyala_webhook_errors",
+            "Errors WhatsApp reported in webhooks (change- or message-level)",
+            ["code"],
+            registry=r,
+        )
         self.outbound_sent = Counter(
             "nyala_outbound_sent", "Messages accepted by the Graph API", ["kind"], registry=r
         )

@@ -9,17 +9,26 @@ typed keys of :mod:`bot.keys`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
+import hmac
+import ipaddress
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from sqlalchemy import text
 
 from analytics import abandon_idle_sessions
 from bot import console
+from bot.console.web import PREFIX, SECURITY_HEADERS, Handler
 from bot.keys import DATABASE, ENGINE, FLOW_APP, METRICS, RUNTIME, SETTINGS
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -32,7 +41,17 @@ from flows import App, Engine
 from flows.runtime import Runtime
 from storage import Database, migrate
 
-__all__ = ["INBOX", "OUTBOX", "WEBHOOK", "create_app", "startup_warnings"]
+__all__ = [
+    "GUARD",
+    "INBOX",
+    "OUTBOX",
+    "WEBHOOK",
+    "ConnectionGuard",
+    "GuardedRunner",
+    "create_app",
+    "run",
+    "startup_warnings",
+]
 
 log = logging.getLogger("nyala.bot")
 
@@ -150,22 +169,69 @@ async def _receive(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    """Up or not, and nothing else (no mode, version or error text: it is public)."""
     try:
         async with request.app[DATABASE].read() as session:
             await session.execute(text("SELECT 1"))
     except Exception:
-        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-    settings = request.app[SETTINGS]
-    return web.json_response(
-        {"status": "ok", "database": "up", "mode": "sandbox" if settings.sandbox else "live"}
-    )
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+def _is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_allowed(request: web.Request) -> bool:
+    """With ``NYALA_METRICS_TOKEN`` set, ``/metrics`` needs ``Authorization: Bearer
+    <token>``; without it, only a loopback client that no proxy forwarded may read it."""
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+    proxied = any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+    return _is_loopback(request) and not proxied
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    if not metrics_allowed(request):
+        if request.app[SETTINGS].metrics_token is None:
+            raise web.HTTPNotFound()
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return web.Response(
         body=request.app[METRICS].render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
+
+
+SERVER_NAME = "nyala"  # the Server header: no name of a library, no version
+OTHER_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response the application sends (pages, errors, 404s, the webhook, health,
+    metrics, static files) gets the security headers; a handler's own values win."""
+    path = request.path
+    if path == PREFIX or path.startswith(PREFIX + "/"):
+        for name, value in SECURITY_HEADERS.items():
+            if name == "Cache-Control" and path.startswith(PREFIX + "/static/"):
+                continue
+            response.headers.setdefault(name, value)
+    else:
+        for name, value in OTHER_SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    response.headers["Server"] = SERVER_NAME
 
 
 def app_routes(flow_app: App) -> list[Route]:
@@ -180,7 +246,9 @@ def app_routes(flow_app: App) -> list[Route]:
 
 def create_app(settings: Settings, flow_app: App) -> web.Application:
     """Build the server application (resources start when it starts)."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_request_clock])
+    app.on_response_prepare.append(_security_headers)
+    app[GUARD] = ConnectionGuard.from_settings(settings)
     app[SETTINGS] = settings
     app[FLOW_APP] = flow_app
     app[METRICS] = Metrics()
@@ -194,3 +262,226 @@ def create_app(settings: Settings, flow_app: App) -> web.Application:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     console.setup(app, flow_app)
     return app
+
+
+# --- Slow and flooding clients ------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Connection:
+    """What the guard knows of one connection."""
+
+    address: str
+    transport: asyncio.Transport
+    waiting_since: float | None  # a request is arriving (headers) since then
+    in_request: bool = False
+    data_in_request: bool = False  # bytes of a next (pipelined) request arrived meanwhile
+
+
+class ConnectionGuard:
+    """Cuts off slow clients and caps connections per address, for ``nyala serve``.
+
+    A request must arrive whole within ``timeout`` seconds: its headers from the first
+    byte (or from the connection's start), its body from the end of its headers. Past
+    that the connection is closed (aiohttp itself never gives up on a trickle). At most
+    ``per_address`` connections from one address are open at once (0: no cap); more are
+    closed at once. Both are logged at most once per ``log_interval``, with counts, so a
+    flood cannot fill the disk with log lines.
+    """
+
+    def __init__(self, *, timeout: float, per_address: int, log_interval: float = 60.0):
+        self.timeout = timeout
+        self.per_address = per_address
+        self.log_interval = log_interval
+        self._connections: dict[asyncio.BaseTransport, _Connection] = {}
+        self._per_address: collections.Counter[str] = collections.Counter()
+        self._events: collections.Counter[str] = collections.Counter()
+        self._addresses: set[str] = set()
+        self._last_log = -math.inf
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionGuard:
+        return cls(
+            timeout=settings.request_timeout, per_address=settings.max_connections_per_address
+        )
+
+    def note(self, event: str, address: str) -> None:
+        """Count a refused or cut-off connection; log the counts once per interval."""
+        self._events[event] += 1
+        self._addresses.add(address)
+        now = time.monotonic()
+        if now - self._last_log < self.log_interval:
+            return
+        counts = ", ".join(f"{n} {what}" for what, n in sorted(self._events.items()))
+        shown = ", ".join(sorted(self._addresses)[:5])
+        log.warning(
+            "slow or flooding clients: %s from %d address(es) (%s) since the last report",
+            counts,
+            len(self._addresses),
+            shown,
+        )
+        self._events.clear()
+        self._addresses.clear()
+        self._last_log = now
+
+    def opened(self, transport: asyncio.Transport) -> bool:
+        """A new connection: whether it may stay (under its address's cap)."""
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if self.per_address and self._per_address[address] >= self.per_address:
+            self.note("connections over the per-address cap refused", address)
+            return False
+        self._per_address[address] += 1
+        now = asyncio.get_running_loop().time()
+        self._connections[transport] = _Connection(address, transport, now)
+        self._check_later(transport)
+        return True
+
+    def closed(self, transport: asyncio.BaseTransport) -> None:
+        found = self._connections.pop(transport, None)
+        if found is not None:
+            self._per_address[found.address] -= 1
+            if self._per_address[found.address] <= 0:
+                del self._per_address[found.address]
+
+    def received(self, transport: asyncio.BaseTransport) -> None:
+        """Bytes arrived: the first of a request starts its clock."""
+        found = self._connections.get(transport)
+        if found is None:
+            return
+        if found.in_request:
+            found.data_in_request = True
+        elif found.waiting_since is None:
+            found.waiting_since = asyncio.get_running_loop().time()
+            self._check_later(transport)
+
+    def _check_later(self, transport: asyncio.BaseTransport) -> None:
+        asyncio.get_running_loop().call_later(self.timeout, self._check_headers, transport)
+
+    def _check_headers(self, transport: asyncio.BaseTransport) -> None:
+        found = self._connections.get(transport)
+        if found is None or found.in_request or found.waiting_since is None:
+            return
+        late = asyncio.get_running_loop().time() - found.waiting_since
+        if late >= self.timeout - 0.01:
+            self._cut(found, "requests cut off while their headers were still arriving")
+        else:
+            asyncio.get_running_loop().call_later(
+                self.timeout - late, self._check_headers, transport
+            )
+
+    def _cut(self, found: _Connection, event: str) -> None:
+        self.note(event, found.address)
+        found.transport.abort()
+
+    def started(self, request: web.BaseRequest) -> _Connection | None:
+        """The request's headers are in; its body must follow within the timeout."""
+        found = self._connections.get(request.transport) if request.transport else None
+        if found is None:
+            return None
+        found.in_request = True
+        found.waiting_since = None
+        found.data_in_request = False
+        if not request.content.is_eof():
+            content = request.content
+
+            def check_body() -> None:
+                if not content.is_eof() and found.transport in self._connections:
+                    self._cut(found, "requests cut off while their body was still arriving")
+
+            asyncio.get_running_loop().call_later(self.timeout, check_body)
+        return found
+
+    def finished(self, found: _Connection) -> None:
+        found.in_request = False
+        if found.data_in_request:  # a pipelined request started meanwhile: time it
+            found.waiting_since = asyncio.get_running_loop().time()
+            self._check_later(found.transport)
+
+
+GUARD = web.AppKey("connection_guard", ConnectionGuard)
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    """Passes everything on to aiohttp's protocol, telling the guard what happens."""
+
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self._guard.opened(transport):
+            transport.abort()
+            return
+        self._transport = transport
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return
+        self._guard.closed(self._transport)
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self._guard.received(self._transport)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._transport is not None else None
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's server whose connections go through the guard."""
+
+    def __init__(self, inner: web.Server, guard: ConnectionGuard) -> None:
+        self.__dict__.update(inner.__dict__)  # the same server, seen through the guard
+        self.guard = guard
+
+    def __call__(self) -> RequestHandler:
+        return cast(RequestHandler, _GuardedProtocol(super().__call__(), self.guard))
+
+
+class GuardedRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose connections the app's guard watches."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _GuardedServer(server, self.app[GUARD])
+
+
+@web.middleware
+async def _request_clock(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the guard (when the server runs under one) a request's headers are in."""
+    guard = request.app.get(GUARD)
+    found = guard.started(request) if guard is not None else None
+    try:
+        return await handler(request)
+    finally:
+        if guard is not None and found is not None:
+            guard.finished(found)
+
+
+def run(app: web.Application, *, host: str, port: int) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, under its connection guard."""
+
+    async def main() -> None:
+        runner = GuardedRunner(app, handle_signals=True, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_port=True).start()
+            await asyncio.Event().wait()  # until a signal ends the loop
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(main())

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
         gt=1024,
         validation_alias=AliasChoices("NYALA_MAX_BODY_BYTES", "max_body_bytes"),
     )
+    request_timeout: float = Field(
+        30.0, gt=0, validation_alias=AliasChoices("NYALA_REQUEST_TIMEOUT", "request_timeout")
+    )
+    max_connections_per_address: int = Field(
+        128,
+        ge=0,
+        validation_alias=AliasChoices(
+            "NYALA_MAX_CONNECTIONS_PER_ADDRESS", "max_connections_per_address"
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("NYALA_METRICS_TOKEN", "metrics_token")
+    )
     public_url: str | None = Field(
         None, validation_alias=AliasChoices("NYALA_PUBLIC_URL", "public_url")
     )
@@ -82,6 +95,13 @@ class Settings(BaseSettings):
         if not url.startswith(("https://", "http://")):
             raise ValueError("NYALA_PUBLIC_URL must start with https:// (or http://)")
         return url
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty token would let an empty Bearer in
+        return value
 
     @field_validator("log_level")
     @classmethod

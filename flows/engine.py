@@ -29,12 +29,12 @@ from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.errors import ActionError, FlowError
 from flows.messages import (
     Buttons,
-    ListMenu,
     Option,
     Reply,
     Template,
     Text,
     UserMessage,
+    choice_message,
     reply_from_payload,
     reply_kind,
     reply_to_payload,
@@ -568,10 +568,10 @@ class _Turn:
         body = heading or self.copy.text("menu.heading")
         if not options:
             self.replies.append(Text(f"{body}\n\n{self._help_text()}"))
-        elif len(options) <= 3 and not any(o.description for o in options):
-            self.replies.append(Buttons(body, tuple(options)))
         else:
-            self.replies.append(ListMenu(body, tuple(options), button=self.app.menu_button))
+            # Buttons for up to three plain options, else (or when their titles cannot be
+            # told apart in a button's 20 characters) a list.
+            self.replies.append(choice_message(body, options, button=self.app.menu_button))
 
     async def _idle(self) -> None:
         message = self.message

@@ -28,11 +28,15 @@ from statemachine.io import create_machine_class_from_definition
 
 from flows.errors import FlowDefinitionError
 from flows.messages import (
+    BUTTON_ID_MAX,
     BUTTON_TITLE_MAX,
     MAX_BUTTONS,
     MAX_LIST_ROWS,
+    ROW_ID_MAX,
     ROW_TITLE_MAX,
     Option,
+    check_option_id,
+    fit_titles,
 )
 from flows.spec import ANSWER_EVENT, DEFAULT_TIMEOUT, Expect, FlowSpec, Step, definition_hash
 from flows.validators import BUILTIN_VALIDATORS
@@ -500,6 +504,16 @@ class _Compiler:
                 )
         if len({o.id for o in options}) != len(options):
             raise self.fail("option ids must be unique", *path)
+        id_max = BUTTON_ID_MAX if title_max == BUTTON_TITLE_MAX else ROW_ID_MAX
+        for option in options:
+            try:
+                check_option_id(option.id, id_max)
+            except ValueError as exc:
+                raise self.fail(str(exc), *path, option.id) from None
+        try:
+            fit_titles([o.title for o in options], title_max)
+        except ValueError as exc:  # WhatsApp rejects repeated titles
+            raise self.fail(str(exc), *path) from None
         return tuple(options)
 
     def expect(self, value: Any, *path: str) -> Expect:

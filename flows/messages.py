@@ -8,8 +8,11 @@ outbound rows and the channel turns into its own format.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import regex
 
 # WhatsApp's limits for interactive messages (see WHATSAPP.md §4).
 MAX_BUTTONS = 3
@@ -18,8 +21,13 @@ BUTTON_TITLE_MAX = 20
 ROW_TITLE_MAX = 24
 ROW_DESCRIPTION_MAX = 72
 LIST_BUTTON_MAX = 20
+BUTTON_ID_MAX = 256
+ROW_ID_MAX = 200
 BODY_MAX = 1024
+LIST_BODY_MAX = 1024  # Meta's spec: BodyObject.text maxLength 1024 for every interactive type
 TEXT_MAX = 4096
+
+_GRAPHEME = regex.compile(r"\X")
 
 MessageKind = Literal[
     "text",
@@ -37,10 +45,103 @@ MessageKind = Literal[
 MEDIA_KINDS = frozenset({"image", "document", "audio", "video", "sticker"})
 
 
+def graphemes(text: str) -> list[str]:
+    """``text`` split into user-perceived characters (extended grapheme clusters): a
+    family emoji, a flag or a letter with its combining accents is one item."""
+    result: list[str] = _GRAPHEME.findall(text)
+    return result
+
+
+def _cut(text: str, limit: int) -> str:
+    """The longest run of whole graphemes from the start of ``text`` that, with an
+    ellipsis after it, fits in ``limit`` characters (code points)."""
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for cluster in graphemes(text):
+        if used + len(cluster) > limit:
+            break
+        kept.append(cluster)
+        used += len(cluster)
+    return "".join(kept)
+
+
 def shorten(text: str, limit: int) -> str:
-    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis."""
+    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis.
+
+    Whitespace runs become one space; the cut falls between grapheme clusters, so an
+    emoji sequence or a flag is never split.
+    """
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return text if len(text) <= limit else _cut(text, limit).rstrip() + "…"
+
+
+class TitleClashError(ValueError):
+    """Option titles that are not unique, or cannot be made unique within the limit."""
+
+
+def fit_titles(titles: Sequence[str], limit: int) -> tuple[str, ...]:
+    """``titles`` shortened to ``limit`` characters and still unique (WhatsApp rejects a
+    message whose button titles repeat).
+
+    A title that fits is kept. When shortening makes two titles equal ("Large oat milk
+    latte A" and "...latte B"), each clashing title keeps its start and as much of its
+    end as it takes to tell them apart: "Large oat milk lat…A".
+
+    Raises:
+        ValueError: a title is empty or whitespace.
+        TitleClashError: two titles are equal, or cannot be told apart within ``limit``.
+    """
+    cleaned = [" ".join(t.split()) for t in titles]
+    for title in cleaned:
+        if not title:
+            raise ValueError("an option title must not be empty or only whitespace")
+    if len(set(cleaned)) != len(cleaned):
+        repeated = sorted({t for t in cleaned if cleaned.count(t) > 1})
+        raise TitleClashError(f"option titles must be unique: {repeated[0]!r} repeats")
+    fitted = [shorten(t, limit) for t in cleaned]
+    if len(set(fitted)) == len(fitted):
+        return tuple(fitted)
+    clashing = [i for i, t in enumerate(fitted) if fitted.count(t) > 1]
+    for tail in range(1, limit - 1):
+        trial = list(fitted)
+        for i in clashing:
+            clusters = graphemes(cleaned[i])
+            end = "".join(clusters[-tail:])
+            if len(end) + 2 > limit:
+                break
+            trial[i] = _cut(cleaned[i], limit - len(end)).rstrip() + "…" + end
+        else:
+            if len(set(trial)) == len(trial):
+                return tuple(trial)
+    raise TitleClashError(
+        f"option titles {[titles[i] for i in clashing]!r} cannot be told apart "
+        f"in {limit} characters"
+    )
+
+
+def check_option_id(option_id: str, limit: int) -> None:
+    """Refuse an option id WhatsApp would reject: empty, longer than ``limit``, with
+    leading or trailing whitespace, or with a line break or other control character."""
+    if not option_id.strip():
+        raise ValueError("an option id must not be empty")
+    if len(option_id) > limit:
+        raise ValueError(f"option id {option_id[:40]!r}… is longer than {limit} characters")
+    if option_id != option_id.strip() or not option_id.isprintable():
+        raise ValueError(
+            f"option id {option_id!r} must not have leading or trailing spaces "
+            "or control characters"
+        )
+
+
+def _need_text(value: str, what: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty or only whitespace")
+
+
+def template_parameter(value: str) -> str:
+    """A template parameter WhatsApp accepts: no line break or tab and no run of four
+    or more spaces (error 132018), and never empty (a dash stands in for nothing)."""
+    return " ".join(value.split()) or "-"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,9 +244,10 @@ class Text:
 
     def __post_init__(self) -> None:
         if not self.body.strip():
-            raise ValueError("a text message needs a body")
-        if len(self.body) > TEXT_MAX:
-            object.__setattr__(self, "body", self.body[: TEXT_MAX - 1] + "…")
+            raise ValueError(
+                "a text message needs a body; it must not be empty or only whitespace"
+            )
+        object.__setattr__(self, "body", shorten_body(self.body, TEXT_MAX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +262,14 @@ class Buttons:
     def __post_init__(self) -> None:
         if not 1 <= len(self.options) <= MAX_BUTTONS:
             raise ValueError(f"reply buttons need 1 to {MAX_BUTTONS} options")
+        _need_text(self.body, "the body of a button message")
+        for o in self.options:
+            check_option_id(o.id, BUTTON_ID_MAX)
         if len({o.id for o in self.options}) != len(self.options):
             raise ValueError("button ids must be unique")
-        titles = tuple(Option(o.id, shorten(o.title, BUTTON_TITLE_MAX)) for o in self.options)
-        object.__setattr__(self, "options", titles)
+        titles = fit_titles([o.title for o in self.options], BUTTON_TITLE_MAX)
+        options = tuple(Option(o.id, t) for o, t in zip(self.options, titles, strict=True))
+        object.__setattr__(self, "options", options)
         object.__setattr__(self, "body", shorten_body(self.body, BODY_MAX))
 
 
@@ -181,19 +287,26 @@ class ListMenu:
     def __post_init__(self) -> None:
         if not 1 <= len(self.options) <= MAX_LIST_ROWS:
             raise ValueError(f"a list needs 1 to {MAX_LIST_ROWS} rows")
+        _need_text(self.body, "the body of a list message")
+        _need_text(self.button, "the button label of a list message")
+        for o in self.options:
+            check_option_id(o.id, ROW_ID_MAX)
         if len({o.id for o in self.options}) != len(self.options):
             raise ValueError("list row ids must be unique")
+        titles = fit_titles([o.title for o in self.options], ROW_TITLE_MAX)
         rows = tuple(
             Option(
                 o.id,
-                shorten(o.title, ROW_TITLE_MAX),
-                shorten(o.description, ROW_DESCRIPTION_MAX) if o.description else None,
+                title,
+                shorten(o.description, ROW_DESCRIPTION_MAX)
+                if o.description and o.description.strip()
+                else None,
             )
-            for o in self.options
+            for o, title in zip(self.options, titles, strict=True)
         )
         object.__setattr__(self, "options", rows)
         object.__setattr__(self, "button", shorten(self.button, LIST_BUTTON_MAX))
-        object.__setattr__(self, "body", shorten_body(self.body, TEXT_MAX))
+        object.__setattr__(self, "body", shorten_body(self.body, LIST_BODY_MAX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +341,12 @@ class Template:
     fallback: str = ""
     buttons: tuple[Option, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        params = tuple(template_parameter(p) for p in self.parameters)
+        object.__setattr__(self, "parameters", params)
+        for option in self.buttons:
+            check_option_id(option.id, BUTTON_ID_MAX)
+
 
 Reply = Text | Buttons | ListMenu | Document | LocationPin | Template
 
@@ -243,8 +362,22 @@ _NAMES = {cls: name for name, cls in _KINDS.items()}
 
 
 def shorten_body(text: str, limit: int) -> str:
-    """Cut a multi-line body to ``limit`` characters, keeping its line breaks."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut a multi-line body to ``limit`` characters, keeping its line breaks; the cut
+    falls between grapheme clusters."""
+    return text if len(text) <= limit else _cut(text, limit) + "…"
+
+
+def choice_message(
+    body: str, options: Sequence[Option], *, button: str = "Choose"
+) -> Buttons | ListMenu:
+    """Reply buttons for up to three options without descriptions, else a list; also a
+    list when the button titles cannot be told apart in 20 characters (rows have 24)."""
+    if len(options) <= MAX_BUTTONS and not any(o.description for o in options):
+        try:
+            return Buttons(body, tuple(options))
+        except TitleClashError:
+            pass
+    return ListMenu(body, tuple(options), button=button)
 
 
 def reply_kind(reply: Reply) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.context import FlowContext
-from flows.messages import Buttons, ListMenu, Option, Reply, Text
+from flows.messages import ListMenu, Option, Reply, Text, choice_message
 from flows.spec import Step
 
 log = logging.getLogger("nyala.flows")
@@ -134,10 +134,11 @@ async def step_prompt(ctx: FlowContext, step: Step) -> list[Reply] | None:
             "step": step.name,
             "options": [[o.id, o.title, o.description] for o in options],
         }
+        button = step.list_button or ctx.app.copy.text("list.button")
         if step.buttons:
-            replies.append(Buttons(question, tuple(options)))
+            # A list instead when the titles cannot be told apart in 20 characters.
+            replies.append(choice_message(question, options, button=button))
         else:
-            button = step.list_button or ctx.app.copy.text("list.button")
             replies.append(ListMenu(question, tuple(options), button=button))
     else:
         ctx.data.pop(SHOWN_KEY, None)

@@ -189,10 +189,8 @@ def _serve_process(settings_env: dict[str, str], app_target: str, host: str, por
     """One server process (also the body of each ``--workers`` child)."""
     # Imported here: the server and its console (Jinja, Argon2, charts) are heavy and
     # only ``serve`` needs them; every other command starts without them.
-    from aiohttp import web
-
     from bot.apps import load_app
-    from bot.server import create_app
+    from bot.server import create_app, run
 
     os.environ.update(settings_env)
     settings = Settings()
@@ -203,14 +201,8 @@ def _serve_process(settings_env: dict[str, str], app_target: str, host: str, por
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." is noise
     app = load_app(app_target)
-    web.run_app(
-        create_app(settings, app),
-        host=host,
-        port=port,
-        print=None,
-        reuse_port=True,
-        access_log=None,
-    )
+    # Not web.run_app: slow or flooding clients are cut off (bot.server.ConnectionGuard).
+    run(create_app(settings, app), host=host, port=port)
 
 
 @cli.command()

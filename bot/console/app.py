@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -201,14 +202,17 @@ async def login(request: web.Request) -> web.StreamResponse:
         user_agent=request.headers.get("User-Agent"),
     )
     if result.limited:
-        return _login_form(
+        minutes = max(1, math.ceil(result.retry_after / 60))
+        response = _login_form(
             request,
             target=target,
             username=username,
-            error="Too many failed attempts. Wait 15 minutes and try again, or ask an "
-            "admin to reset your password.",
+            error=f"Too many failed attempts. Wait {minutes} minute{'s' * (minutes > 1)} "
+            "and try again, or ask an admin to reset your password.",
             status=429,
         )
+        response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
+        return response
     if result.token is None:
         return _login_form(
             request,

@@ -2,8 +2,9 @@
 
 The cookie holds a random token; the database keeps only its SHA-256, the operator, a
 CSRF token and when the session expires (sliding, with an absolute cap). Failed logins
-are counted per client address and per username over a window, in the database, so the
-limit holds across every server process.
+are counted per (username, address), per address and per username over a window, in the
+database and under a lock, so the limit is exact across concurrent requests and every
+server process.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ IDLE_TIMEOUT = dt.timedelta(hours=8)
 MAX_AGE = dt.timedelta(days=7)
 TOUCH_EVERY = dt.timedelta(minutes=1)  # how stale last_seen_at may get (fewer writes)
 RATE_WINDOW = dt.timedelta(minutes=15)
-MAX_FAILURES_PER_USERNAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
+MAX_FAILURES_PER_PAIR = 5  # one username from one address
+MAX_FAILURES_PER_ADDRESS = 20  # any usernames from one address
+MAX_FAILURES_PER_USERNAME = 50  # one username from every address together
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class LoginResult:
 
     token: str | None = None
     limited: bool = False
+    retry_after: float = 0.0  # seconds, when limited
 
 
 def token_hash(token: str) -> str:
@@ -56,22 +59,49 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _too_many_failures(db: Database, username: str, ip: str, now: dt.datetime) -> bool:
+def _lock_key(kind: str, value: str) -> int:
+    """A signed 64-bit advisory lock key for one limit (PostgreSQL)."""
+    digest = hashlib.sha256(f"nyala.login.{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _reserve(
+    db: Database, username: str, ip: str, now: dt.datetime
+) -> tuple[int | None, float]:
+    """Count this attempt against the limits, atomically, before the password is checked.
+
+    In one write transaction that holds the username's and the address's lock (SQLite:
+    ``BEGIN IMMEDIATE``, one writer at a time; PostgreSQL: transaction-scoped advisory
+    locks, taken in a fixed order), the failures in the window are counted and, if every
+    limit allows one more, the attempt is written as a failure (turned into a success
+    once the password checks). So N parallel guesses from any number of processes check
+    exactly the limit's worth of passwords. Returns ``(attempt id, 0)``, or ``(None,
+    seconds until the oldest counted failure ages out)`` when a limit is reached.
+    """
     since = now - RATE_WINDOW
-    async with db.read() as session:
-        by_name = await session.scalar(
-            select(func.count()).where(
-                LoginAttempt.username == username,
-                LoginAttempt.at >= since,
-                LoginAttempt.success.is_(False),
-            )
-        )
-        by_ip = await session.scalar(
-            select(func.count()).where(
-                LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False)
-            )
-        )
-    return (by_name or 0) >= MAX_FAILURES_PER_USERNAME or (by_ip or 0) >= MAX_FAILURES_PER_ADDRESS
+    failed = (LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+    limits = (
+        (MAX_FAILURES_PER_PAIR, (LoginAttempt.username == username, LoginAttempt.ip == ip)),
+        (MAX_FAILURES_PER_ADDRESS, (LoginAttempt.ip == ip,)),
+        (MAX_FAILURES_PER_USERNAME, (LoginAttempt.username == username,)),
+    )
+    async with db.transaction() as session:
+        if db.is_postgresql:
+            for key in sorted({_lock_key("user", username), _lock_key("ip", ip)}):
+                await session.execute(select(func.pg_advisory_xact_lock(key)))
+        for limit, where in limits:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(LoginAttempt.at)).where(*where, *failed)
+                )
+            ).one()
+            if (count or 0) >= limit:
+                wait = (oldest + RATE_WINDOW - now).total_seconds() if oldest else 1.0
+                return None, max(1.0, wait)
+        attempt = LoginAttempt(at=now, username=username, ip=ip, success=False)
+        session.add(attempt)
+        await session.flush()
+        return attempt.id, 0.0
 
 
 async def log_in(
@@ -79,24 +109,31 @@ async def log_in(
 ) -> LoginResult:
     """Check a username and password and open a session (audited either way).
 
-    Rate limited: after too many failures for the username or from the address within
+    Rate limited (see :func:`_reserve`): after :data:`MAX_FAILURES_PER_PAIR` failures
+    for the username from one address, :data:`MAX_FAILURES_PER_ADDRESS` from the
+    address, or :data:`MAX_FAILURES_PER_USERNAME` for the username from anywhere
+    (enough addresses that one cannot lock the operator out from another) within
     :data:`RATE_WINDOW`, every attempt is refused without checking the password.
     """
     name = username.strip().lower()[:64]
+    ip = ip[:64]
     now = utcnow()
-    if await _too_many_failures(db, name, ip, now):
+    attempt_id, wait = await _reserve(db, name, ip, now)
+    if attempt_id is None:
         async with db.transaction() as session:
             audit(session, name or "?", "login_limited", f"address {ip}")
-        return LoginResult(limited=True)
+        return LoginResult(limited=True, retry_after=wait)
     async with db.read() as session:
         operator = await session.scalar(select(Operator).where(Operator.username == name))
     stored = operator.password_hash if operator is not None and operator.active else None
     ok = await verify_password(stored, password)
     async with db.transaction() as session:
-        session.add(LoginAttempt(at=now, username=name, ip=ip[:64], success=ok))
         if not ok or operator is None:
             audit(session, name or "?", "login_failed", f"address {ip}")
             return LoginResult()
+        await session.execute(
+            update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(success=True)
+        )
         token = secrets.token_urlsafe(32)
         session.add(
             ConsoleSession(
@@ -106,7 +143,7 @@ async def log_in(
                 created_at=now,
                 last_seen_at=now,
                 expires_at=now + IDLE_TIMEOUT,
-                ip=ip[:64],
+                ip=ip,
                 user_agent=(user_agent or "")[:300] or None,
             )
         )

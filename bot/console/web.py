@@ -143,12 +143,14 @@ def requires(role: OperatorRole) -> Callable[[Handler], Handler]:
 def local_path(value: str | None, default: str = PREFIX + "/") -> str:
     """``value`` if it is a path inside the console (for ``next=``), else ``default``:
     never an open redirect to another site."""
-    if not value:
+    if not value or len(value) > 2000:
         return default
+    if not all("!" <= ch <= "~" and ch != "\\" for ch in value) or value.startswith("//"):
+        return default  # CR/LF (a header injection), spaces, non-ASCII, backslashes, //host
     parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme or parsed.netloc or not parsed.path.startswith(PREFIX):
+    if parsed.scheme or parsed.netloc:
         return default
-    if "\\" in value or value.startswith("//"):
+    if parsed.path != PREFIX and not parsed.path.startswith(PREFIX + "/"):
         return default
     if parsed.path == PREFIX:
         return PREFIX + "/" + (f"?{parsed.query}" if parsed.query else "")

@@ -7,6 +7,7 @@ most specific class via ``__error_codes__``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from storage import NyalaError
@@ -180,3 +181,52 @@ def error_from_response(
         retry_after=retry_after,
         fbtrace_id=error.get("fbtrace_id"),
     )
+
+
+_CODE_PREFIX = re.compile(r"^\(#?\d+\)\s*")
+_WORDS = re.compile(r"\W+")
+
+
+def _words(text: str) -> str:
+    """``text`` as lower-case words between spaces, for "already said" checks."""
+    return f" {_WORDS.sub(' ', text.casefold()).strip()} "
+
+
+def error_text(
+    exc: Exception | None = None,
+    *,
+    code: int | None = None,
+    title: str | None = None,
+    message: str | None = None,
+    details: str | None = None,
+) -> str:
+    """The ``last_error`` of an outbound row: the code, then each distinct text once.
+
+    Meta's errors often say the same thing two or three times (``title`` equal to
+    ``message``, a message that starts with ``(#131026)``, details that repeat the
+    message); a part already said by another is left out. Pass a raised exception or
+    the fields of a reported error.
+    """
+    if isinstance(exc, WhatsAppAPIError):
+        code, details = exc.code, exc.details
+        text = str(exc)
+        label = f"({code}) " if code is not None else ""
+        text = text.removeprefix(label)
+        if details and text.endswith(f": {details}"):
+            text = text[: -len(details) - 2]
+        message = text
+    elif exc is not None:
+        return (str(exc) or type(exc).__name__)[:2000]
+    parts: list[str] = []
+    for given in (title, message, details):
+        part = _CODE_PREFIX.sub("", (given or "").strip())
+        key = _words(part)
+        if key == "  ":
+            continue
+        if any(key in _words(p) for p in parts):
+            continue  # already said
+        # A later part that says all an earlier one said replaces it.
+        parts = [p for p in parts if _words(p) not in key]
+        parts.append(part)
+    label = f"({code}) " if code is not None else ""
+    return (label + ": ".join(parts)).strip()[:2000] or "no reason given"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
 from bot.whatsapp.outbox import mark_read_row
-from bot.whatsapp.payloads import IncomingMessage, Sender, WebhookBatch
+from bot.whatsapp.payloads import IncomingMessage, ReportedError, Sender, WebhookBatch
 from bot.whatsapp.statuses import apply_status
 from flows import Engine
 from storage import (
@@ -53,6 +53,7 @@ class Stored:
     duplicates: int = 0
     statuses: int = 0
     ignored: int = 0
+    errors: int = 0
 
 
 async def store_batch(
@@ -212,7 +213,33 @@ async def _store(
                 IgnoredUpdate(received_at=now, what=ignored.what[:200], reason=ignored.reason)
             )
             result.ignored += 1
+        for reported in batch.reported:
+            session.add(_error_row(reported, now))
+            result.errors += 1
     return results
+
+
+def _error_row(reported: ReportedError, now: dt.datetime) -> IgnoredUpdate:
+    """An error WhatsApp reported in a webhook, logged and kept in ``ignored_updates``
+    (``what`` starts with ``webhook error``) so it is never dropped silently."""
+    error = reported.error
+    code = error.code if error.code is not None else "?"
+    on = f" on {reported.message_id}" if reported.message_id else ""
+    reason = error.details or error.message or error.title or "no details"
+    log.warning("WhatsApp reported error %s%s (%s): %s", code, on, reported.where, reason[:300])
+    return IgnoredUpdate(
+        received_at=now,
+        what=f"webhook error {code} ({reported.where})"[:200],
+        reason=reason,
+        payload={
+            "code": error.code,
+            "title": error.title,
+            "message": error.message,
+            "details": error.details,
+            "message_id": reported.message_id,
+            "where": reported.where,
+        },
+    )
 
 
 async def _contact_ids(

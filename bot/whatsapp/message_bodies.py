@@ -18,6 +18,7 @@ from flows.messages import (
     Template,
     Text,
     shorten,
+    template_parameter,
 )
 
 SECTION_TITLE_MAX = 24
@@ -51,9 +52,9 @@ def _base(to: str, kind: str, context: str | None) -> dict[str, Any]:
 
 def _interactive_extras(header: str | None, footer: str | None) -> dict[str, Any]:
     extras: dict[str, Any] = {}
-    if header:
+    if header and header.strip():
         extras["header"] = {"type": "text", "text": shorten(header, HEADER_MAX)}
-    if footer:
+    if footer and footer.strip():
         extras["footer"] = {"text": shorten(footer, FOOTER_MAX)}
     return extras
 
@@ -108,7 +109,10 @@ def message_body(
                 "button": reply.button,
                 "sections": [
                     {
-                        "title": shorten(reply.section_title or "Options", SECTION_TITLE_MAX),
+                        "title": shorten(
+                            (reply.section_title or "").strip() or "Options",
+                            SECTION_TITLE_MAX,
+                        ),
                         "rows": rows,
                     }
                 ],
@@ -120,7 +124,7 @@ def message_body(
             raise ValueError("a document is sent by the media id of its upload")
         body = _base(to, "document", context)
         document: dict[str, Any] = {"id": media_id, "filename": reply.filename}
-        if reply.caption:
+        if reply.caption and reply.caption.strip():
             document["caption"] = shorten(reply.caption, 1024)
         body["document"] = document
         return body
@@ -148,7 +152,9 @@ def template_body(template: Template, *, to: str) -> dict[str, Any]:
         components.append(
             {
                 "type": "body",
-                "parameters": [{"type": "text", "text": p} for p in template.parameters],
+                "parameters": [
+                    {"type": "text", "text": template_parameter(p)} for p in template.parameters
+                ],
             }
         )
     for index, option in enumerate(template.buttons):

@@ -42,6 +42,7 @@ from bot.whatsapp.errors import (
     PairRateLimitError,
     WhatsAppAPIError,
     WhatsAppError,
+    error_text,
 )
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
@@ -333,7 +334,7 @@ class Outbox:
                     # After a timeout Meta may have accepted it: a resend is ambiguous.
                     in_flight=keep_in_flight,
                     media_id=media_id,
-                    last_error=str(exc)[:2000],
+                    last_error=error_text(exc),
                     error_code=code,
                     pair_rate_strikes=row.pair_rate_strikes + 1
                     if isinstance(exc, PairRateLimitError)
@@ -356,7 +357,7 @@ class Outbox:
                     in_flight=False,
                     next_attempt_at=None,
                     media_id=media_id,
-                    last_error=str(exc)[:2000],
+                    last_error=error_text(exc),
                     error_code=code,
                 )
             )

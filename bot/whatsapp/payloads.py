@@ -49,6 +49,7 @@ from flows.messages import Location, Media, MessageKind, UserMessage, shorten
 __all__ = [
     "Ignored",
     "IncomingMessage",
+    "ReportedError",
     "Sender",
     "StatusError",
     "StatusUpdate",
@@ -174,6 +175,23 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReportedError:
+    """An error WhatsApp reported in a notification, kept so it is never lost silently.
+
+    Attributes:
+        where: its place in the document, e.g. ``"entry[0].changes[0].errors[0]"`` (for
+            the whole change) or ``"entry[0].changes[0].messages[1].errors[0]"`` (on one
+            inbound message, e.g. 131051 on an ``unsupported`` message).
+        error: the error.
+        message_id: the wamid of the inbound message it was reported on, if any.
+    """
+
+    where: str
+    error: StatusError
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ignored:
     """Something in the notification that was not turned into an update.
 
@@ -197,12 +215,16 @@ class WebhookBatch:
         statuses: the status updates of our messages.
         ignored: what was skipped, and why; for logs, never an error response.
         errors: webhook-level errors (``value.errors``), not tied to one message.
+        reported: every error the notification reported outside statuses, with its
+            place: the webhook-level ones and those on inbound messages
+            (``messages[].errors``); statuses keep theirs in :attr:`StatusUpdate.errors`.
     """
 
     messages: tuple[IncomingMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     ignored: tuple[Ignored, ...] = ()
     errors: tuple[StatusError, ...] = ()
+    reported: tuple[ReportedError, ...] = ()
 
 
 class _ShapeError(Exception):
@@ -233,6 +255,7 @@ def parse_webhook(document: Any) -> WebhookBatch:
         statuses=tuple(parser.statuses),
         ignored=tuple(parser.ignored),
         errors=tuple(parser.errors),
+        reported=tuple(parser.reported),
     )
 
 
@@ -252,6 +275,7 @@ class _Parser:
         self.statuses: list[StatusUpdate] = []
         self.ignored: list[Ignored] = []
         self.errors: list[StatusError] = []
+        self.reported: list[ReportedError] = []
 
     def ignore(self, what: str, path: str, reason: str) -> None:
         self.ignored.append(Ignored(what=f"{what} ({path})" if path else what, reason=reason))
@@ -292,6 +316,8 @@ class _Parser:
             contacts = self.contacts(value, path)
             for k, message in _items(value, "messages", path, self):
                 where = f"{path}.messages[{k}]"
+                if "errors" in message:
+                    self.message_errors(message, where)
                 parsed = self.message(message, phone_number_id, contacts, where)
                 if parsed is not None:
                     self.messages.append(parsed)
@@ -307,11 +333,30 @@ class _Parser:
             found = True
             for k, error in _items(value, "errors", path, self):
                 try:
-                    self.errors.append(_error(error))
+                    parsed_error = _error(error)
+                    self.errors.append(parsed_error)
+                    self.reported.append(
+                        ReportedError(where=f"{path}.errors[{k}]", error=parsed_error)
+                    )
                 except _ShapeError as skip:
                     self.ignore("error", f"{path}.errors[{k}]", str(skip))
         if not found:
             self.ignore("change field 'messages'", path, "no messages, statuses or errors")
+
+    def message_errors(self, message: dict[str, Any], path: str) -> None:
+        """Record the errors WhatsApp attached to an inbound message."""
+        try:
+            wamid = _opt_id(message, "id")
+        except _ShapeError:
+            wamid = None
+        for k, error in _items(message, "errors", path, self):
+            where = f"{path}.errors[{k}]"
+            try:
+                self.reported.append(
+                    ReportedError(where=where, error=_error(error), message_id=wamid)
+                )
+            except _ShapeError as skip:
+                self.ignore("error", where, str(skip))
 
     def metadata(self, value: dict[str, Any], path: str) -> str | None:
         metadata = value.get("metadata")

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.whatsapp.errors import error_text
 from bot.whatsapp.payloads import StatusError, StatusUpdate
 from storage import IgnoredUpdate, OutboundMessage, OutboundStatus, lock_name
 
@@ -71,7 +72,9 @@ async def apply_status(session: AsyncSession, status: StatusUpdate, now: dt.date
         row.status = OutboundStatus.FAILED
         row.error_code = error.code if error else None
         row.last_error = (
-            " ".join(p for p in (error.title, error.message, error.details) if p)[:2000]
+            error_text(
+                code=error.code, title=error.title, message=error.message, details=error.details
+            )
             if error
             else "failed (no reason given)"
         )

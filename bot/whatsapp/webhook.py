@@ -124,6 +124,11 @@ class Webhook:
         self.metrics.ignored_updates.inc(stored.ignored)
         for status in batch.statuses:
             self.metrics.statuses.labels(status=status.status).inc()
+        for reported in batch.reported:
+            code = reported.error.code
+            self.metrics.webhook_errors.labels(
+                code=str(code) if code is not None else "none"
+            ).inc()
         if stored.contacts:
             self.inbox.kick(stored.contacts)
         return web.Response(text="OK")

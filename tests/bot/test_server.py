@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.keys import ENGINE, RUNTIME
-from bot.server import create_app, startup_warnings
+from bot.server import GUARD, ConnectionGuard, GuardedRunner, create_app, startup_warnings
 from bot.settings import Settings
 from bot.web import Route, runtime_of
 from flows import App
@@ -531,3 +532,191 @@ def test_startup_warnings_are_the_frameworks_own(database_url: str) -> None:
     assert any(n.startswith("WHATSAPP_APP_SECRET is not set") for n in notes)
     assert any(n.startswith("WHATSAPP_ACCESS_TOKEN is not set: sandbox mode") for n in notes)
     assert all("OMARI" not in n and "Omari" not in n for n in notes)
+
+
+SECURITY_HEADERS = ("X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy")
+
+
+async def test_every_response_carries_the_security_headers(server: Running) -> None:
+    raw, headers = signed(messages_payload(message(CUSTOMER, text="hi")))
+    requests = [
+        ("GET", "/healthz", {}, None),
+        ("GET", "/metrics", {}, None),
+        ("GET", "/no-such-page", {}, None),
+        ("GET", "/webhook", {}, None),  # a failed handshake
+        ("POST", "/webhook", headers, raw),
+        ("POST", "/webhook", {"X-Hub-Signature-256": "sha256=00"}, raw),
+        ("POST", "/healthz", {}, None),  # 405
+        ("POST", "/webhook", headers, b"x" * (128 * 1024)),  # 413
+    ]
+    seen: set[int] = set()
+    for method, path, extra, body in requests:
+        async with server.http.request(
+            method, server.url + path, headers=extra, data=body
+        ) as response:
+            seen.add(response.status)
+            for name in SECURITY_HEADERS:
+                assert name in response.headers, (method, path, response.status, name)
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+            assert response.headers["Server"] == "nyala"
+    assert seen == {200, 403, 404, 405, 413}, seen
+
+
+async def test_healthz_tells_nothing_private(server: Running) -> None:
+    async with server.http.get(f"{server.url}/healthz") as response:
+        assert await response.json() == {"status": "ok"}
+
+
+async def test_metrics_need_the_token_when_one_is_set(
+    database_url: str, cafe: App, fake: FakeGraph, db: Database
+) -> None:
+    settings = settings_for(database_url, fake.base_url, metrics_token="s3cret-metrics")
+    test_server = TestServer(create_app(settings, cafe), host="127.0.0.1")
+    await test_server.start_server()
+    url = str(test_server.make_url("/metrics"))
+    try:
+        async with ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            for wrong in ("Bearer nope", "Basic s3cret-metrics", "Bearer "):
+                async with http.get(url, headers={"Authorization": wrong}) as response:
+                    assert response.status == 401
+            auth = {"Authorization": "Bearer s3cret-metrics"}
+            async with http.get(url, headers=auth) as response:
+                assert response.status == 200
+                assert "nyala_" in await response.text()
+    finally:
+        await test_server.close()
+
+
+async def test_without_a_token_metrics_are_for_loopback_only(server: Running) -> None:
+    async with server.http.get(
+        f"{server.url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}
+    ) as response:
+        assert response.status == 404  # proxied from outside: not served
+    async with server.http.get(f"{server.url}/metrics") as response:
+        assert response.status == 200
+
+
+@dataclass
+class Guarded:
+    """``nyala serve``'s runner (with its connection guard) on a free loopback port."""
+
+    host: str
+    port: int
+    guard: ConnectionGuard
+
+    async def raw(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(self.host, self.port)
+
+    async def healthz(self) -> int:
+        async with (
+            ClientSession() as http,
+            http.get(f"http://{self.host}:{self.port}/healthz") as response,
+        ):
+            return response.status
+
+
+@pytest_asyncio.fixture
+async def guarded(database_url: str, cafe: App, db: Database) -> AsyncIterator[Guarded]:
+    settings = Settings(
+        database_url=database_url, request_timeout=1.0, max_connections_per_address=8
+    )
+    app = create_app(settings, cafe)
+    runner = GuardedRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield Guarded("127.0.0.1", site.port, app[GUARD])
+    finally:
+        await runner.cleanup()
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
+    """How long until the server closes the connection (reading whatever it sends)."""
+    started = time.monotonic()
+    async with asyncio.timeout(seconds):
+        while await reader.read(1024):
+            pass
+    return time.monotonic() - started
+
+
+async def _trickle(writer: asyncio.StreamWriter, data: bytes, every: float = 0.2) -> None:
+    """Send ``data`` a byte at a time (a slowloris), until the server hangs up."""
+    try:
+        for byte in data:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(every)
+    except (ConnectionError, OSError):
+        return
+
+
+async def test_a_request_trickling_its_headers_is_cut_off(guarded: Guarded) -> None:
+    reader, writer = await guarded.raw()
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    sender = asyncio.create_task(_trickle(writer, head))
+    waited = await _closed_within(reader, 5)
+    sender.cancel()
+    writer.close()
+    assert 0.8 <= waited <= 3, waited
+    assert await guarded.healthz() == 200  # the server still answers others
+
+
+async def test_a_request_trickling_its_body_is_cut_off(guarded: Guarded) -> None:
+    reader, writer = await guarded.raw()
+    writer.write(
+        b"POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        b"application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+    )
+    await writer.drain()
+    sender = asyncio.create_task(_trickle(writer, b"username=" + b"a" * 900))
+    waited = await _closed_within(reader, 5)
+    sender.cancel()
+    writer.close()
+    assert waited <= 3, waited
+
+
+async def test_a_silent_connection_is_cut_off(guarded: Guarded) -> None:
+    reader, writer = await guarded.raw()
+    waited = await _closed_within(reader, 5)
+    writer.close()
+    assert waited <= 3, waited
+
+
+async def test_a_slow_but_whole_request_and_keep_alive_still_work(guarded: Guarded) -> None:
+    reader, writer = await guarded.raw()
+    for _ in range(3):  # three requests on one connection, each sent whole in time
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        await asyncio.sleep(0.6)  # idle between requests is not a slow request
+    writer.close()
+
+
+async def test_connections_per_address_are_capped_and_logged_once(
+    guarded: Guarded, caplog: pytest.LogCaptureFixture
+) -> None:
+    guarded.guard.log_interval = 60.0
+    caplog.set_level(logging.WARNING, logger="nyala.bot")
+    held = [await guarded.raw() for _ in range(8)]
+    refused = 0
+    for _ in range(20):
+        reader, writer = await guarded.raw()
+        try:
+            refused += await asyncio.wait_for(reader.read(1), 2) == b""
+        except (ConnectionError, OSError):
+            refused += 1
+        writer.close()
+    assert refused == 20
+    floods = [r for r in caplog.records if "flooding" in r.getMessage()]
+    assert len(floods) == 1, [r.getMessage() for r in floods]
+    for _, writer in held:
+        writer.close()
+    await asyncio.sleep(0.2)
+    assert await guarded.healthz() == 200  # a slot is free again

@@ -167,7 +167,7 @@ async def test_a_wrong_password_is_refused_and_audited(console: Console) -> None
 async def test_logins_are_rate_limited(console: Console) -> None:
     await console.browser(OperatorRole.ADMIN, name="ada")
     browser = await console.browser()
-    for _ in range(sessions.MAX_FAILURES_PER_USERNAME):
+    for _ in range(sessions.MAX_FAILURES_PER_PAIR):
         assert (await browser.login("ada", "wrong password!")).status == 401
     page = await browser.login("ada")  # even the right password now waits
     assert page.status == 429

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from documents import PdfRenderer, RenderError, template_environment
-from tests.documents.pdf import pdf_text
+from documents import (
+    DEFAULT_FONTS,
+    FontFace,
+    MissingGlyphError,
+    PdfMetadata,
+    PdfRenderer,
+    RenderError,
+    html_to_pdf,
+    template_environment,
+)
+from tests.documents.pdf import pdf_fonts, pdf_info, pdf_text
 from tests.documents.trap import trap_server  # noqa: F401 - the fixture `trap`
 
 LOCKDOWN_PROBE = """
@@ -96,3 +105,105 @@ def test_templates_escape_every_value_and_write_money_one_way(tmp_path: Path) ->
     )
     assert html == "<p>&lt;script&gt;x&lt;/script&gt;: USD 1,040.00</p>"
     assert env.get_template("other.html").render() == "mine"
+
+
+# --- fonts and metadata ------------------------------------------------------------------
+
+EVERY_SCRIPT_NAME = "Łukasz Żółć 王芳 Nguyễn"
+# Names the bot's name validator accepts, in the scripts the embedded fonts cover.
+NAMES = (
+    EVERY_SCRIPT_NAME, "Ελένη Παπαδοπούλου", "Иван Петров", "Nguyễn Thị Minh Khai",
+    "山田 花子", "김민준", "Ṭọ́lá Àdìgún", "Şükrü Öztürk", "Ēriks Bērziņš", "Ανδρέας",
+    "Ашот Ա Խ", "ნინო", "שרה", "Dvořák Ångström", "Åsa Ærø", "やまだ カタカナ",
+    "አበበ ቢቂላ",
+)  # fmt: skip
+
+
+def test_every_name_prints_in_embedded_fonts_even_where_the_markup_asks_for_base_14() -> None:
+    """Default text, bold text, text a style puts in Helvetica, Times or Courier, list
+    bullets, table cells and a barcode: all drawn in the embedded TrueType fonts."""
+    rows = "".join(f"<tr><td>{n}</td><td><b>{n}</b></td></tr>" for n in NAMES)
+    html = f"""<html><body><h1>{EVERY_SCRIPT_NAME}</h1><p>{EVERY_SCRIPT_NAME}</p>
+    <p style="font-family: Helvetica">Ł Helvetica</p><p style="font-family: Times">Ż</p>
+    <pre>ó mono</pre><p style="font-family: NoSuchFont">ễ</p>
+    <ul><li>disc</li></ul><ol style="list-style-type: lower-greek"><li>greek</li></ol>
+    <table>{rows}</table><pdf:barcode value="RCT-1" humanreadable="1"/></body></html>"""
+    pdf = html_to_pdf(html)
+    fonts = pdf_fonts(pdf)
+    assert fonts and all(embedded for _, embedded in fonts), fonts
+    names = {name.partition("+")[2] for name, _ in fonts}
+    assert names <= {
+        "DejaVuSans",
+        "DejaVuSans-Bold",
+        "WenQuanYiZenHei-0",
+        "AbyssinicaSIL-Regular",
+    }, names
+    text = pdf_text(pdf)
+    for name in NAMES:
+        assert name in text, (name, text)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>Tenzin ཀ</p>",  # Tibetan: in none of the fonts
+        "<p>Ngozi <b>𐀀𐀁</b></p>",  # Linear B
+        "<table><tr><td>Somchai ก</td></tr></table>",  # Thai
+        '<p style="font-family: Helvetica">Wang 王芳</p>',  # a family list without the CJK font
+    ],
+)
+def test_text_no_embedded_font_can_draw_is_an_error_not_a_box(html: str) -> None:
+    with pytest.raises(MissingGlyphError, match="no embedded font can draw"):
+        html_to_pdf(html)
+
+
+async def test_the_renderer_reports_a_missing_glyph_from_its_worker() -> None:
+    renderer = PdfRenderer(workers=1)
+    try:
+        with pytest.raises(MissingGlyphError, match="U\\+0F40") as raised:
+            await renderer.render("<p>Tenzin ཀ</p>")
+        assert raised.value.characters == ("ཀ",)
+        assert isinstance(raised.value, RenderError)
+    finally:
+        renderer.close()
+
+
+def test_fonts_come_from_fixed_paths_and_no_installed_font_is_an_error(tmp_path: Path) -> None:
+    assert all(face.regular.is_absolute() and face.regular.exists() for face in DEFAULT_FONTS)
+    missing = (FontFace("Gone Sans", tmp_path / "gone.ttf"),)
+    with pytest.raises(RenderError, match="no font to embed is installed"):
+        html_to_pdf("<p>x</p>", fonts=missing)
+
+
+def test_a_missing_font_package_narrows_the_scripts_and_fails_loudly_beyond(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A machine with DejaVu but without the CJK package: Latin names still print, a CJK
+    # name is refused (never a box), and the missing font is said in the log.
+    dejavu, cjk = DEFAULT_FONTS[0], FontFace("Gone Hei", tmp_path / "gone-hei.ttc")
+    with caplog.at_level("WARNING", logger="nyala.documents"):
+        pdf = html_to_pdf("<p>Łukasz Żółć Nguyễn</p>", fonts=(dejavu, cjk))
+    assert "Łukasz Żółć Nguyễn" in pdf_text(pdf)
+    fonts = pdf_fonts(pdf)
+    assert fonts and all(embedded for _, embedded in fonts)
+    assert {name.split("+")[-1] for name, _ in fonts} <= {"DejaVuSans", "DejaVuSans-Bold"}
+    assert "'Gone Hei' is not installed" in caplog.text
+    with pytest.raises(MissingGlyphError):
+        html_to_pdf("<p>王芳</p>", fonts=(dejavu, cjk))
+
+
+def test_metadata_comes_from_the_head_or_is_given() -> None:
+    head = f"""<html><head><title>Receipt RCT-2026-000001</title>
+    <meta name="author" content="Łusaka &amp; Co 王">
+    <meta name="subject" content="For {EVERY_SCRIPT_NAME}">
+    <meta name="creator" content="Nyala test"></head><body><p>x</p></body></html>"""
+    info = pdf_info(html_to_pdf(head))
+    assert (info["Title"], info["Author"], info["Subject"], info["Creator"]) == (
+        "Receipt RCT-2026-000001", "Łusaka & Co 王", f"For {EVERY_SCRIPT_NAME}", "Nyala test",
+    )  # fmt: skip
+    given = PdfMetadata(title="T Ł", author="A 王", subject="S ễ", creator="C")
+    info = pdf_info(html_to_pdf("<p>x</p>", given))
+    assert (info["Title"], info["Author"], info["Subject"], info["Creator"]) == (
+        "T Ł", "A 王", "S ễ", "C",
+    )  # fmt: skip
+    assert pdf_info(html_to_pdf("<p>x</p>"))["Creator"] == "Nyala"

@@ -14,6 +14,7 @@ each route by hand; this is the sweep over what a browser sees.)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -23,6 +24,7 @@ import pytest
 from sqlalchemy import select, text
 
 from apps.safari import app as safari
+from bot.console import sessions
 from storage import AuditEntry, Contact, Database
 from storage.models import Base
 from storage.operators import ConsoleSession, LoginAttempt, OperatorRole
@@ -351,3 +353,40 @@ async def test_path_traversal_in_downloads_reaches_nothing(console: SafariConsol
             + "; 0 files served",
         ),
     )
+
+
+async def test_parallel_password_guessing_checks_exactly_the_limit(
+    console: SafariConsole,
+) -> None:
+    await console.browser(OperatorRole.ADMIN, name="owner")
+    guesses = 100
+
+    async def guess(n: int) -> tuple[int, str | None]:
+        browser = await console.browser()
+        page = await browser.login("owner", f"guess number {n}")
+        return page.status, page.headers.get("Retry-After")
+
+    results = await asyncio.gather(*(guess(n) for n in range(guesses)))
+    statuses = [status for status, _ in results]
+    checked = [a for _, a in await _audit(console.db) if a == "login_failed"]
+    assert statuses.count(401) == sessions.MAX_FAILURES_PER_PAIR, statuses
+    assert statuses.count(429) == guesses - sessions.MAX_FAILURES_PER_PAIR
+    assert len(checked) == sessions.MAX_FAILURES_PER_PAIR
+    assert all(retry for status, retry in results if status == 429)
+    record(
+        "console-login-race",
+        Row(
+            scenario="Parallel password guessing",
+            injected="wrong passwords for one operator, all sent at once from one address",
+            load=f"{guesses} concurrent logins",
+            observed=f"{len(checked)} passwords checked (the limit is "
+            f"{sessions.MAX_FAILURES_PER_PAIR}), {statuses.count(429)} answered 429 with "
+            "Retry-After",
+        ),
+    )
+
+
+async def _audit(db: Database) -> list[tuple[str, str]]:
+    async with db.read() as session:
+        rows = await session.execute(select(AuditEntry.actor, AuditEntry.action))
+        return [(actor, action) for actor, action in rows]

@@ -46,7 +46,8 @@ async def store_itinerary(
     transaction.
 
     Raises:
-        RenderError: the PDF could not be rendered (nothing is stored).
+        RenderError: the PDF could not be rendered, e.g. a character none of the
+            embedded fonts has (:class:`documents.MissingGlyphError`); nothing is stored.
     """
     local = now.astimezone(data.starts_at.tzinfo)
     html = render_itinerary_html(data, documents.branding(), generated_at=local)

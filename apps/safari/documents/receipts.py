@@ -332,7 +332,9 @@ async def issue_receipt(
     Raises:
         NotFoundError: there is no such payment.
         PaymentNotPaidError: the payment is not approved or confirmed.
-        RenderError: the PDF could not be rendered.
+        RenderError: the PDF could not be rendered, e.g. a character none of the
+            embedded fonts has (:class:`documents.MissingGlyphError`); the caller's
+            rollback takes the number back.
         BrandingError: the branding file is invalid.
     """
     payment = await session.get(Payment, payment_id, with_for_update=True)

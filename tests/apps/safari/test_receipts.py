@@ -41,7 +41,7 @@ from apps.safari.models import (
 from apps.safari.omari import EventStatus, PaymentEvent, ReceiptHooks, apply_provider_event
 from apps.safari.receipts import approve_payment_and_send_receipt
 from apps.safari.settings import DEFAULT_BRANDING
-from documents import PdfRenderer, RenderError, html_to_pdf, load_branding
+from documents import MissingGlyphError, PdfRenderer, RenderError, html_to_pdf, load_branding
 from flows.messages import Document
 from flows.runtime import Runtime
 from flows.testing import ChatFactory
@@ -49,7 +49,7 @@ from storage import Database, DocumentCounter, NotFoundError, OutboundMessage, S
 from tests.apps.safari.catalogue import add_contact, add_tour
 from tests.apps.safari.chat_helpers import PHONE, add_catalogue, open_chat, seed_booking
 from tests.cli import nyala
-from tests.documents.pdf import pdf_text
+from tests.documents.pdf import pdf_fonts, pdf_info, pdf_text
 from tests.documents.trap import trap_server  # noqa: F401 - the fixture `trap`
 
 DAY = dt.datetime.now(app.timezone).date() + dt.timedelta(days=12)
@@ -477,3 +477,54 @@ async def test_the_cli_writes_the_receipt(tmp_path: Path) -> None:
                                          env=env)  # fmt: skip
         assert failed.returncode == 1
         assert failed.stderr.count("\n") == 1 and message in failed.stderr, failed.stderr
+
+
+# --- every script (issue 15) ---------------------------------------------------------------
+
+EVERY_SCRIPT_NAME = "Łukasz Żółć 王芳 Nguyễn"
+
+
+async def test_a_name_in_any_script_prints_in_embedded_fonts_with_metadata(
+    db: Database, documents: SafariDocuments
+) -> None:
+    seeded = await seed(db, customer_name=EVERY_SCRIPT_NAME)
+    pdf = await generate_receipt(db, seeded.payment_ids[1], documents)
+    text = pdf_text(pdf)
+    assert EVERY_SCRIPT_NAME in text, text
+    assert "■" not in text
+    fonts = pdf_fonts(pdf)
+    assert fonts and all(embedded for _, embedded in fonts), fonts
+    assert any("WenQuanYi" in name for name, _ in fonts) and any(
+        "DejaVuSans" in name for name, _ in fonts
+    )
+    info = pdf_info(pdf)
+    number = f"RCT-{YEAR}-000001"
+    assert info["Title"] == f"Receipt {number}"
+    assert info["Author"] == "Savannah Trails Safaris"
+    assert info["Subject"] == (
+        f"Payment receipt for booking {seeded.reference} ({EVERY_SCRIPT_NAME}): "
+        "Victoria Falls guided tour"
+    )
+    assert info["Creator"] == "Nyala (safari bot)"
+
+
+async def test_a_receipt_that_cannot_draw_its_text_is_not_issued_or_numbered(
+    db: Database, documents: SafariDocuments
+) -> None:
+    """A name the validator accepts in a script no embedded font has (Tibetan here):
+    the issue fails loudly, nothing is stored and no number is used."""
+    undrawable = await seed(db, customer_name="Tenzin ཀཁ")
+    with pytest.raises(MissingGlyphError, match="U\\+0F40") as raised:
+        await generate_receipt(db, undrawable.payment_ids[0], documents)
+    assert set(raised.value.characters) == {"ཀ", "ཁ"}
+    assert await rows(db, Receipt) == 0 and await rows(db, StoredFile) == 0
+    assert await receipt_counter(db) is None
+    other = await seed(
+        db, wa_id="263770000999", code="zambezi",
+        payments=(("80.00", PaymentStatus.APPROVED, PaymentMethod.CASH, None),),
+    )  # fmt: skip
+    pdf = await generate_receipt(db, other.payment_ids[0], documents)
+    assert f"RCT-{YEAR}-000001" in pdf_text(pdf)
+    with pytest.raises(MissingGlyphError):  # asking again: still refused, still no number
+        await generate_receipt(db, undrawable.payment_ids[0], documents)
+    assert await rows(db, Receipt) == 1 and await receipt_counter(db) == 1

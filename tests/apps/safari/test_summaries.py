@@ -43,7 +43,7 @@ from testing.fake_graph import FakeGraph
 from tests.apps.safari.catalogue import add_contact, add_tour
 from tests.apps.safari.chat_helpers import PHONE, open_chat
 from tests.cli import nyala
-from tests.documents.pdf import pdf_text
+from tests.documents.pdf import pdf_fonts, pdf_info, pdf_text
 
 TODAY = dt.datetime.now(app.timezone).date()
 TZ = app.timezone
@@ -521,3 +521,43 @@ def test_climate_table_is_typical_weather_not_a_forecast() -> None:
     for place, name in (("Hwange game drive", "Hwange"), ("Mana Pools canoe", "Mana Pools"),
                         ("Matobo rhino walk", "Matobo"), ("Harare city", "Zimbabwe")):  # fmt: skip
         assert provider.outlook(place, dt.date(2026, 1, 5)).location == name
+
+
+# --- every script (issue 15) ---------------------------------------------------------------
+
+
+async def stored_pdf(db: Database, row: OutboundMessage) -> bytes:
+    async with db.read() as session:
+        stored = await session.get(StoredFile, row.payload["file_id"])
+    assert stored is not None and stored.mime_type == "application/pdf"
+    return stored.data
+
+
+async def test_the_itinerary_prints_every_script_in_embedded_fonts_with_metadata(
+    db: Database, documents: SafariDocuments
+) -> None:
+    names = ("Łukasz Żółć 王芳 Nguyễn", "Ελένη Иван 김민준")
+    booking_id = await seed(db, names=names)
+    outbound = await summary(db, documents, booking_id, 7)
+    assert outbound[-2].kind == "document"
+    pdf = await stored_pdf(db, outbound[-2])
+    text = pdf_text(pdf)
+    for name in names:
+        assert name in text, (name, text)
+    fonts = pdf_fonts(pdf)
+    assert fonts and all(embedded for _, embedded in fonts), fonts
+    info = pdf_info(pdf)
+    assert info["Title"] == "Itinerary SAF-AAA111"
+    assert info["Author"] == "Savannah Trails Safaris"
+    assert info["Subject"].startswith(f"Itinerary for {names[0]}: Victoria Falls guided tour, ")
+    assert info["Creator"] == "Nyala (safari bot)"
+
+
+async def test_an_itinerary_that_cannot_draw_its_text_is_not_stored(
+    db: Database, documents: SafariDocuments
+) -> None:
+    """The summary's text still goes; the PDF, which would print boxes, is not made."""
+    booking_id = await seed(db, names=("Tenzin ཀཁ", "Ana Moyo"))
+    outbound = await summary(db, documents, booking_id, 7)
+    assert [r.kind for r in outbound if r.kind == "document"] == []
+    assert await count(db, StoredFile) == 0
