@@ -138,12 +138,27 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await inbox.drain()
+            await stop_tasks(tasks)
+            await inbox.drain(grace=settings.shutdown_grace_seconds)
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], patience: float = 5.0) -> None:
+    """Cancel the background loops and wait until they end.
+
+    A loop whose cancellation was swallowed somewhere below it (a library that turns
+    ``CancelledError`` into an error it then survives) is cancelled again after
+    ``patience`` seconds, and said in the log, instead of keeping shutdown waiting forever.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=patience)
+        for task in pending:
+            log.warning("%s did not stop when cancelled; cancelling it again", task.get_name())
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
 
 
 async def _sweep(app: web.Application) -> None:

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         60.0, validation_alias=AliasChoices("NYALA_SWEEP_INTERVAL", "sweep_interval_seconds")
     )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_SHUTDOWN_GRACE", "shutdown_grace_seconds"),
+    )
     whatsapp_access_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "whatsapp_access_token")
     )

@@ -433,7 +433,25 @@ class Inbox:
                 log.exception("inbox recovery round failed")
             await asyncio.sleep(interval)
 
-    async def drain(self) -> None:
-        """Wait until every running contact task finished (tests, shutdown)."""
+    async def drain(self, grace: float | None = None) -> None:
+        """Wait until every running contact task finished (tests, shutdown).
+
+        With ``grace`` (seconds), tasks still running after it are cancelled (their messages stay
+        pending, and recovery processes them after the restart) and said in the log.
+        """
+        deadline = None if grace is None else asyncio.get_running_loop().time() + grace
         while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+            tasks = list(self._running.values())
+            if deadline is None:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            _, pending = await asyncio.wait(tasks, timeout=max(left, 0.0))
+            if pending and left <= 0:
+                log.warning(
+                    "cancelling %d contact task(s) still running at shutdown", len(pending)
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=1.0)
+                return

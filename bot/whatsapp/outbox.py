@@ -137,8 +137,11 @@ class Outbox:
                 await asyncio.sleep(1.0)
             if sent == 0:
                 self.wakeup.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the event is set, and the loop never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await self.wakeup.wait()
 
     async def send_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""
