@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import String, select
+from sqlalchemy import Boolean, String, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,6 +30,13 @@ class Contact(TimestampMixin, Base):
     # Facts about the person that outlive one flow (e.g. a name already given).
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     last_inbound_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # A sandbox contact is never a real WhatsApp user (the console's chat simulator talks
+    # only as these): nothing is sent to it, no real payment is taken, and analytics
+    # leave it out unless asked.
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The click-to-WhatsApp ad (Meta's ``referral`` object) that last brought them, and when.
+    referral: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    referred_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def display(self) -> str:

@@ -412,6 +412,8 @@ async def test_an_old_safari_database_upgrades_with_every_row_kept(
 
     # every row kept, unchanged; columns added since are empty; one column renamed
     renamed = {"flow_metric_snapshots": {"booked_sessions": "converted_sessions"}}
+    # added columns that are not nullable, with their server defaults
+    defaults: dict[str, dict[str, Any]] = {"contacts": {"sandbox": False}}
     for name, old_rows in before.items():
         if name == "receipt_counters":
             continue
@@ -422,7 +424,8 @@ async def test_an_old_safari_database_upgrades_with_every_row_kept(
             kept = {names.get(column, column): value for column, value in old.items()}
             assert {column: new[column] for column in kept} == kept, name
             added = {column: value for column, value in new.items() if column not in kept}
-            assert all(value is None for value in added.values()), (name, added)
+            expected = {column: defaults.get(name, {}).get(column) for column in added}
+            assert added == expected, name
     assert after["flow_metric_snapshots"][0]["converted_sessions"] == 1
     assert "error_code" in after["flow_step_events"][0]  # the column 0010 added
 

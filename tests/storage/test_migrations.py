@@ -72,13 +72,13 @@ def _tables(connection: Connection) -> set[str]:
 
 async def test_a_fresh_database_gets_the_framework_tables_only(empty_db: Database) -> None:
     before, after = await migrate(empty_db)
-    assert (before, after) == ("None", "0010_apps")
-    assert await current_revisions(empty_db) == head_revisions() == {"0010_apps"}
+    assert (before, after) == ("None", "0011_contact_origin")
+    assert await current_revisions(empty_db) == head_revisions() == {"0011_contact_origin"}
     async with empty_db.engine.connect() as conn:
         tables = await conn.run_sync(_tables)
     assert tables == {*FRAMEWORK_TABLES, "alembic_version"}
     # Migrating again changes nothing.
-    assert await migrate(empty_db) == ["0010_apps", "0010_apps"]
+    assert await migrate(empty_db) == ["0011_contact_origin", "0011_contact_origin"]
 
 
 def test_the_framework_models_are_the_framework_tables() -> None:
