@@ -154,6 +154,10 @@ class Media:
     filename: str | None = None
     size: int | None = None
     caption: str | None = None
+    # Why the channel refused the file (its bytes are not what it claims, too large, a
+    # decompression bomb, a checksum mismatch, or it could not be fetched): nothing was
+    # stored, and a step expecting a file asks again with this reason.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
