@@ -321,6 +321,7 @@ async def get_kpis(
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
     use_snapshots: bool = True,
+    include_sandbox: bool = False,
 ) -> KpiReport:
     """Every KPI of a flow over a period, each with its target and whether it passes.
 
@@ -337,7 +338,9 @@ async def get_kpis(
     period = resolve_period(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
-    scope = Scope(flow=flow, step=step, action=parse_action(action))
+    scope = Scope(
+        flow=flow, step=step, action=parse_action(action), include_sandbox=include_sandbox
+    )
     wanted = as_goals(goals)
     async with config.database(db) as database, config.reading(database) as session:
         collected: Collected = await collect(

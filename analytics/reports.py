@@ -231,6 +231,7 @@ async def get_flow_completion_rate(
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
     use_snapshots: bool = True,
+    include_sandbox: bool = False,
 ) -> CompletionReport:
     """How many of a flow's sessions completed, and how the others ended.
 
@@ -247,6 +248,9 @@ async def get_flow_completion_rate(
         tz: the business's timezone (default: :func:`analytics.using`'s, else UTC).
         now: the current time (for tests).
         use_snapshots: read settled daily snapshots where they exist.
+        include_sandbox: count sandbox contacts' sessions too (the console's chat
+            simulator; left out by default). Snapshots never hold them, so this reads
+            the events.
 
     Returns:
         ``completion_rate`` in % (completed / sessions started), counts per status
@@ -260,7 +264,9 @@ async def get_flow_completion_rate(
     period = resolve_period(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
-    scope = Scope(flow=flow, step=step, action=parse_action(action))
+    scope = Scope(
+        flow=flow, step=step, action=parse_action(action), include_sandbox=include_sandbox
+    )
     async with config.database(db) as database, config.reading(database) as session:
         collected = await collect(
             session,
@@ -341,6 +347,7 @@ async def get_step_funnel(
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
     use_snapshots: bool = True,
+    include_sandbox: bool = False,
 ) -> ReportRows[FunnelStep]:
     """How many sessions reached each step, in flow order, and where they dropped off.
 
@@ -361,7 +368,9 @@ async def get_step_funnel(
     period = resolve_period(
         days=days, date_from=date_from, date_to=date_to, tz=config.timezone(tz), now=now
     )
-    scope = Scope(flow=flow, step=step, action=parse_action(action))
+    scope = Scope(
+        flow=flow, step=step, action=parse_action(action), include_sandbox=include_sandbox
+    )
     async with config.database(db) as database, config.reading(database) as session:
         collected = await collect(
             session,
@@ -401,6 +410,7 @@ async def get_error_analysis(
     db: Database | None = None,
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
+    include_sandbox: bool = False,
 ) -> ReportRows[ErrorRow]:
     """What went wrong where: errors and rejected answers per step and type.
 
@@ -448,7 +458,9 @@ async def get_error_analysis(
     # error/retry events (the (action, timestamp) index) instead of probing them once per
     # session (SQLite's choice for a plain join).
     window = select(FlowSession.id).where(
-        *session_conditions(Scope(flow=flow), period.start, period.end)
+        *session_conditions(
+            Scope(flow=flow, include_sandbox=include_sandbox), period.start, period.end
+        )
     )
     query = select(
         version_column(by_version).label("version"),

@@ -79,6 +79,7 @@ async def _generate(
     now: dt.datetime,
 ) -> FlowMetricSnapshot:
     async with db.read() as session:
+        # Scope's default leaves sandbox contacts out: a snapshot never holds their sessions.
         totals = (await from_events(session, Scope(flow=flow), period.start, period.end)).get(
             ALL_VERSIONS, FlowTotals()
         )

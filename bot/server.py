@@ -29,12 +29,14 @@ from sqlalchemy import text
 from analytics import abandon_idle_sessions
 from bot import console
 from bot.console.web import PREFIX, SECURITY_HEADERS, Handler
+from bot.files import FileLimits
 from bot.keys import DATABASE, ENGINE, FLOW_APP, METRICS, RUNTIME, SETTINGS
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web import Route
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.inbox import Inbox
+from bot.whatsapp.media import MediaDownloader
 from bot.whatsapp.outbox import Outbox
 from bot.whatsapp.webhook import Webhook
 from flows import App, Engine
@@ -44,6 +46,7 @@ from storage import Database, migrate
 __all__ = [
     "GUARD",
     "INBOX",
+    "MEDIA",
     "OUTBOX",
     "WEBHOOK",
     "ConnectionGuard",
@@ -58,6 +61,7 @@ log = logging.getLogger("nyala.bot")
 INBOX = web.AppKey("inbox", Inbox)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOK = web.AppKey("webhook", Webhook)
+MEDIA = web.AppKey("media_downloader", MediaDownloader)
 
 
 def startup_warnings(settings: Settings) -> list[str]:
@@ -82,7 +86,8 @@ def startup_warnings(settings: Settings) -> list[str]:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     flow_app = app[FLOW_APP]
-    db = Database(app[SETTINGS].database_url)
+    settings = app[SETTINGS]
+    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
     await db.wait_ready()  # PostgreSQL still starting (or restarting): wait, don't exit
     await migrate(db, flow_app.migration_locations, metadata=flow_app.metadata)
     app[DATABASE] = db
@@ -134,6 +139,15 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(inbox.run_recovery(), name="inbox-recovery")]
         if outbox is not None:
             tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
+            downloader = MediaDownloader(
+                db,
+                outbox.client,
+                limits=FileLimits.from_settings(settings),
+                on_released=inbox.kick,
+                max_attempts=settings.media_download_attempts,
+            )
+            app[MEDIA] = downloader
+            tasks.append(asyncio.create_task(downloader.run(), name="media-downloads"))
         tasks.append(asyncio.create_task(_sweep(app), name="sweeper"))
         try:
             yield
@@ -486,14 +500,18 @@ async def _request_clock(request: web.Request, handler: Handler) -> web.StreamRe
             guard.finished(found)
 
 
-def run(app: web.Application, *, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, under its connection guard."""
+def run(app: web.Application, *, host: str, port: int, reuse_port: bool = False) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, under its connection guard.
+
+    ``reuse_port`` lets several processes listen on one port (``serve --workers``); without
+    it a port in use is an :class:`OSError` (errno ``EADDRINUSE``) before anything serves.
+    """
 
     async def main() -> None:
         runner = GuardedRunner(app, handle_signals=True, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port, reuse_port=True).start()
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
             await asyncio.Event().wait()  # until a signal ends the loop
         finally:
             await runner.cleanup()

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     )
     app: str = Field(DEFAULT_APP, validation_alias=AliasChoices("NYALA_APP", "app"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("NYALA_LOG_LEVEL", "log_level"))
+    # SQL statement parameters hold names, phone numbers and token hashes: kept out of the
+    # logs (even at DEBUG) unless this is set.
+    log_sql_parameters: bool = Field(
+        False,
+        validation_alias=AliasChoices("NYALA_LOG_SQL_PARAMETERS", "log_sql_parameters"),
+    )
     sweep_interval_seconds: float = Field(
         60.0, validation_alias=AliasChoices("NYALA_SWEEP_INTERVAL", "sweep_interval_seconds")
     )
@@ -79,6 +85,51 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         None, validation_alias=AliasChoices("NYALA_PUBLIC_URL", "public_url")
+    )
+    # Inbound media (bot/files.py): WhatsApp's own limits per type by default.
+    media_max_image_bytes: int = Field(
+        5 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_MAX_IMAGE_BYTES", "media_max_image_bytes"),
+    )
+    media_max_audio_bytes: int = Field(
+        16 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_MAX_AUDIO_BYTES", "media_max_audio_bytes"),
+    )
+    media_max_video_bytes: int = Field(
+        16 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_MAX_VIDEO_BYTES", "media_max_video_bytes"),
+    )
+    media_max_document_bytes: int = Field(
+        100 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices(
+            "NYALA_MEDIA_MAX_DOCUMENT_BYTES", "media_max_document_bytes"
+        ),
+    )
+    media_max_sticker_bytes: int = Field(
+        100 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_MAX_STICKER_BYTES", "media_max_sticker_bytes"),
+    )
+    media_max_animated_sticker_bytes: int = Field(
+        500 * 1024,
+        gt=0,
+        validation_alias=AliasChoices(
+            "NYALA_MEDIA_MAX_ANIMATED_STICKER_BYTES", "media_max_animated_sticker_bytes"
+        ),
+    )
+    media_max_image_pixels: int = Field(
+        50_000_000,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_MAX_IMAGE_PIXELS", "media_max_image_pixels"),
+    )
+    media_download_attempts: int = Field(
+        8,
+        gt=0,
+        validation_alias=AliasChoices("NYALA_MEDIA_DOWNLOAD_ATTEMPTS", "media_download_attempts"),
     )
 
     @property

@@ -140,6 +140,11 @@ class App:
         demo_data: ``async def load(runtime) -> str`` filling a fresh database with
             example data (``nyala demo-data``; also loaded on the first ``nyala chat``
             on SQLite); returns a one-line summary.
+        on_referral: greets a lead, someone whose message came from a click-to-WhatsApp
+            ad: ``def f(ctx)`` (may be async) with the ad in ``ctx.message.referral``; it
+            may reply, start a flow or hand off. Without one (or if it does none of
+            these) the main menu is shown under the copy ``lead.greeting``. The ad is
+            kept on the contact (``contacts.referral``) either way.
     """
 
     def __init__(
@@ -162,6 +167,7 @@ class App:
         routes: Iterable[object] = (),
         lifespans: Iterable[Lifespan] = (),
         demo_data: Callable[..., Awaitable[str]] | None = None,
+        on_referral: IntentHandler | None = None,
     ) -> None:
         if max_retries < 1:
             raise ValueError("max_retries must be at least 1")
@@ -189,6 +195,7 @@ class App:
         self.routes: list[object] = list(routes)
         self.lifespans: list[Lifespan] = list(lifespans)
         self.demo_data = demo_data
+        self.on_referral = on_referral
         self.registry = Registry()
         self.menu: list[MenuItem] = []
         self._core = core_intents(self.copy)

@@ -35,6 +35,14 @@ DEFAULT_COPY: Final[Mapping[str, str]] = MappingProxyType(
             "They'll reply right here as soon as they can."
         ),
         "reaction.thanks": "Thanks {emoji}!",
+        "edit.resend": (
+            "I saw you edited a message, but I can't use the change. "
+            "Please send it again as a new message."
+        ),
+        "lead.greeting": "Hello, and thanks for your interest in {business}! How can I help?",
+        "lead.greeting_ad": (
+            "Hello, and thanks for your interest in “{headline}” from {business}! How can I help?"
+        ),
         "flow.gone": "Sorry, what we were doing is no longer available.",
         "flow.changed": (
             "We've just updated this conversation, so let's pick it up from the start."
@@ -115,6 +123,10 @@ DEFAULT_COPY: Final[Mapping[str, str]] = MappingProxyType(
         "media.missing": "Please send the file as a photo or document ({allowed}).",
         "media.wrong_type": "That file type ({mime_type}) isn't accepted. Please send {allowed}.",
         "media.too_large": "That file is too large; the limit is {max_mb} MB.",
+        "media.refused": (
+            "I couldn't accept that file: {reason}. Please send it again as a photo or "
+            "document ({allowed})."
+        ),
         "location.missing": "Please share a location (tap 📎 then Location).",
     }
 )

@@ -11,6 +11,7 @@ transaction, so a restart or a second process continues any conversation.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import inspect
 import logging
@@ -26,6 +27,7 @@ from statemachine import StateChart
 from analytics.tracking import StepTracker, event_rows, insert_events, write_events
 from flows.app import App, Intent
 from flows.context import EntryRecorder, FlowContext, FlowModel
+from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
 from flows.errors import ActionError, FlowError
 from flows.messages import (
     Buttons,
@@ -247,9 +249,23 @@ class Engine:
                 if not pending:
                     return False, [], False
                 inbound = pending[0]
+                if inbound.held:  # its file is still downloading: nothing may overtake it
+                    return False, [], False
                 inbound_id = inbound.id
                 message = UserMessage.from_payload(inbound.payload)
                 try:
+                    if message.kind in AMENDING_KINDS or len(pending) > 1:
+                        # A deletion, or an edit or deletion of this message still waiting.
+                        amended = await amend_before_turn(
+                            session,
+                            inbound,
+                            message,
+                            more_pending=len(pending) > 1,
+                            now=self.clock(),
+                        )
+                        if amended is None:  # nothing to answer
+                            return True, [], len(pending) > 1
+                        message = amended
                     turn = await _Turn.load(self, session, contact_id, message, inbound_id)
                     await turn.run()
                     replies = await turn.finish()
@@ -312,7 +328,10 @@ class Engine:
             conversation.clear_flow()
             conversation.last_activity_at = now
         replies: list[Reply] = [Text(self.app.copy.text("apology"))]
-        await self._queue(session, contact_id, inbound.id, replies)
+        sandbox_contact = await session.scalar(
+            select(Contact.sandbox).where(Contact.id == contact_id)
+        )
+        await self._queue(session, contact_id, inbound.id, replies, sandbox=bool(sandbox_contact))
         return replies
 
     async def _queue(
@@ -322,11 +341,15 @@ class Engine:
         inbound_id: int | None,
         replies: list[Reply],
         fallbacks: Mapping[int, Template] | None = None,
+        *,
+        sandbox: bool = False,
     ) -> None:
-        """Insert the replies as outbound rows, in order (one statement, no ORM objects)."""
+        """Insert the replies as outbound rows, in order (one statement, no ORM objects);
+        as ``sandbox`` rows (never sent) if the engine or the caller (``sandbox``) says so."""
         if not replies:
             return
-        status = OutboundStatus.SANDBOX if self.sandbox else OutboundStatus.QUEUED
+        sandbox = sandbox or self.sandbox
+        status = OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED
         now = self.clock()
         rows = []
         for reply in replies:
@@ -339,7 +362,7 @@ class Engine:
                     "payload": reply_to_payload(reply),
                     "status": status,
                     "created_at": now,
-                    "next_attempt_at": None if self.sandbox else now,
+                    "next_attempt_at": None if sandbox else now,
                     "fallback": reply_to_payload(fallback) if fallback is not None else None,
                 }
             )
@@ -383,7 +406,8 @@ class _Turn:
             data=dict(conversation.data or {}),
             message=message,
             services=engine.services,
-            sandbox=engine.sandbox,
+            # A sandbox contact (the console's simulator) is sandboxed on a live server too.
+            sandbox=engine.sandbox or contact.sandbox,
         )
 
     @classmethod
@@ -432,8 +456,21 @@ class _Turn:
         """Route the message: a tapped intent or flow, a typed intent, the flow, or idle."""
         message = self.message
         assert message is not None
+        if message.referral is not None:
+            self._keep_referral(message)
         if self.conversation.handed_off_at is not None:
             return  # a person has this conversation; the bot stays quiet
+        if message.kind == "edit":
+            if not message.text or message.media is not None:
+                await self._ask_to_resend_edit()
+                return
+            # An edit of a message already answered is what the user now means: their
+            # next answer, as if typed (one still waiting was replaced before the turn).
+            message = dataclasses.replace(message, kind="text", refers_to=None)
+            self.message = self.ctx.message = message
+        if message.referral is not None:
+            await self._greet_lead()
+            return
         if await self._check_active_flow():
             return
         if message.kind == "reaction":
@@ -460,6 +497,53 @@ class _Turn:
             await self._answer()
             return
         await self._idle()
+
+    def _keep_referral(self, message: UserMessage) -> None:
+        """Remember the ad that brought the contact (the latest one wins)."""
+        assert message.referral is not None
+        self.contact.referral = message.referral.to_payload()
+        self.contact.referred_at = message.timestamp or self.now
+
+    async def _greet_lead(self) -> None:
+        """Greet someone who came from an ad: a fresh start, whatever was going on.
+
+        The app's ``on_referral`` handler answers if it says anything (a reply, a flow, a
+        hand-off); otherwise the main menu, headed by the copy ``lead.greeting``.
+        """
+        message = self.message
+        assert message is not None
+        assert message.referral is not None
+        if self.conversation.flow_name is not None:
+            self._end_session(SessionStatus.ABANDONED, "came back through an ad")
+        handler = self.app.on_referral
+        if handler is not None:
+            await _maybe_await(handler(self.ctx))
+            self._take_context_effects()
+            if self.ctx.handoff_reason is not None:
+                reason, self.ctx.handoff_reason = self.ctx.handoff_reason, None
+                self._hand_off(reason)
+                return
+            if self.ctx.next_flow is not None:
+                name, data = self.ctx.next_flow
+                self.ctx.next_flow = None
+                await self.begin_flow(name, data)
+                return
+            if self.replies:
+                return
+        headline = message.referral.headline
+        heading = (
+            self.copy.text("lead.greeting_ad", business=self.app.name, headline=headline)
+            if headline
+            else self.copy.text("lead.greeting", business=self.app.name)
+        )
+        await self._show_menu(heading)
+
+    async def _ask_to_resend_edit(self) -> None:
+        """An edit the bot cannot use: ask once for the message again, never twice in a
+        row (a user fixing a typo three times hears it once)."""
+        notice = self.copy.text("edit.resend")
+        if not await last_reply_was(self.session, self.contact.id, notice):
+            self.replies.append(Text(notice))
 
     @property
     def spec(self) -> FlowSpec | None:
@@ -850,14 +934,19 @@ class _Turn:
         if (
             not self.replies
             and self.message is not None
-            and self.message.kind != "reaction"
+            and self.message.kind not in ("reaction", "edit")
             and conversation.handed_off_at is None
         ):
             await self._show_menu(None)
         await self.session.flush()  # the ORM rows first: events refer to new sessions
         await insert_events(self.session, self.event_rows)
         await self.engine._queue(
-            self.session, self.contact.id, self.inbound_id, self.replies, self.ctx.fallbacks
+            self.session,
+            self.contact.id,
+            self.inbound_id,
+            self.replies,
+            self.ctx.fallbacks,
+            sandbox=self.ctx.sandbox,
         )
         return list(self.replies)
 

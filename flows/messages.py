@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import regex
@@ -40,6 +40,8 @@ MessageKind = Literal[
     "location",
     "reaction",
     "contacts",
+    "edit",
+    "revoke",
     "unsupported",
 ]
 MEDIA_KINDS = frozenset({"image", "document", "audio", "video", "sticker"})
@@ -171,6 +173,50 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Referral:
+    """The click-to-WhatsApp ad (or post) a message came from: Meta's ``referral`` object.
+
+    Kept on the contact when the message is processed, so a lead's source stays known
+    (``ctwa_clid`` is what Meta's Conversions API attributes a later sale with).
+
+    Attributes:
+        source_url: the ad's or post's URL.
+        source_id: the ad's id.
+        source_type: ``"ad"`` or ``"post"``.
+        headline: the ad's headline.
+        body: the ad's primary text.
+        media_type: ``"image"`` or ``"video"``.
+        image_url: the ad's image, for image ads.
+        video_url: the ad's video, for video ads.
+        thumbnail_url: the video's thumbnail, for video ads.
+        ctwa_clid: the click id (absent for clicks from WhatsApp Web).
+        welcome_message: the greeting the ad showed the user, if it had one.
+    """
+
+    source_url: str | None = None
+    source_id: str | None = None
+    source_type: str | None = None
+    headline: str | None = None
+    body: str | None = None
+    media_type: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    ctwa_clid: str | None = None
+    welcome_message: str | None = None
+
+    def to_payload(self) -> dict[str, str]:
+        """The fields that are set, as a JSON-safe dict (``contacts.referral``)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Referral:
+        """Rebuild a referral stored with :meth:`to_payload` (unknown keys are dropped)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserMessage:
     """One message from a user.
 
@@ -183,6 +229,11 @@ class UserMessage:
         location: the shared location, for ``kind == "location"``.
         emoji: the reaction, for ``kind == "reaction"`` (``None`` when one was removed).
         timestamp: when the user sent it.
+        refers_to: for ``"edit"`` and ``"revoke"``, the id of the message the user edited
+            or deleted (``None`` when WhatsApp does not say which). An edit carries the new
+            content in ``text`` (and ``media`` for an edited caption); an edit WhatsApp
+            could not show us has neither.
+        referral: the ad the user tapped to send this message, if any.
     """
 
     id: str
@@ -193,11 +244,14 @@ class UserMessage:
     location: Location | None = None
     emoji: str | None = None
     timestamp: dt.datetime | None = None
+    refers_to: str | None = None
+    referral: Referral | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-safe dict, stored with the inbound row."""
         data = asdict(self)
         data["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        data["referral"] = self.referral.to_payload() if self.referral else None
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -206,6 +260,7 @@ class UserMessage:
         media = data.get("media")
         location = data.get("location")
         stamp = data.get("timestamp")
+        referral = data.get("referral")
         return cls(
             id=data["id"],
             kind=data["kind"],
@@ -215,6 +270,8 @@ class UserMessage:
             location=Location(**location) if location else None,
             emoji=data.get("emoji"),
             timestamp=dt.datetime.fromisoformat(stamp) if stamp else None,
+            refers_to=data.get("refers_to"),
+            referral=Referral.from_payload(referral) if referral else None,
         )
 
     @property
@@ -228,6 +285,10 @@ class UserMessage:
             return f"[location] {self.location.latitude},{self.location.longitude}"
         if self.kind == "reaction":
             return f"[reaction] {self.emoji or ''}".strip()
+        if self.kind == "edit":
+            return f"[edited] {self.text}" if self.text else "[edited]"
+        if self.kind == "revoke":
+            return "[deleted]"
         return self.text or f"[{self.kind}]"
 
 

@@ -160,14 +160,19 @@ async def queue_outreach(
         template: the approved template that opens the conversation (with a button that
             asks for the content).
         now: the time of queueing.
-        sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``.
+        sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``; a
+            sandbox contact (the console's simulator) always gets ``sandbox`` rows.
     """
+    found = (
+        await session.execute(
+            select(Contact.last_inbound_at, Contact.sandbox).where(Contact.id == contact_id)
+        )
+    ).first()
+    last, sandbox_contact = found if found is not None else (None, False)
+    sandbox = sandbox or bool(sandbox_contact)
     if template is None:
         delivery = Delivery.DIRECT
     else:
-        last = await session.scalar(
-            select(Contact.last_inbound_at).where(Contact.id == contact_id)
-        )
         delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
     messages: Sequence[Reply] = (
         replies if delivery is Delivery.DIRECT or template is None else [template]

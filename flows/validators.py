@@ -373,6 +373,8 @@ def media(
         if message.kind not in kinds or message.media is None:
             return ctx.reject("media.missing", allowed=allowed)
         file = message.media
+        if file.refused:  # the channel did not store it (bot.files says why)
+            return ctx.reject("media.refused", reason=file.refused, allowed=allowed)
         mime = file.mime_type.split(";")[0].strip().lower()
         if mime_types and mime not in mime_types:
             return ctx.reject("media.wrong_type", mime_type=mime, allowed=allowed)

@@ -34,6 +34,7 @@ from storage.flow_sessions import (
     StepAction,
 )
 from storage.goals import GoalEvent
+from storage.media import MediaDownload, MediaDownloadStatus
 from storage.messages import (
     IgnoredUpdate,
     InboundMessage,
@@ -63,6 +64,8 @@ __all__ = [
     "InboundMessage",
     "InboundStatus",
     "JSONDoc",
+    "MediaDownload",
+    "MediaDownloadStatus",
     "MigrationError",
     "Money",
     "NotFoundError",

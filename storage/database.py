@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,11 @@ log = logging.getLogger("nyala.storage")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///nyala.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Set to 1 to let SQL logs show statement parameters (personal data: off by default).
+LOG_PARAMETERS_VARIABLE = "NYALA_LOG_SQL_PARAMETERS"
+# The logging name of engines that keep parameters and rows out of the logs: their logger
+# is "sqlalchemy.engine.Engine.private", which carries a :class:`_HideRows` filter.
+_PRIVATE_LOGGING_NAME = "private"
 # Namespace of Nyala's advisory locks ("Ny"), so they never meet another app's.
 _LOCK_NAMESPACE = 0x4E79
 _NAME_LOCK_NAMESPACE = 0x4E7A
@@ -108,15 +114,57 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class _HideRows(logging.Filter):
+    """Blanks the result rows SQLAlchemy logs at DEBUG: they hold the same names, numbers
+    and token hashes as the parameters that ``hide_parameters`` hides."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Row %r":
+            record.msg = "Row [hidden: NYALA_LOG_SQL_PARAMETERS=1 shows rows]"
+            record.args = ()
+        return True
+
+
+def _private_logger() -> str:
+    """The logging name of engines whose parameters and rows stay out of the logs (the
+    filter is put on its logger once per process)."""
+    logger = logging.getLogger(f"sqlalchemy.engine.Engine.{_PRIVATE_LOGGING_NAME}")
+    if not any(isinstance(found, _HideRows) for found in logger.filters):
+        logger.addFilter(_HideRows())
+    return _PRIVATE_LOGGING_NAME
+
+
 class Database:
     """An async engine with its session factories.
 
     Use :meth:`transaction` for work that writes and :meth:`read` for read-only work.
     """
 
-    def __init__(self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_DATABASE_URL,
+        *,
+        echo: bool = False,
+        log_parameters: bool | None = None,
+    ) -> None:
+        """Open an engine on ``url`` (nothing connects until first use).
+
+        Args:
+            url: the database URL (see :func:`normalize_url`).
+            echo: log every statement (SQLAlchemy's ``echo``).
+            log_parameters: let SQLAlchemy's logs and error messages show the statements'
+                parameters and (at DEBUG) the result rows. They hold names, phone numbers
+                and token hashes, so they are hidden unless asked for explicitly
+                (``None``: the environment variable ``NYALA_LOG_SQL_PARAMETERS=1``).
+        """
         self.url = normalize_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        if log_parameters is None:
+            wanted = os.environ.get(LOG_PARAMETERS_VARIABLE, "").strip().lower()
+            log_parameters = wanted in {"1", "true", "yes", "on"}
+        self.log_parameters = log_parameters
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": not log_parameters}
+        if not log_parameters:
+            kwargs["logging_name"] = _private_logger()
         if self.is_postgresql:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine = create_async_engine(self.url, **kwargs)

@@ -8,7 +8,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text, bindparam, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    false,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -58,6 +69,9 @@ class InboundMessage(Base):
     )
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    # A media message waiting for its file (storage.MediaDownload): the engine neither
+    # processes it nor any later message of the contact until the download releases it.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OutboundMessage(Base):

@@ -10,6 +10,7 @@ from storage.counters import DocumentCounter
 from storage.files import StoredFile
 from storage.flow_sessions import FlowMetricSnapshot, FlowSession, FlowStepEvent
 from storage.goals import GoalEvent
+from storage.media import MediaDownload
 from storage.messages import IgnoredUpdate, InboundMessage, OutboundMessage
 from storage.operators import ConsoleSession, LoginAttempt, Operator
 
@@ -27,6 +28,7 @@ __all__ = [
     "IgnoredUpdate",
     "InboundMessage",
     "LoginAttempt",
+    "MediaDownload",
     "Operator",
     "OutboundMessage",
     "StoredFile",

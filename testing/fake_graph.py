@@ -8,6 +8,11 @@ It serves, on loopback, what :mod:`bot.whatsapp.graph` calls:
 - ``GET /{version}/{media_id}``: the media's metadata and download URL;
 - ``GET /media-download/{media_id}``: the bytes.
 
+Inbound media (a file a customer sends) is registered with :meth:`FakeGraph.add_inbound_media`,
+which gives the media id and checksum a webhook would carry; the bot then downloads it the
+way it downloads from Meta. An expired download URL is the ``url_expired`` fault on the
+``download`` route.
+
 Every request needs ``Authorization: Bearer <token>``. Whatever arrives is recorded in
 :attr:`FakeGraph.requests` and accepted messages in :attr:`FakeGraph.sent`, so tests can
 assert exactly-once delivery. Faults (Meta's error codes, timeouts) are injected with
@@ -18,6 +23,7 @@ body) before a fault is drawn, so faults only ever hit requests Meta would have 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import hashlib
@@ -56,8 +62,9 @@ DEFAULT_VERSION: Final = "v23.0"
 MAX_UPLOAD_BYTES: Final = 100 * 1024 * 1024  # Meta's largest media (documents)
 _MIME: Final = re.compile(r"[\w.+-]+/[\w.+-]+(\s*;.*)?")
 
-Route = Literal["send", "mark_read", "upload", "any"]
-"""Which requests a fault may hit: message sends, mark-as-read, media uploads, or all."""
+Route = Literal["send", "mark_read", "upload", "media", "download", "any"]
+"""Which requests a fault may hit: message sends, mark-as-read, media uploads, media
+metadata (``GET /{media-id}``), media downloads (the URL it gives), or all."""
 
 
 class FaultKind(StrEnum):
@@ -79,6 +86,8 @@ class FaultKind(StrEnum):
     """No answer in time, and nothing accepted."""
     TIMEOUT_AFTER = "timeout_after"
     """Accepted (recorded in ``sent``), but the answer comes too late."""
+    URL_EXPIRED = "url_expired"
+    """HTTP 404 from a media download URL: it expired (they live 5 minutes)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,6 +205,11 @@ class StoredMedia:
     mime_type: str
     filename: str
     sha256: str
+
+    @property
+    def sha256_base64(self) -> str:
+        """The checksum as Meta's webhooks carry it (base64 of the digest)."""
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +378,21 @@ class FakeGraph:
             else None
         )
 
+    def add_inbound_media(
+        self, content: bytes, mime_type: str, *, filename: str = ""
+    ) -> StoredMedia:
+        """Keep a file as if a customer had sent it on WhatsApp; the returned media id and
+        checksum go into the webhook (``image.id``, ``image.sha256``)."""
+        media = StoredMedia(
+            media_id=str(10**15 + next(self._ids)),
+            content=content,
+            mime_type=mime_type,
+            filename=filename,
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
+        self.media[media.media_id] = media
+        return media
+
     def clear_faults(self) -> None:
         """Forget queued and random faults (the counts in ``injected`` stay)."""
         self._faults.clear()
@@ -400,6 +429,9 @@ class FakeGraph:
             await self._hold()
             # Only a client more patient than ``hang`` (or one still waiting at stop) sees it.
             return _graph_error(503, "(#2) Service temporarily unavailable", 2)
+        if fault is FaultKind.URL_EXPIRED:
+            self._record(request, 404, fault=fault, **record)
+            return web.Response(status=404, text="Not Found")
         spec = FAULTS[fault]
         self._record(request, spec.status, fault=fault, **record)
         return _graph_error(spec.status, spec.message, spec.code, details=spec.details)
@@ -557,7 +589,10 @@ class FakeGraph:
                 100,
                 error_type="GraphMethodException",
             )
-        self._record(request, 200, media_id=media_id)
+        fault = self._draw_fault("media")
+        if (forced := await self._forced(request, fault, media_id=media_id)) is not None:
+            return forced
+        self._record(request, 200, media_id=media_id, fault=fault)
         url = request.url.origin().with_path(f"/media-download/{media_id}")
         return web.json_response(
             {
@@ -576,7 +611,12 @@ class FakeGraph:
         if media is None:
             self._record(request, 404, media_id=media_id)
             return web.Response(status=404, text="Not Found")
-        self._record(request, 200, media_id=media_id)
+        fault = self._draw_fault("download")
+        if (forced := await self._forced(request, fault, media_id=media_id)) is not None:
+            return forced
+        self._record(request, 200, media_id=media_id, fault=fault)
+        if fault is FaultKind.TIMEOUT_AFTER:
+            await self._hold()
         return web.Response(body=media.content, headers={"Content-Type": media.mime_type})
 
 

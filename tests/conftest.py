@@ -18,8 +18,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from sqlalchemy import text
 
+from bot.console import passwords
 from flows import App
 from storage import Database, migrate
 from tests.cafe import build_app
@@ -94,6 +96,23 @@ class Databases:
         for url in self._pg.values():
             name = url.rsplit("/", 1)[1]
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes() -> Iterator[None]:
+    """Operator passwords hashed with argon2id at its lowest cost in the test process.
+
+    The real cost (64 MiB, three passes) takes ~0.2 s a hash and every console test logs
+    in; what the tests check is the logic around the hash, not its cost. ``nyala``
+    subprocesses still hash at the real cost, and argon2 verifies either kind."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(
+        passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    try:
+        yield
+    finally:
+        patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from analytics.goals import Goal
 from apps.safari.commands import COMMANDS
 from apps.safari.console import PAGES
 from apps.safari.demo import load_demo
+from apps.safari.leads import greet_lead
 from apps.safari.lifespan import safari_services
 from apps.safari.models import SafariBase
 from apps.safari.omari_callback import callback_route
@@ -59,6 +60,7 @@ app: App = App(
     routes=[callback_route],
     lifespans=[safari_services],
     demo_data=load_demo,
+    on_referral=greet_lead,
 )
 
 # The flow modules register their callables on `app`, so they are imported after it.

@@ -8,6 +8,7 @@ them: the second one hears why and chooses again.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -24,6 +25,7 @@ from flows.validators import choice, date
 Check = Callable[[UserMessage, Context], Accepted | Rejected]
 
 MAX_ROWS = 10  # a WhatsApp list holds ten rows
+log = logging.getLogger("nyala.safari")
 
 
 def _bookable(today: dt.date) -> tuple[ColumnElement[bool], ...]:
@@ -32,6 +34,21 @@ def _bookable(today: dt.date) -> tuple[ColumnElement[bool], ...]:
 
 
 # choose_tour ------------------------------------------------------------------------------
+
+
+@app.query()
+async def no_tours_on_sale(ctx: FlowContext) -> str:
+    """Why the tour list is empty: no tour at all yet (a new installation: says how to
+    add some when it is a sandbox), or every tour sold out or stopped selling."""
+    if await ctx.session.scalar(select(Tour.id).limit(1)) is not None:
+        return "Sorry, none of our tours has free seats at the moment."
+    log.warning("a customer asked to book, but there are no tours: add some (nyala demo-data)")
+    if ctx.sandbox:
+        return (
+            "There are no tours yet, so there is nothing to book. (Trying Nyala out? "
+            "`nyala demo-data` adds four demo tours with departures.)"
+        )
+    return "Sorry, we have no tours open for booking yet."
 
 
 @app.query()
@@ -50,12 +67,14 @@ async def tours_on_sale(ctx: FlowContext) -> list[Option]:
         .order_by(Tour.name)
         .limit(MAX_ROWS)
     )
+    # The short name as the title, the full one in the description (after what a
+    # customer compares first: the price and the next date).
     return [
         Option(
             tour.code,
-            tour.name,
-            f"{format_money(tour.price_per_person, tour.currency)} per person · "
-            f"next {first_date.day} {first_date:%b}",
+            tour.short_name or tour.name,
+            f"{format_money(tour.price_per_person, tour.currency)} pp · "
+            f"next {first_date.day} {first_date:%b} · {tour.name}",
         )
         for tour, first_date in rows
     ]
@@ -101,10 +120,11 @@ async def upcoming_departures(ctx: FlowContext) -> list[Option]:
 
 @app.validator()
 def departure_date() -> Check:
-    """A departure from the list: tapped, its number, or its date typed (``14/03``).
+    """A departure: tapped, its number, or any date typed (``14/03``, ``20 Dec``).
 
-    A typed date that is not in the list gets a precise answer: it has passed, or there is
-    no departure with free seats that day.
+    A typed date is not limited to the ten listed: any future date is accepted here and
+    :func:`check_departure` looks it up, answering with the nearest dates that have seats
+    when that day has none. A date that has passed is refused at once.
     """
     listed = choice()
     typed_date = date()
@@ -118,19 +138,48 @@ def departure_date() -> Check:
         if isinstance(parsed, Rejected):
             return picked
         day = dt.date.fromisoformat(parsed.value)
-        if day < ctx.today:
+        if day <= ctx.today:
             return Rejected(
                 f"{long_date(day)} has already passed. Please choose one of the dates listed."
+                if day < ctx.today
+                else "Bookings for today have closed. Please choose a later date."
             )
         for option in ctx.options:
             if option.id == day.isoformat():
                 return Accepted(option.id, option.title)
-        return Rejected(
-            f"There's no departure with free seats on {long_date(day)}. "
-            "Please choose one of the dates listed."
-        )
+        return Accepted(day.isoformat(), short_date(day))
 
     return check
+
+
+async def _nearest_text(ctx: FlowContext, day: dt.date) -> str:
+    nearest = await nearest_dates(ctx, day)
+    if not nearest:
+        return "No other date has seats left; type *book* to choose another tour."
+    return (
+        f"The nearest dates with seats: {', '.join(short_date(d) for d in nearest)}. "
+        "Type one of them or choose from the list."
+    )
+
+
+async def nearest_dates(ctx: FlowContext, day: dt.date, count: int = 3) -> list[dt.date]:
+    """The ``count`` bookable departure dates of the chosen tour nearest to ``day``."""
+    bookable = (Departure.tour_id == ctx.data["tour_id"], *_bookable(ctx.today))
+    before = await ctx.session.scalars(
+        select(Departure.date)
+        .where(*bookable, Departure.date < day)
+        .order_by(Departure.date.desc())
+        .limit(count)
+    )
+    after = await ctx.session.scalars(
+        select(Departure.date)
+        .where(*bookable, Departure.date > day)
+        .order_by(Departure.date)
+        .limit(count)
+    )
+    found = [*before, *after]
+    found.sort(key=lambda d: (abs((d - day).days), d))
+    return sorted(found[:count])
 
 
 @app.action()
@@ -145,14 +194,16 @@ async def check_departure(ctx: FlowContext) -> None:
         select(Departure).where(Departure.tour_id == ctx.data["tour_id"], Departure.date == day)
     )
     if departure is None:
-        raise ActionError("Sorry, that date is no longer available. Please choose another one.")
+        raise ActionError(
+            f"There's no departure on {long_date(day)}. {await _nearest_text(ctx, day)}"
+        )
     if day <= ctx.today:
         raise ActionError(
             f"Sorry, bookings for {long_date(day)} have closed. Please choose a later date."
         )
     if departure.seats_left < 1:
         raise ActionError(
-            f"Sorry, {long_date(day)} has just been fully booked. Please choose another date."
+            f"Sorry, {long_date(day)} is fully booked. {await _nearest_text(ctx, day)}"
         )
     ctx.data.update(
         departure_id=departure.id,

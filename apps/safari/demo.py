@@ -81,6 +81,7 @@ class TourContent:
 
     code: str
     name: str
+    short_name: str
     description: str
     start_time: dt.time
     duration_minutes: int
@@ -105,6 +106,7 @@ class TourContent:
         return Tour(
             code=self.code,
             name=self.name,
+            short_name=self.short_name,
             description=self.description,
             duration_minutes=self.duration_minutes,
             start_time=self.start_time,
@@ -131,6 +133,7 @@ CATALOGUE: tuple[TourContent, ...] = (
     TourContent(
         code="VFA-FALLS-SUNSET",
         name="Victoria Falls guided tour & Zambezi sunset cruise",
+        short_name="Victoria Falls & cruise",
         description=(
             "A guide walks you along the rainforest path facing the Falls, from the "
             "Devil's Cataract to Danger Point, telling the story of Mosi-oa-Tunya, 'the "
@@ -186,6 +189,7 @@ CATALOGUE: tuple[TourContent, ...] = (
     TourContent(
         code="HWG-GAME-DRIVE",
         name="Hwange National Park full-day game drive",
+        short_name="Hwange game drive",
         description=(
             "A full day in Zimbabwe's largest national park in an open 4x4 with a "
             "professional guide: the waterholes of the Ngweshla loop, home to some of "
@@ -245,6 +249,7 @@ CATALOGUE: tuple[TourContent, ...] = (
     TourContent(
         code="MNP-CANOE",
         name="Mana Pools canoe safari on the Zambezi",
+        short_name="Mana Pools canoe safari",
         description=(
             "Paddle two-person canoes with a licensed canoe guide along the channels and "
             "sandbanks of the Zambezi in Mana Pools, a UNESCO World Heritage Site. Drift "
@@ -299,6 +304,7 @@ CATALOGUE: tuple[TourContent, ...] = (
     TourContent(
         code="MTB-RHINO-WALK",
         name="Matobo Hills rhino tracking walk",
+        short_name="Matobo rhino walk",
         description=(
             "Track white and black rhino on foot with an armed, licensed walking guide in "
             "the granite hills of Matobo National Park, then visit San rock art at "
@@ -612,6 +618,8 @@ async def _tours(session: AsyncSession) -> tuple[dict[str, Tour], int]:
             tours[content.code] = content.new_tour()
             session.add(tours[content.code])
             created += 1
+        elif tours[content.code].short_name is None:  # loaded before tours had one
+            tours[content.code].short_name = content.short_name
     await session.flush()
     return tours, created
 

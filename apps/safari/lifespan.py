@@ -9,6 +9,9 @@
 * :class:`~apps.safari.payments.PaymentProviders` with Omari's provider when the
   settings allow one (:func:`omari_provider`); the self-confirming
   :class:`~apps.safari.omari.SandboxOmari` only while replies are sandboxed too;
+* :class:`~apps.safari.payments.SandboxPaymentProviders`, always with a
+  :class:`~apps.safari.omari.SandboxOmari`: what sandbox contacts (the console's chat
+  simulator) pay through, even on a live server;
 * :class:`~apps.safari.omari_callback.OmariCallback`, the handler of Omari's callback
   route.
 
@@ -28,7 +31,7 @@ from apps.safari.documents.service import SafariDocuments
 from apps.safari.omari import CALLBACK_PATH, Outcome, ReceiptHooks, SandboxOmari
 from apps.safari.omari_callback import OmariCallback
 from apps.safari.omari_client import OmariClient
-from apps.safari.payments import PaymentProvider, PaymentProviders
+from apps.safari.payments import PaymentProvider, PaymentProviders, SandboxPaymentProviders
 from apps.safari.receipts import receipt_hook
 from apps.safari.settings import SafariSettings
 from documents import PdfRenderer
@@ -145,6 +148,13 @@ async def safari_services(runtime: Runtime) -> AsyncIterator[None]:
         providers.install(provider)
     if isinstance(provider, SandboxOmari):
         runtime.services.provide(SandboxOmari, provider)
+    # Sandbox contacts never reach the live provider: they get a sandbox Omari of their own.
+    sandbox_omari = (
+        provider
+        if isinstance(provider, SandboxOmari)
+        else SandboxOmari(runtime.db, sandbox=True, hooks=hooks)
+    )
+    runtime.services.provide(SandboxPaymentProviders, SandboxPaymentProviders(sandbox_omari))
     # The sandbox Omari is what a sandbox wants: said quietly; anything else is a warning.
     level = logging.INFO if isinstance(provider, SandboxOmari) else logging.WARNING
     for note in omari_warnings(settings, public_url=_public_url(runtime), sandbox=runtime.sandbox):
@@ -152,8 +162,7 @@ async def safari_services(runtime: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if isinstance(provider, SandboxOmari):
-            await provider.close()
+        await sandbox_omari.close()
         await http.close()
         if shared is None:
             await asyncio.to_thread(renderer.close)  # waits for the workers to exit

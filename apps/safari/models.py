@@ -62,6 +62,9 @@ class Tour(TimestampMixin, SafariBase):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # What a list row's title shows (WhatsApp cuts titles at 24 characters); the full
+    # name goes in the row's description. ``None``: the name, shortened.
+    short_name: Mapped[str | None] = mapped_column(String(24))
     description: Mapped[str] = mapped_column(Text, default="")
     duration_minutes: Mapped[int] = mapped_column(Integer)
     # Local time in the business's timezone (a setting), not UTC.

@@ -84,6 +84,9 @@ async def customer_for_contact(
     return customer
 
 
+SANDBOX_NOTE = "sandbox: booked in the console's chat simulator; took no seats"
+
+
 async def create_booking(
     session: AsyncSession,
     *,
@@ -108,12 +111,21 @@ async def create_booking(
     count = len(traveler_names)
     if count < 1:
         raise ActionError("A booking needs at least one traveler.")
-    taken = await session.execute(
-        update(Departure)
-        .where(Departure.id == departure_id, Departure.seats_left >= count)
-        .values(seats_left=Departure.seats_left - count)
+    # A sandbox contact (the console's chat simulator) books without taking seats from
+    # real customers; it still hears what a customer would if too few were left.
+    sandbox = bool(
+        await session.scalar(select(Contact.sandbox).where(Contact.id == customer.contact_id))
     )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    if sandbox:
+        fits = departure.seats_left >= count
+    else:
+        taken = await session.execute(
+            update(Departure)
+            .where(Departure.id == departure_id, Departure.seats_left >= count)
+            .values(seats_left=Departure.seats_left - count)
+        )
+        fits = taken.rowcount == 1  # type: ignore[attr-defined]
+    if not fits:
         left = await session.scalar(
             select(Departure.seats_left).where(Departure.id == departure_id)
         )
@@ -130,6 +142,7 @@ async def create_booking(
         total_cost=(tour.price_per_person * count).quantize(Decimal("0.01")),
         currency=tour.currency,
         status=BookingStatus.PENDING,
+        notes=SANDBOX_NOTE if sandbox else None,
     )
     session.add(booking)
     await session.flush()
@@ -241,11 +254,17 @@ async def cancel_booking(
         return booking
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = utcnow()
-    await session.execute(
-        update(Departure)
-        .where(Departure.id == booking.departure_id)
-        .values(seats_left=Departure.seats_left + booking.travelers_count)
+    took_seats = not await session.scalar(
+        select(Contact.sandbox)
+        .join(Customer, Customer.contact_id == Contact.id)
+        .where(Customer.id == booking.customer_id)
     )
+    if took_seats:  # a sandbox contact's booking took none
+        await session.execute(
+            update(Departure)
+            .where(Departure.id == booking.departure_id)
+            .values(seats_left=Departure.seats_left + booking.travelers_count)
+        )
     await _audit(session, actor, "cancel_booking", f"booking {booking.reference}", reason)
     return booking
 

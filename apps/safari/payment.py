@@ -32,6 +32,7 @@ from apps.safari.payments import (
     PaymentProviderError,
     PaymentProviders,
     PaymentRequest,
+    SandboxPaymentProviders,
 )
 from documents import format_money
 from flows import (
@@ -235,7 +236,13 @@ async def check_booking_still_due(ctx: FlowContext) -> None:
 
 
 def _providers(ctx: FlowContext) -> PaymentProviders:
-    """The running app's payment providers (none installed: mobile money is off)."""
+    """The running app's payment providers (none installed: mobile money is off).
+
+    A sandbox contact (the console's simulator) only ever gets the sandbox ones: it is
+    never a real customer, so no real wallet may be charged for it.
+    """
+    if ctx.contact.sandbox:
+        return ctx.services.find(SandboxPaymentProviders) or SandboxPaymentProviders()
     return ctx.services.find(PaymentProviders) or PaymentProviders()
 
 

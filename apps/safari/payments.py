@@ -88,3 +88,9 @@ class PaymentProviders:
         if provider is None:
             raise PaymentProviderError(UNAVAILABLE)
         return provider
+
+
+class SandboxPaymentProviders(PaymentProviders):
+    """The providers a sandbox contact (the console's chat simulator) pays through, in
+    ``runtime.services`` beside the live ones: they move no money, so a test chat on a
+    live server can never charge a real wallet."""

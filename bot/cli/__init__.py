@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from bot.cli.common import CliState, cli_state, load_settings, phone, run_with_d
 from bot.cli.operators import operator
 from bot.console.accounts import ensure_first_admin, first_admin_notice
 from bot.diagrams import write_diagram
+from bot.files import FileLimits
 from bot.settings import DEFAULT_APP, Settings
 from flows import Engine, FlowError, load_flow_file, release_handoff
 from flows.runtime import Runtime
@@ -179,13 +181,39 @@ def chat(phone_number: str | None, files_dir: Path) -> None:
             if loaded:
                 click.echo(f"loaded demo data: {loaded} (nyala demo-data shows it)", err=True)
             engine = Engine(db, app, sandbox=True, services=runtime.services)
-            chat = TerminalChat(engine, phone_number or DEFAULT_CHAT_PHONE, files_dir=files_dir)
+            chat = TerminalChat(
+                engine,
+                phone_number or DEFAULT_CHAT_PHONE,
+                files_dir=files_dir,
+                file_limits=FileLimits.from_settings(state.settings),
+            )
             await chat.run()
 
     run_with_db(work)
 
 
-def _serve_process(settings_env: dict[str, str], app_target: str, host: str, port: int) -> None:
+def port_free(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), or ``None``.
+
+    Bound without ``SO_REUSEPORT``: a port another server holds is in use even when that
+    server shares it among its own workers.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror}"
+    family, _, _, _, address = infos[0]
+    try:
+        with socket.create_server(address[:2], family=family):
+            return None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"cannot listen on {host}:{port}: {reason}"
+
+
+def _serve_process(
+    settings_env: dict[str, str], app_target: str, host: str, port: int, share_port: bool = False
+) -> None:
     """One server process (also the body of each ``--workers`` child)."""
     # Imported here: the server and its console (Jinja, Argon2, charts) are heavy and
     # only ``serve`` needs them; every other command starts without them.
@@ -202,7 +230,11 @@ def _serve_process(settings_env: dict[str, str], app_target: str, host: str, por
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." is noise
     app = load_app(app_target)
     # Not web.run_app: slow or flooding clients are cut off (bot.server.ConnectionGuard).
-    run(create_app(settings, app), host=host, port=port)
+    try:
+        run(create_app(settings, app), host=host, port=port, reuse_port=share_port)
+    except OSError as exc:  # taken since the check in ``serve``
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise SystemExit(f"nyala: cannot listen on {host}:{port}: {reason}") from None
 
 
 @cli.command()
@@ -236,6 +268,10 @@ def serve(host: str, port: int, workers: int) -> None:
         if first := await ensure_first_admin(db):  # printed once to the terminal, not logged
             click.echo(first_admin_notice(first, f"http://{host}:{port}/console"), err=True)
 
+    # One server per port: a second ``serve`` on a busy port says so and stops, instead of
+    # sharing it silently (only this command's own --workers share their port).
+    if problem := port_free(host, port):
+        raise click.ClickException(problem)
     run_with_db(check)
     for note in startup_warnings(settings):
         click.echo(f"note: {note}", err=True)
@@ -251,7 +287,9 @@ def serve(host: str, port: int, workers: int) -> None:
         return
     spawn = multiprocessing.get_context("spawn")
     children = [
-        spawn.Process(target=_serve_process, args=(env, state.target, host, port), daemon=False)
+        spawn.Process(
+            target=_serve_process, args=(env, state.target, host, port, True), daemon=False
+        )
         for _ in range(workers)
     ]
     for child in children:

@@ -115,6 +115,11 @@ def _range_options(command: Callable[..., None]) -> Callable[..., None]:
             help="only sessions with an event of this action (at --step if given)",
         ),
         click.option("--by-version", is_flag=True, help="report each flow version apart"),
+        click.option(
+            "--include-sandbox",
+            is_flag=True,
+            help="count sandbox contacts (the console's chat simulator) too",
+        ),
         click.option("--json", "as_json", is_flag=True, help="print one JSON document"),
         click.pass_context,
     ]
@@ -171,6 +176,7 @@ def completion(  # noqa: PLR0917 - click passes every option
     step: str | None,
     action: str | None,
     by_version: bool,
+    include_sandbox: bool,
     as_json: bool,
 ) -> None:
     """How many of FLOW's sessions completed, and how the others ended."""
@@ -178,7 +184,13 @@ def completion(  # noqa: PLR0917 - click passes every option
     result = _call(
         ctx,
         lambda db: get_flow_completion_rate(
-            flow, step=step, action=action, by_version=by_version, db=db, **span.kwargs()
+            flow,
+            step=step,
+            action=action,
+            by_version=by_version,
+            include_sandbox=include_sandbox,
+            db=db,
+            **span.kwargs(),
         ),
     )
     _notes(result["notes"])
@@ -229,6 +241,7 @@ def funnel(  # noqa: PLR0917 - click passes every option
     step: str | None,
     action: str | None,
     by_version: bool,
+    include_sandbox: bool,
     as_json: bool,
 ) -> None:
     """How many of FLOW's sessions reached each step, in flow order."""
@@ -241,6 +254,7 @@ def funnel(  # noqa: PLR0917 - click passes every option
             step=step,
             action=action,
             by_version=by_version,
+            include_sandbox=include_sandbox,
             db=db,
             **span.kwargs(),
         ),
@@ -295,6 +309,7 @@ def errors(  # noqa: PLR0917 - click passes every option
     step: str | None,
     action: str | None,
     by_version: bool,
+    include_sandbox: bool,
     as_json: bool,
 ) -> None:
     """What went wrong in FLOW: errors and rejected answers per step and type.
@@ -305,7 +320,13 @@ def errors(  # noqa: PLR0917 - click passes every option
     rows = _call(
         ctx,
         lambda db: get_error_analysis(
-            flow, step=step, action=action, by_version=by_version, db=db, **span.kwargs()
+            flow,
+            step=step,
+            action=action,
+            by_version=by_version,
+            include_sandbox=include_sandbox,
+            db=db,
+            **span.kwargs(),
         ),
     )
     _notes(rows.notes)
@@ -364,6 +385,7 @@ def kpis(  # noqa: PLR0917 - click passes every option
     step: str | None,
     action: str | None,
     by_version: bool,
+    include_sandbox: bool,
     as_json: bool,
 ) -> None:
     """FLOW's KPIs, each against its target (exit status 0 either way)."""
@@ -376,6 +398,7 @@ def kpis(  # noqa: PLR0917 - click passes every option
             step=step,
             action=action,
             by_version=by_version,
+            include_sandbox=include_sandbox,
             goals=goals,
             db=db,
             **span.kwargs(),

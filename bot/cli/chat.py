@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
+from bot.files import FileLimits, FileRefusedError, check_file
 from flows import ContactRef, Engine, UserMessage
 from flows.messages import (
     Document,
@@ -34,11 +35,14 @@ from flows.messages import (
     reply_options,
     reply_text,
 )
-from storage import Contact, Conversation, OutboundMessage, StoredFile
+from storage import Contact, Conversation, InboundMessage, OutboundMessage, StoredFile
 
 # How long the chat waits for the app's background work (e.g. a sandbox payment provider
 # confirming a payment itself) before the next line.
 SETTLE_SECONDS = 10.0
+# While it waits for the next line, how often the chat looks for messages sent to this
+# contact from elsewhere (an operator's reply in the console, a reminder command).
+POLL_SECONDS = 1.0
 
 CHAT_HELP = (
     "Type a message, or the number of an option. Commands: /file PATH (send a photo or "
@@ -73,12 +77,14 @@ class TerminalChat:
         stdout: TextIO = sys.stdout,
         files_dir: Path = Path("nyala-chat-files"),
         background: Sequence[Settles] | None = None,
+        file_limits: FileLimits | None = None,
     ) -> None:
         self.engine = engine
         self.contact = ContactRef(wa_id=phone, profile_name=None)
         self.stdin = stdin
         self.stdout = stdout
         self.files_dir = files_dir
+        self.file_limits = file_limits or FileLimits()
         self.options: list[Option] = []
         self.interactive = stdin.isatty()
         self._ids = itertools.count(1)
@@ -105,12 +111,11 @@ class TerminalChat:
 
     async def _converse(self) -> None:
         self._shown_up_to = await self._last_outbound_id()
+        await self._show_where_we_left_off()
         while True:
             await self._show_later_messages()
-            if self.interactive:
-                self.stdout.write("you> ")
-                self.stdout.flush()
-            line = await asyncio.to_thread(self.stdin.readline)
+            self._prompt()
+            line = await self._read_line()
             if not line:
                 break
             text = line.strip()
@@ -133,6 +138,66 @@ class TerminalChat:
                     "     (a person has this conversation, so the bot stays quiet; give it "
                     f"back with: nyala handoff release +{self.contact.wa_id})"
                 )
+
+    def _prompt(self) -> None:
+        if self.interactive:
+            self.stdout.write("you> ")
+            self.stdout.flush()
+
+    async def _read_line(self) -> str:
+        """The next line of input; meanwhile, messages sent to this contact from
+        elsewhere (an operator's reply, a reminder) are shown as they arrive."""
+        reading = asyncio.ensure_future(asyncio.to_thread(self.stdin.readline))
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=POLL_SECONDS)
+            if done:
+                return reading.result()
+            if self.interactive:
+                self.stdout.write("\r")
+            if await self._show_later_messages(settle=False):
+                self._prompt()
+
+    async def _show_where_we_left_off(self) -> None:
+        """On start: the question a flow is waiting on, and what was sent since the
+        customer's last message (an operator's reply while the chat was closed)."""
+        async with self.engine.db.read() as session:
+            contact = await session.scalar(
+                select(Contact).where(Contact.wa_id == self.contact.wa_id)
+            )
+            if contact is None:
+                return
+            conversation = await session.get(Conversation, contact.id)
+            last_in = (
+                await session.execute(
+                    select(InboundMessage.id, InboundMessage.received_at)
+                    .where(InboundMessage.contact_id == contact.id)
+                    .order_by(InboundMessage.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if last_in is None:
+                return
+            mid_flow = conversation is not None and conversation.flow_name is not None
+            answers = OutboundMessage.inbound_id == last_in.id
+            since = and_(
+                OutboundMessage.inbound_id.is_(None),
+                OutboundMessage.created_at >= last_in.received_at,
+            )
+            rows = (
+                await session.scalars(
+                    select(OutboundMessage)
+                    .where(
+                        OutboundMessage.contact_id == contact.id,
+                        or_(answers, since) if mid_flow else since,
+                    )
+                    .order_by(OutboundMessage.id)
+                )
+            ).all()
+        if not rows:
+            return
+        self._print("     (where we left off)")
+        for row in rows:
+            await self._show(reply_from_payload(row.kind, row.payload))
 
     def _next_id(self) -> str:
         return f"wamid.chat.{self._session}.{next(self._ids)}"
@@ -174,13 +239,23 @@ class TerminalChat:
         except OSError as exc:
             self._print(f"cannot read {path}: {exc.strerror}")
             return None
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        claimed = mimetypes.guess_type(path.name)[0]
+        # The same checks as a file a customer sends on WhatsApp (bot.files): a file
+        # that is not what its name says, or too large, is refused and not stored.
+        try:
+            checked = await asyncio.to_thread(
+                check_file, content, kind=None, claimed_mime=claimed, limits=self.file_limits
+            )
+        except FileRefusedError as exc:
+            self._print(f"cannot send {path.name}: {exc.reason}")
+            return None
+        mime = checked.mime_type
         async with self.engine.db.transaction() as session:
             row = StoredFile.from_bytes(path.name, mime, content)
             session.add(row)
             await session.flush()
             file_id = row.id
-        kind: MessageKind = "image" if mime.startswith("image/") else "document"
+        kind: MessageKind = "image" if checked.kind == "image" else "document"
         media = Media(
             id=f"stored:{file_id}", mime_type=mime, sha256=row.sha256,
             filename=path.name, size=len(content),
@@ -225,10 +300,12 @@ class TerminalChat:
             )
         return int(last or 0)
 
-    async def _show_later_messages(self) -> None:
+    async def _show_later_messages(self, *, settle: bool = True) -> int:
         """Show messages queued for this contact outside a reply and not shown yet (e.g. a
-        sandbox payment confirming itself a moment after the bot asked for it)."""
-        busy = [service for service in self.background if service.pending]
+        sandbox payment confirming itself a moment after the bot asked for it, an
+        operator's reply); with ``settle``, first wait for the app's background work.
+        Returns how many were shown."""
+        busy = [service for service in self.background if service.pending] if settle else []
         if busy:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_SECONDS):
@@ -250,6 +327,7 @@ class TerminalChat:
         for row in rows:
             await self._show(reply_from_payload(row.kind, row.payload))
             self._shown_up_to = row.id
+        return len(rows)
 
     async def _save_document(self, reply: Document) -> None:
         async with self.engine.db.read() as session:

@@ -45,7 +45,7 @@ async def with_db(
     settings: Settings, work: Callable[[Database], Awaitable[T]], *, app: App | None = None
 ) -> T:
     """Open the database, migrate it (the framework's branch and ``app``'s), run ``work``."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
     try:
         await db.check()
         if app is None:

@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.console import formatting, sessions
 from bot.console.page import ConsolePage, navigation
 from bot.console.pages import framework_pages
+from bot.console.uploads import body_limit
 from bot.console.web import (
     COOKIE,
     CURRENT,
@@ -277,7 +278,7 @@ def build_console(flow_app: App) -> web.Application:
     """The console of ``flow_app`` (the framework's pages, then the app's) as an
     application to mount under :data:`PREFIX`."""
     pages = (*framework_pages(), *app_pages(flow_app))
-    console = web.Application(middlewares=[errors, guard])
+    console = web.Application(middlewares=[body_limit, errors, guard])
     console[PAGES] = pages
     console[NAV] = navigation(pages, PREFIX)
     console[TEMPLATES] = _environment(pages)

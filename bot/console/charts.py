@@ -118,9 +118,11 @@ def bar_rows(rows: Sequence[tuple[str, float, str, str | None]], *, scale: float
     if not rows:
         return Markup('<p class="muted small">No data for this period yet.</p>')
     height = 34
+    # An image cannot hold links a keyboard reaches: with links the chart is a group.
+    role = "group" if any(row[3] for row in rows) else "img"
     parts = [
-        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {height * len(rows) + 6}" role="img" '
-        'aria-label="Funnel">'
+        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {height * len(rows) + 6}" '
+        f'role="{role}" aria-label="Funnel">'
     ]
     for i, (label, value, text, link) in enumerate(rows):
         top = i * height + 4

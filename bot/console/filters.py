@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.console.web import notice
+from bot.console.web import notice, parse_id
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PAGE_SIZE = 50
@@ -68,11 +68,12 @@ class Filters:
         value = self.raw.get(name, "").strip()
         if not value:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        number = parse_id(value)  # ASCII digits only: int() takes "١٢" and "１２" too
+        if number is None or not low <= number <= high:
             self._ignore(name, value, f"use a whole number from {low} to {high}")
             return default
         self.kept[name] = value
-        return int(value)
+        return number
 
     def text(self, name: str, *, max_length: int = 100) -> str | None:
         """Free text: control characters dropped, cut to ``max_length``."""

@@ -7,6 +7,7 @@ never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -19,8 +20,14 @@ MAX_PASSWORD_LENGTH = 256
 
 # argon2-cffi's defaults follow RFC 9106's low-memory profile (argon2id).
 _HASHER = PasswordHasher()
-# Verified when the username is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("not-a-real-password-but-same-cost")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so a wrong name takes as long as a wrong
+    password. Made on first use, not at import: every ``nyala`` command imports this
+    module and most never check a password."""
+    return _HASHER.hash("not-a-real-password-but-same-cost")
 
 
 class WeakPasswordError(NyalaError):
@@ -50,7 +57,8 @@ async def hash_password(password: str) -> str:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        dummy = _dummy_hash()  # made by the first check of any name: no timing tell
+        return _HASHER.verify(stored or dummy, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

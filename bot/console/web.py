@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -44,6 +45,13 @@ NAV = web.AppKey[tuple[NavSection, ...]]("console_nav")
 CURRENT = web.RequestKey("console_current", Current)
 NOTICES = web.RequestKey("console_notices", list)  # of str
 
+# A database id as it may appear in a URL or a form: ASCII digits only. Python's ``int()``
+# and ``str.isdigit()`` (and ``\d`` in a route) also take Arabic-Indic, full-width and
+# other Unicode digits, so "١٢" would reach row 12 by another name, and "²" would pass
+# ``isdigit()`` and then crash ``int()``.
+ID_PATTERN = "[0-9]{1,18}"
+_ID = re.compile(ID_PATTERN)
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -65,9 +73,11 @@ __all__ = [
     "db_of",
     "flash",
     "flow_app_of",
+    "id_in_path",
     "me",
     "notice",
     "pages_of",
+    "parse_id",
     "redirect",
     "render",
     "requires",
@@ -100,6 +110,25 @@ def pages_of(request: web.Request) -> tuple[ConsolePage, ...]:
 def me(request: web.Request) -> Current:
     """The logged-in operator (the auth middleware guarantees one on every page)."""
     return request[CURRENT]
+
+
+def parse_id(value: object) -> int | None:
+    """``value`` as a database id if it is 1 to 18 ASCII digits, else ``None``.
+
+    Every id the console reads from a URL or a form goes through here, never through a
+    bare ``int()`` (which accepts Unicode digits, signs, spaces and underscores).
+    """
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        return None
+    return int(value)
+
+
+def id_in_path(request: web.Request, name: str) -> int:
+    """The id in the URL's ``{name}`` part; a malformed one is a 404, never a 500."""
+    parsed = parse_id(request.match_info.get(name))
+    if parsed is None:
+        raise web.HTTPNotFound
+    return parsed
 
 
 def is_https(request: web.Request) -> bool:

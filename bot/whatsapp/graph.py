@@ -12,11 +12,12 @@ from bot.whatsapp.errors import (
     GraphTimeoutError,
     GraphUnavailableError,
     WhatsAppAPIError,
+    WhatsAppError,
     error_from_response,
 )
 from bot.whatsapp.message_bodies import mark_read_body
 
-__all__ = ["DEFAULT_API_BASE", "GraphClient"]
+__all__ = ["DEFAULT_API_BASE", "GraphClient", "MediaTooLargeError", "MediaURLExpiredError"]
 
 log = logging.getLogger("nyala.bot")
 
@@ -121,19 +122,55 @@ class GraphClient:
         except (KeyError, TypeError) as exc:
             raise WhatsAppAPIError("the media upload returned no id") from exc
 
-    async def download_media(self, media_id: str) -> tuple[bytes, str]:
-        """Download an inbound file: its bytes and MIME type."""
+    async def media_info(self, media_id: str) -> dict[str, Any]:
+        """``GET /{media-id}``: an inbound file's download URL (valid 5 minutes), type,
+        checksum and size."""
         info = await self._request("GET", f"{self.base_url}/{media_id}")
-        if not isinstance(info, dict) or "url" not in info:
+        if not isinstance(info, dict) or not isinstance(info.get("url"), str):
             raise WhatsAppAPIError(f"no download URL for media {media_id}")
+        return info
+
+    async def fetch_media(self, url: str, *, max_bytes: int) -> bytes:
+        """The bytes behind a URL from :meth:`media_info`, fetched with the token.
+
+        Raises:
+            MediaURLExpiredError: the URL is no longer valid (404, 401, 403, 410): ask
+                :meth:`media_info` for a fresh one.
+            MediaTooLargeError: more than ``max_bytes`` arrived (the rest is not read).
+            WhatsAppAPIError: another error status (5xx are retryable).
+            GraphTimeoutError, GraphUnavailableError: no answer.
+        """
         try:
-            async with self.session.get(
-                str(info["url"]), headers=self._headers, timeout=self.timeout
-            ) as response:
-                if response.status >= 400:
-                    raise error_from_response(response.status, None)
-                return await response.read(), str(info.get("mime_type") or response.content_type)
+            async with self.session.get(url, headers=self._headers, timeout=self.timeout) as got:
+                if got.status in (401, 403, 404, 410):
+                    raise MediaURLExpiredError(f"the media URL answered {got.status}")
+                if got.status >= 400:
+                    try:
+                        body = await got.json(content_type=None)
+                    except (ValueError, aiohttp.ContentTypeError):
+                        body = None
+                    raise error_from_response(
+                        got.status, body, retry_after=_retry_after(got.headers)
+                    )
+                if got.content_length is not None and got.content_length > max_bytes:
+                    raise MediaTooLargeError(f"the file has {got.content_length} bytes")
+                data = bytearray()
+                async for chunk in got.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise MediaTooLargeError(f"the file has more than {max_bytes} bytes")
+                return bytes(data)
+        except WhatsAppError:
+            raise
         except TimeoutError as exc:
             raise GraphTimeoutError("media download timed out") from exc
         except aiohttp.ClientError as exc:
             raise GraphUnavailableError(f"cannot download media: {type(exc).__name__}") from exc
+
+
+class MediaURLExpiredError(WhatsAppError):
+    """A media download URL no longer works (they live 5 minutes): fetch a fresh one."""
+
+
+class MediaTooLargeError(WhatsAppError):
+    """A media file is larger than the limit of its type; the rest was not read."""

@@ -19,21 +19,25 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
+from bot.whatsapp.media import media_download_row
 from bot.whatsapp.outbox import mark_read_row
 from bot.whatsapp.payloads import IncomingMessage, ReportedError, Sender, WebhookBatch
 from bot.whatsapp.statuses import apply_status
 from flows import Engine
+from flows.messages import MEDIA_KINDS
 from storage import (
     Database,
     IgnoredUpdate,
     InboundMessage,
     InboundStatus,
+    MediaDownload,
     get_or_create_contact,
     utcnow,
 )
@@ -100,7 +104,8 @@ class GroupCommit:
 
     Args:
         db: the database.
-        mark_read: queue a read receipt for each new message (live mode only).
+        mark_read: live mode: queue a read receipt for each new message, and hold each
+            media message until its file is downloaded (:mod:`bot.whatsapp.media`).
         max_group: the most deliveries in one transaction.
         clock: the time source.
     """
@@ -294,19 +299,49 @@ async def _store_messages(
             "received_at": now,
             "sent_at": incoming.message.timestamp,
             "status": InboundStatus.PENDING,
+            # Live mode: a file is downloaded first (bot.whatsapp.media), the message
+            # waits for it, held.
+            "held": mark_read and _has_media(incoming),
         }
         for (_, incoming), contact_id in zip(fresh, contact_ids, strict=True)
     ]
     stored = await insert_new_inbound(session, rows)
-    for (result, incoming), contact_id in zip(fresh, contact_ids, strict=True):
+    for (result, incoming), contact_id, row in zip(fresh, contact_ids, rows, strict=True):
         row_id = stored.get(incoming.message.id)
         if row_id is None:
             result.duplicates += 1
             continue
+        if row["held"]:
+            payload = incoming.message.to_payload()
+            session.add(_download_row(incoming, row_id, contact_id, payload, now))
         if mark_read and incoming.message.kind != "reaction":
             session.add(mark_read_row(contact_id, row_id, incoming.message.id, now))
         result.contacts.add(contact_id)
         result.new_messages += 1
+
+
+def _has_media(incoming: IncomingMessage) -> bool:
+    message = incoming.message
+    return message.kind in MEDIA_KINDS and message.media is not None
+
+
+def _download_row(
+    incoming: IncomingMessage,
+    inbound_id: int,
+    contact_id: int,
+    payload: dict[str, Any],
+    now: dt.datetime,
+) -> MediaDownload:
+    sticker = incoming.raw.get("sticker")
+    animated = isinstance(sticker, dict) and sticker.get("animated") is True
+    return media_download_row(
+        inbound_id=inbound_id,
+        contact_id=contact_id,
+        kind=incoming.message.kind,
+        media=payload["media"],
+        animated=animated,
+        now=now,
+    )
 
 
 class Inbox:
@@ -412,6 +447,7 @@ class Inbox:
                     select(InboundMessage.contact_id)
                     .where(
                         InboundMessage.status == InboundStatus.PENDING,
+                        InboundMessage.held.is_(False),  # the downloader releases those
                         InboundMessage.received_at < cutoff,
                     )
                     .group_by(InboundMessage.contact_id)

@@ -170,6 +170,8 @@ class Outbox:
             .where(
                 OutboundMessage.status == OutboundStatus.QUEUED,
                 OutboundMessage.next_attempt_at <= now,
+                # A sandbox contact (the console's simulator) is never a WhatsApp user.
+                Contact.sandbox.is_(False),
                 ~blocked,
             )
             .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)

@@ -33,10 +33,21 @@ Decisions beyond Meta's reference:
   ``body`` as text: Nyala does not send WhatsApp Flows; ``response_json`` stays in ``raw``.
 * ``order`` and any type this module does not know become ``"unsupported"``, so the
   engine can tell the user it did not understand.
+* An edited message (``type: "edit"``, its new content in ``edit.message``) becomes
+  ``"edit"`` with the new text or caption and the edited message's id in ``refers_to``.
+  WhatsApp versions that cannot show edits send ``type: "unsupported"`` with
+  ``unsupported.type: "edit"`` (and error 131051): an ``"edit"`` without content or id.
+* A deleted message (``type: "revoke"``, ``revoke.original_message_id``; also spelled
+  ``"deleted"``/``"delete"``, or ``"unsupported"`` with such an ``unsupported.type``)
+  becomes ``"revoke"``; the engine never answers it.
+* A ``referral`` (the click-to-WhatsApp ad the user came from) on any message is kept in
+  :attr:`UserMessage.referral`; a malformed one is read as far as it is readable and never
+  costs the message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -44,7 +55,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flows.messages import Location, Media, MessageKind, UserMessage, shorten
+from flows.messages import Location, Media, MessageKind, Referral, UserMessage, shorten
 
 __all__ = [
     "Ignored",
@@ -73,6 +84,20 @@ _MEDIA_KINDS: Final[dict[str, MessageKind]] = {
     "video": "video",
     "sticker": "sticker",
 }
+_EDIT_TYPES: Final = frozenset({"edit", "edited"})
+_REVOKE_TYPES: Final = frozenset({"revoke", "revoked", "delete", "deleted"})
+_REFERRAL_FIELDS: Final = (
+    "source_url",
+    "source_id",
+    "source_type",
+    "headline",
+    "body",
+    "media_type",
+    "image_url",
+    "video_url",
+    "thumbnail_url",
+    "ctwa_clid",
+)
 _SURROGATES: Final = re.compile("[\ud800-\udfff]")
 _SINGULAR: Final = {
     "entry": "entry",
@@ -120,7 +145,7 @@ class IncomingMessage:
         context_id: the wamid of the message this one refers to: the message being
             quoted or whose button was tapped (``context.id``), or the message reacted to
             (``reaction.message_id``).
-        raw: the original message object, for what this type does not model (referrals,
+        raw: the original message object, for what this type does not model (product
             order items, flow responses); not part of equality or ``repr``.
     """
 
@@ -417,6 +442,9 @@ class _Parser:
             context = _opt_object(message, "context")
             context_id = _opt_id(context, "id", "context.id") if context else None
             parsed = _body(message, raw_type, wamid, timestamp)
+            referral = _referral(message.get("referral"))
+            if referral is not None:
+                parsed = dataclasses.replace(parsed, referral=referral)
             if raw_type == "reaction":
                 reaction = _object(message, "reaction")
                 reacted_to = _opt_id(reaction, "message_id", "reaction.message_id")
@@ -535,10 +563,70 @@ def _body(
         )
     if raw_type == "order":
         return UserMessage(id=wamid, kind="unsupported", text="order", timestamp=timestamp)
+    if raw_type in _EDIT_TYPES:
+        return _edit(message, raw_type, wamid, timestamp)
+    if raw_type in _REVOKE_TYPES:
+        revoke = message.get(raw_type)
+        original = _original_id(revoke) if isinstance(revoke, dict) else None
+        return UserMessage(id=wamid, kind="revoke", refers_to=original, timestamp=timestamp)
+    if raw_type in ("unsupported", "unknown"):
+        # WhatsApp versions without edit or delete notifications name them here.
+        inner = _get(message, "unsupported", "type")
+        if inner in _EDIT_TYPES:
+            return UserMessage(id=wamid, kind="edit", timestamp=timestamp)
+        if inner in _REVOKE_TYPES:
+            return UserMessage(id=wamid, kind="revoke", timestamp=timestamp)
     # "unsupported", "unknown" and types this module does not know yet.
     return UserMessage(
         id=wamid, kind="unsupported", text=_errors_summary(message), timestamp=timestamp
     )
+
+
+def _edit(
+    message: dict[str, Any], raw_type: str, wamid: str, timestamp: dt.datetime | None
+) -> UserMessage:
+    """An edited message: the new text or caption, and the id of the message it replaces.
+
+    Content that cannot be read leaves an edit without content (the engine asks the user
+    to send it again) rather than dropping the notification.
+    """
+    edit = message.get(raw_type)
+    if not isinstance(edit, dict):
+        return UserMessage(id=wamid, kind="edit", timestamp=timestamp)
+    original = _original_id(edit)
+    inner = edit.get("message")
+    inner_type = inner.get("type") if isinstance(inner, dict) else None
+    text: str | None = None
+    media: Media | None = None
+    if isinstance(inner, dict) and (inner_type == "text" or inner_type in _MEDIA_KINDS):
+        try:
+            content = _body(inner, inner_type, wamid, timestamp)
+        except _ShapeError:
+            pass
+        else:
+            text, media = content.text, content.media
+    return UserMessage(
+        id=wamid, kind="edit", text=text, media=media, refers_to=original, timestamp=timestamp
+    )
+
+
+def _original_id(body: dict[str, Any]) -> str | None:
+    """``original_message_id`` of an edit or revoke, if it is a readable id."""
+    try:
+        return _opt_id(body, "original_message_id")
+    except _ShapeError:
+        return None
+
+
+def _referral(value: Any) -> Referral | None:
+    """The ad a message came from, from whatever fields of ``referral`` are readable
+    (attribution is worth keeping even when Meta adds or changes a field)."""
+    if not isinstance(value, dict):
+        return None
+    found = {name: _loose_text(value.get(name)) for name in _REFERRAL_FIELDS}
+    welcome = _loose_str(_get(value, "welcome_message", "text"))
+    referral = Referral(**found, welcome_message=welcome)
+    return referral if referral.to_payload() else None
 
 
 def _interactive(
@@ -735,6 +823,13 @@ def _opt_id(parent: Mapping[str, Any], key: str, name: str | None = None) -> str
 def _loose_str(value: Any) -> str | None:
     """``value`` cleaned if it is a non-empty string, else ``None`` (for summaries)."""
     return (_clean(value).strip() or None) if isinstance(value, str) else None
+
+
+def _loose_text(value: Any) -> str | None:
+    """Like :func:`_loose_str`, but an integer (an id sent as a number) becomes its digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int_to_str(value)
+    return _loose_str(value)
 
 
 def _get(parent: Mapping[str, Any], key: str, inner: str) -> Any:

@@ -10,16 +10,18 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import ClientSession
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage import Database, InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 from testing.fake_graph import FakeGraph
+from tests.bot.test_server import eventually
 from tests.bot.webhooks import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -157,6 +159,27 @@ def step(wa_id: str, index: int, base: int) -> dict[str, object]:
     return message(wa_id, text=item, timestamp=base + index, wamid=f"wamid.{wa_id}.{index}")
 
 
+async def processed(db: Database, count: int) -> bool:
+    """At least ``count`` inbound messages are stored and all of them processed."""
+    async with db.read() as session:
+        statuses = (await session.scalars(select(InboundMessage.status))).all()
+    return len(statuses) >= count and all(s is InboundStatus.DONE for s in statuses)
+
+
+async def a_send_failed(db: Database) -> bool:
+    """A reply was tried and failed, and waits for its retry."""
+    async with db.read() as session:
+        failed = await session.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(
+                OutboundMessage.status == OutboundStatus.QUEUED,
+                OutboundMessage.last_error.is_not(None),
+            )
+        )
+    return bool(failed)
+
+
 async def settled(db: Database, contacts: int, within: float = 60.0) -> None:
     """Wait until every inbound message is processed and every reply sent."""
     deadline = time.monotonic() + within
@@ -234,7 +257,8 @@ async def test_two_servers_share_one_database(
                     for n, wa_id in enumerate(contacts)
                 ))  # fmt: skip
                 assert results == [200] * len(contacts)
-                await asyncio.sleep(0.3)  # the user reads the answer, then taps
+                # Each user reads the answer, then taps.
+                await eventually(partial(processed, db, len(contacts) * (index + 1)), within=60)
             # Meta redelivers some of them to the other server: no-ops.
             for wa_id in contacts[:3]:
                 assert (
@@ -269,6 +293,8 @@ async def test_a_killed_server_loses_nothing(
                     )
                 if index == 2:
                     first.kill()  # mid-conversation, with work stored but maybe not done
+                # Traffic pacing, not a wait for anything: the next messages arrive while
+                # the killed server's work is being recovered, whatever the timing.
                 await asyncio.sleep(0.3)
         await settled(db, len(contacts), within=90)
         await check_invariants(db, fake, contacts)
@@ -294,10 +320,11 @@ async def test_a_graph_api_outage_delays_but_loses_nothing(
                 await post(http, server.url, messages_payload(step("263774000001", 0, base)))
                 == 200
             )
-            await asyncio.sleep(3)
+            await eventually(lambda: a_send_failed(db), within=30)
             assert fake.sent == []
             await fake.start(port=port)  # back up
             for index in range(1, len(SCRIPT)):
+                # Traffic pacing, not a wait: messages arrive while replies are backing off.
                 await asyncio.sleep(0.5)
                 assert (
                     await post(

@@ -117,7 +117,7 @@ async def test_the_simulator_talks_to_the_bot_and_shows_up_in_analytics(console:
             select(Operator.id).where(Operator.username == "agent1")
         )
         contact = await session.scalar(
-            select(Contact).where(Contact.wa_id == f"1555{operator_id:07d}")
+            select(Contact).where(Contact.wa_id == f"000{operator_id:08d}")
         )
         assert contact is not None
         flow_session = await session.scalar(

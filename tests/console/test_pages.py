@@ -94,7 +94,7 @@ async def test_the_navigation_is_the_frameworks_pages_then_the_apps_by_role(
     viewer = await console.browser(OperatorRole.VIEWER)
     framework = [
         "Dashboard", "Funnels", "Flow sessions", "Step events", "Snapshots",
-        "Notes", "Conversations", "Outbox", "Chat simulator",
+        "Notes", "Conversations", "Outbox", "Media", "Chat simulator",
     ]  # fmt: skip
     assert nav_links((await viewer.get("/console/")).text) == framework
     admin = await console.browser(OperatorRole.ADMIN)

@@ -30,7 +30,7 @@ from bot.console.accounts import audit
 from bot.console.filters import PAGE_SIZE, Filters, page_of
 from bot.console.page import ContactFact
 from bot.console.pages.files import file_response
-from bot.console.web import db_of, me, redirect, render, requires
+from bot.console.web import db_of, id_in_path, me, redirect, render, requires
 from documents import format_money
 from flows import ActionError
 from storage import AuditEntry, StoredFile
@@ -117,6 +117,15 @@ async def booking_detail(request: web.Request) -> web.StreamResponse:
                 .order_by(Traveler.position)
             )
         )
+        file_ids = [t.id_file_id for t in travelers if t.id_file_id is not None]
+        id_files = {
+            file_id: (mime, filename, size)
+            for file_id, mime, filename, size in await session.execute(
+                select(
+                    StoredFile.id, StoredFile.mime_type, StoredFile.filename, StoredFile.size
+                ).where(StoredFile.id.in_(file_ids))
+            )
+        }
         payments = list(
             (
                 await session.execute(
@@ -154,6 +163,7 @@ async def booking_detail(request: web.Request) -> web.StreamResponse:
             "tour": tour,
             "departure": departure,
             "travelers": travelers,
+            "id_files": id_files,
             "payments": payments,
             "balance": owed,
             "paid_statuses": [s.value for s in PAID_STATUSES],
@@ -163,11 +173,11 @@ async def booking_detail(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get("/bookings/{reference}/travelers/{traveler_id:\\d{1,18}}/id")
+@routes.get("/bookings/{reference}/travelers/{traveler_id:[0-9]{1,18}}/id")
 async def traveler_id_document(request: web.Request) -> web.StreamResponse:
     """A traveller's uploaded ID document (audited)."""
     reference = request.match_info["reference"].upper()
-    traveler_id = int(request.match_info["traveler_id"])
+    traveler_id = id_in_path(request, "traveler_id")
     db = db_of(request)
     async with db.read() as session:
         file_id = await session.scalar(

@@ -25,7 +25,7 @@ from bot.console.filters import PAGE_SIZE, Filters, page_of
 from bot.console.page import Attention
 from bot.console.pages.analytics import bounded_count
 from bot.console.pages.files import file_response
-from bot.console.web import db_of, me, redirect, render, requires
+from bot.console.web import db_of, id_in_path, me, redirect, render, requires
 from bot.web import runtime_of
 from flows import ActionError
 from flows.messages import Text
@@ -38,10 +38,7 @@ REASON_MAX = 500
 
 
 def _payment_id(request: web.Request) -> int:
-    raw = request.match_info["payment_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound
-    return int(raw)
+    return id_in_path(request, "payment_id")
 
 
 @routes.get("/payments")
@@ -119,6 +116,7 @@ async def _load(request: web.Request, payment_id: int) -> dict[str, object]:
         "customer": customer,
         "tour": tour,
         "proof": proof,
+        "needs_proof": needs_proof(payment),
         "receipt": receipt,
         "history": history,
     }
@@ -177,6 +175,24 @@ async def receipt_download(request: web.Request) -> web.StreamResponse:
     )
 
 
+NO_PROOF = (
+    "a bank transfer needs the customer's proof of payment first. Ask them to send it "
+    "(type *pay* in WhatsApp), or reject the payment."
+)
+
+
+def needs_proof(payment: Payment) -> bool:
+    """A customer's bank transfer is approved only on its proof of payment (an operator's
+    own record of money received is approved when it is recorded)."""
+    return payment.method is PaymentMethod.BANK_TRANSFER and payment.proof_file_id is None
+
+
+async def _has_proof_if_needed(request: web.Request, payment_id: int) -> bool:
+    async with db_of(request).read() as session:
+        payment = await session.get(Payment, payment_id)
+    return payment is None or not needs_proof(payment)  # a missing one is the 404 below
+
+
 @routes.post("/payments/{payment_id}/approve")
 @requires(OperatorRole.ADMIN)
 async def approve(request: web.Request) -> web.StreamResponse:
@@ -185,6 +201,8 @@ async def approve(request: web.Request) -> web.StreamResponse:
     payment_id = _payment_id(request)
     back = f"/console/payments/{payment_id}"
     runtime = runtime_of(request)
+    if not await _has_proof_if_needed(request, payment_id):
+        return redirect(back, f"Not approved: {NO_PROOF}", kind="error")
     try:
         async with db_of(request).transaction() as session:
             payment = await approve_payment_and_send_receipt(

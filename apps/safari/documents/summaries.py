@@ -296,8 +296,15 @@ def _summary_data(
     provider: WeatherProvider,
     branding: Branding,
 ) -> SummaryData:
-    place = " ".join((tour.name, tour.meeting_point, tour.meeting_address))
-    outlook = provider.outlook(place, departure.date)
+    # The tour's own location: its coordinates when known, else its name before its
+    # meeting point before its address (an address may name a road to another town).
+    place = "\n".join((tour.name, tour.meeting_point, tour.meeting_address))
+    coordinates = (
+        (tour.meeting_latitude, tour.meeting_longitude)
+        if tour.meeting_latitude is not None and tour.meeting_longitude is not None
+        else None
+    )
+    outlook = provider.outlook(place, departure.date, coordinates=coordinates)
     clothing = clothing_advice(outlook)
     if tour.clothing_advice:
         clothing += " " + tour.clothing_advice
@@ -386,7 +393,7 @@ def _preparation(data: SummaryData) -> str:
     lines = ["*🎒 Preparation*", "Packing list:"]
     items = data.packing_list or ("water bottle", "sunscreen", "hat", "camera")
     lines += [f"• {item}" for item in items]
-    lines += ["", f"🌤️ Weather outlook: {data.weather.text()}", "", f"👕 Clothing: {data.clothing}"]
+    lines += ["", f"🌤️ {data.weather.text()}", "", f"👕 Clothing: {data.clothing}"]
     return "\n".join(lines)
 
 
@@ -440,7 +447,7 @@ def summary_sections(data: SummaryData, days: int, *, full: bool = False) -> lis
             f"🕗 Meet at {data.start_time:%H:%M} (please be there 15 minutes early)",
             *_meeting(data),
             "",
-            f"🌤️ Weather outlook: {data.weather.text()}",
+            f"🌤️ {data.weather.text()}",
             f"👕 {data.clothing}",
             "",
             _guide(data),

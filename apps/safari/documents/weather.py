@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 DEFAULT_CLIMATE: Final = Path(__file__).parent / "climate.yaml"
+EARTH_RADIUS_KM: Final = 6371.0
+DEFAULT_RADIUS_KM: Final = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +69,32 @@ class WeatherOutlook:
 class WeatherProvider(Protocol):
     """Anything that gives a weather outlook for a place and a day."""
 
-    def outlook(self, place: str, day: dt.date) -> WeatherOutlook:
-        """The outlook for ``place`` (free text: tour name, meeting point) on ``day``."""
+    def outlook(
+        self, place: str, day: dt.date, *, coordinates: tuple[float, float] | None = None
+    ) -> WeatherOutlook:
+        """The outlook on ``day`` for the tour's place: ``coordinates`` (latitude,
+        longitude) when the tour has them, else ``place`` (free text: the tour's name,
+        meeting point and address, most telling first, one per line)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Location:
+    name: str
+    words: tuple[str, ...]
+    months: dict[int, list[Any]]
+    at: tuple[float, float] | None
+    radius_km: float
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (latitude, longitude) points (haversine)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
 class ClimateTableProvider:
@@ -80,11 +106,13 @@ class ClimateTableProvider:
 
     def __init__(self, path: Path = DEFAULT_CLIMATE) -> None:
         raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        self._locations: list[tuple[str, list[str], dict[int, list[Any]]]] = [
-            (
-                str(spec["name"]),
-                [str(word).lower() for word in spec.get("match", [])],
-                {int(m): list(v) for m, v in spec["months"].items()},
+        self._locations = [
+            _Location(
+                name=str(spec["name"]),
+                words=tuple(str(word).lower() for word in spec.get("match", [])),
+                months={int(m): list(v) for m, v in spec["months"].items()},
+                at=(float(spec["at"][0]), float(spec["at"][1])) if spec.get("at") else None,
+                radius_km=float(spec.get("radius_km", DEFAULT_RADIUS_KM)),
             )
             for spec in (raw.get("locations") or {}).values()
         ]
@@ -94,21 +122,44 @@ class ClimateTableProvider:
             {int(m): list(v) for m, v in default["months"].items()},
         )
 
-    def outlook(self, place: str, day: dt.date) -> WeatherOutlook:
-        """The month's normals of the first location whose match words occur in ``place``."""
-        text = place.lower()
-        # Longest match words first, so "victoria falls" wins over a generic word.
-        candidates = sorted(
-            ((word, name, months) for name, words, months in self._locations for word in words),
-            key=lambda c: -len(c[0]),
-        )
-        name, months = self._default
-        for word, location, table in candidates:
-            if word in text:
-                name, months = location, table
-                break
+    def outlook(
+        self, place: str, day: dt.date, *, coordinates: tuple[float, float] | None = None
+    ) -> WeatherOutlook:
+        """The month's normals of the tour's location.
+
+        With ``coordinates``: the nearest location within its radius (a tour far from
+        every location gets the country's normals; its address's words are not trusted,
+        a road named after another town would win). Without: the first line of ``place``
+        that names a location, the longest name first within a line ("Victoria Falls"
+        before "falls").
+        """
+        name, months = self._location(place, coordinates)
         high, low, rainy, description = months[day.month]
         return WeatherOutlook(name, int(high), int(low), int(rainy), str(description))
+
+    def _location(
+        self, place: str, coordinates: tuple[float, float] | None
+    ) -> tuple[str, dict[int, list[Any]]]:
+        if coordinates is not None:
+            near = [
+                (distance_km(coordinates, loc.at), loc)
+                for loc in self._locations
+                if loc.at is not None
+            ]
+            within = [(km, loc) for km, loc in near if km <= loc.radius_km]
+            if within:
+                _, nearest = min(within, key=lambda pair: pair[0])
+                return nearest.name, nearest.months
+            return self._default
+        candidates = sorted(
+            ((word, loc) for loc in self._locations for word in loc.words),
+            key=lambda c: -len(c[0]),
+        )
+        for line in place.lower().splitlines():
+            for word, loc in candidates:
+                if word in line:
+                    return loc.name, loc.months
+        return self._default
 
 
 @functools.cache

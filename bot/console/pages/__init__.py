@@ -8,7 +8,15 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from bot.console.page import ConsolePage
-from bot.console.pages import admin, analytics, conversations, dashboard, outbox, simulator
+from bot.console.pages import (
+    admin,
+    analytics,
+    conversations,
+    dashboard,
+    media,
+    outbox,
+    simulator,
+)
 from storage.operators import OperatorRole
 
 __all__ = ["framework_pages"]
@@ -53,6 +61,7 @@ def framework_pages() -> tuple[ConsolePage, ...]:
             "Conversations", "/conversations", conversations.routes, role=viewer, order=300
         ),
         ConsolePage("Outbox", "/outbox", outbox.routes, role=viewer, order=400),
+        ConsolePage("Media", "/media", media.routes, role=viewer, order=410),
         ConsolePage(
             "Chat simulator", "/simulator", simulator.routes, section="Tools", role=viewer
         ),

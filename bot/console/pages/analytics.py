@@ -18,7 +18,7 @@ from analytics.reports import ReportRows
 from bot.console.charts import Series, bar_rows, line_chart
 from bot.console.filters import PAGE_SIZE, Filters, day_start, page_of
 from bot.console.funnel import funnel_diagram_svg
-from bot.console.web import db_of, flow_app_of, notice, render
+from bot.console.web import db_of, flow_app_of, id_in_path, notice, render
 from flows import App
 from storage import (
     Contact,
@@ -222,10 +222,10 @@ async def sessions_list(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get("/sessions/{session_id:\\d{1,18}}")
+@routes.get("/sessions/{session_id:[0-9]{1,18}}")
 async def session_timeline(request: web.Request) -> web.StreamResponse:
     """A session replayed: every step event with its time, input, output and error."""
-    session_id = int(request.match_info["session_id"])
+    session_id = id_in_path(request, "session_id")
     async with db_of(request).read() as session:
         found = await session.get(FlowSession, session_id)
         if found is None:

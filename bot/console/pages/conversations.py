@@ -1,5 +1,10 @@
-"""Conversations handed to a person: read the history, reply as the business, and give
-the conversation back to the bot."""
+"""Conversations handed to a person: read the history, take one over from the bot, reply
+as the business, and give the conversation back to the bot.
+
+An agent writes only where a person is expected (the bot handed the conversation over, or
+an operator took it): a text dropped into a running flow would confuse the customer and
+the bot alike. Taking, replying and releasing are audited.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,18 @@ from sqlalchemy import select
 
 from bot.console.accounts import audit
 from bot.console.page import ContactFact
+from bot.console.pages.media import previews
 from bot.console.transcript import transcript
-from bot.console.web import db_of, me, pages_of, redirect, render, requires, settings_of
+from bot.console.web import (
+    db_of,
+    id_in_path,
+    me,
+    pages_of,
+    redirect,
+    render,
+    requires,
+    settings_of,
+)
 from flows.engine import release_in
 from flows.messages import TEXT_MAX, Text, reply_kind, reply_to_payload
 from storage import (
@@ -24,13 +39,6 @@ from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
 LIST_LIMIT = 200
-
-
-def _contact_id(request: web.Request) -> int:
-    raw = request.match_info["contact_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound
-    return int(raw)
 
 
 @routes.get("/conversations")
@@ -58,7 +66,7 @@ async def conversations_list(request: web.Request) -> web.StreamResponse:
 @routes.get("/conversations/{contact_id}")
 async def conversation_detail(request: web.Request) -> web.StreamResponse:
     """One contact's conversation, with the reply box while a person has it."""
-    contact_id = _contact_id(request)
+    contact_id = id_in_path(request, "contact_id")
     async with db_of(request).read() as session:
         contact = await session.get(Contact, contact_id)
         if contact is None:
@@ -69,6 +77,10 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
             if page.contact_facts is not None:
                 facts.extend(await page.contact_facts(session, contact_id))
         bubbles = await transcript(session, contact_id)
+        # The customer's photos and documents, shown in their bubbles.
+        media = await previews(
+            session, (int(b.id.removeprefix("in-")) for b in bubbles if b.side == "user")
+        )
     return render(
         request,
         "conversation.html",
@@ -78,17 +90,29 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
             "conversation": conversation,
             "facts": facts,
             "bubbles": bubbles,
+            "media": media,
             "last": bubbles[-1].id if bubbles else "",
             "sent": request.query.get("sent") == "1",
         },
     )
 
 
+def _with_a_person(conversation: Conversation | None) -> bool:
+    """Whether a person is expected to answer: the bot handed the conversation over, or an
+    operator took it. Anywhere else an agent's text would cut into the bot's flow."""
+    return conversation is not None and conversation.handed_off_at is not None
+
+
 @routes.post("/conversations/{contact_id}/reply")
 @requires(OperatorRole.AGENT)
 async def reply(request: web.Request) -> web.StreamResponse:
-    """Send a text to the contact as the business (queued like the bot's replies)."""
-    contact_id = _contact_id(request)
+    """Send a text to the contact as the business (queued like the bot's replies).
+
+    Only while a person has the conversation (else nothing is stored and the page says
+    why); every reply is audited with its text. A sandbox contact's reply is stored,
+    never sent, whatever mode the server runs in.
+    """
+    contact_id = id_in_path(request, "contact_id")
     back = f"/console/conversations/{contact_id}"
     form = await request.post()
     body = str(form.get("body") or "").strip()
@@ -98,11 +122,20 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return redirect(
             back, f"A WhatsApp message has at most {TEXT_MAX} characters.", kind="error"
         )
-    sandbox = settings_of(request).sandbox
     async with db_of(request).transaction() as session:
-        if await session.get(Contact, contact_id) is None:
+        contact = await session.get(Contact, contact_id)
+        if contact is None:
             raise web.HTTPNotFound
         await lock_contact(session, contact_id)
+        # Read under the lock: a release that committed just before must win.
+        conversation = await session.get(Conversation, contact_id, populate_existing=True)
+        if not _with_a_person(conversation):
+            return redirect(
+                back,
+                "Not sent: the bot has this conversation. Take it over first, then reply.",
+                kind="error",
+            )
+        sandbox = settings_of(request).sandbox or contact.sandbox
         now = utcnow()
         message = Text(body)
         session.add(
@@ -121,11 +154,37 @@ async def reply(request: web.Request) -> web.StreamResponse:
     return redirect(back + "?sent=1", f"Reply {where}.")
 
 
+@routes.post("/conversations/{contact_id}/take")
+@requires(OperatorRole.AGENT)
+async def take(request: web.Request) -> web.StreamResponse:
+    """Take the conversation from the bot (audited): the bot stays quiet and the agent may
+    reply until it is given back. The flow keeps its place for when the bot resumes."""
+    contact_id = id_in_path(request, "contact_id")
+    back = f"/console/conversations/{contact_id}"
+    username = me(request).username
+    async with db_of(request).transaction() as session:
+        if await session.get(Contact, contact_id) is None:
+            raise web.HTTPNotFound
+        await lock_contact(session, contact_id)
+        conversation = await session.get(Conversation, contact_id, populate_existing=True)
+        if _with_a_person(conversation):
+            return redirect(back, "A person has this conversation already.", kind="error")
+        if conversation is None:
+            conversation = Conversation(contact_id=contact_id, data={}, retry_count=0)
+            session.add(conversation)
+        conversation.handed_off_at = utcnow()
+        conversation.handoff_reason = f"taken over by {username} in the console"
+        audit(session, username, "take_conversation", f"contact {contact_id}")
+    return redirect(
+        back, "You have this conversation: the bot stays quiet until you give it back."
+    )
+
+
 @routes.post("/conversations/{contact_id}/release")
 @requires(OperatorRole.AGENT)
 async def release(request: web.Request) -> web.StreamResponse:
     """Give the conversation back to the bot."""
-    contact_id = _contact_id(request)
+    contact_id = id_in_path(request, "contact_id")
     async with db_of(request).transaction() as session:
         released = await release_in(session, contact_id)
         if released:

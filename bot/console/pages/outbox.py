@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 
 from bot.console.accounts import audit
 from bot.console.filters import PAGE_SIZE, Filters, page_of
-from bot.console.web import db_of, me, redirect, render, requires, settings_of
+from bot.console.web import db_of, id_in_path, me, redirect, render, requires, settings_of
 from storage import Contact, OutboundMessage, OutboundStatus, utcnow
 from storage.operators import OperatorRole
 
@@ -51,11 +51,11 @@ async def outbox_list(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.post("/outbox/{message_id:\\d{1,18}}/retry")
+@routes.post("/outbox/{message_id:[0-9]{1,18}}/retry")
 @requires(OperatorRole.AGENT)
 async def retry(request: web.Request) -> web.StreamResponse:
     """Queue a failed message again, now, with a fresh count of attempts."""
-    message_id = int(request.match_info["message_id"])
+    message_id = id_in_path(request, "message_id")
     now = utcnow()
     async with db_of(request).transaction() as session:
         result = await session.execute(

@@ -7,6 +7,7 @@ Every test runs on SQLite and on PostgreSQL. The catalogue is built relative to 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from apps.safari.common import long_date, short_date
 from apps.safari.models import Booking, BookingStatus, Customer, Tour, Traveler
 from flows.testing import ChatFactory, Clock
 from storage import Database, GoalEvent, SessionStatus, get_or_create_contact
+from tests.apps.safari.catalogue import add_tour
 from tests.apps.safari.chat_helpers import (
     HARARE,
     PHONE,
@@ -74,10 +76,12 @@ async def test_a_new_customer_books_a_tour_from_the_menu(
 
     await chat.send(tap="Book a tour")
     assert chat.texts == ["Which tour would you like to book? Prices are per person."]
+    # A tour without a short name shows its name cut to WhatsApp's 24 characters; the
+    # description always carries the whole name.
     assert chat.options == ["Hwange game drive", "Victoria Falls guided t…"]
     assert descriptions(chat) == [
-        f"USD 150.00 per person · next {day(10).day} {day(10):%b}",
-        f"USD 60.00 per person · next {day(1).day} {day(1):%b}",
+        f"USD 150.00 pp · next {day(10).day} {day(10):%b} · Hwange game drive",
+        f"USD 60.00 pp · next {day(1).day} {day(1):%b} · Victoria Falls guided tour",
     ]
 
     await chat.send(tap="falls")
@@ -196,8 +200,8 @@ async def test_bad_answers_are_counted_retries_with_helpful_messages(
     assert chat.options == [short_date(day(1)), short_date(day(7))]  # asked again
     await chat.send(f"{day(8):%d/%m/%Y}")  # full
     assert chat.texts[0] == (
-        f"There's no departure with free seats on {long_date(day(8))}. "
-        "Please choose one of the dates listed."
+        f"Sorry, {long_date(day(8))} is fully booked. The nearest dates with seats: "
+        f"{short_date(day(1))}, {short_date(day(7))}. Type one of them or choose from the list."
     )
     await chat.send(f"{day(7).day} {day(7):%B %Y}")
     assert chat.last_text.startswith("How many travellers, including you? (10 seats left")
@@ -349,7 +353,8 @@ async def test_stale_taps_on_tours_and_departures_are_retries(
     await take_seats(db, catalogue.departures[("falls", 1)], 2)
     await chat.send(tap=day(1).isoformat())
     assert chat.texts[0] == (
-        f"Sorry, {long_date(day(1))} has just been fully booked. Please choose another date."
+        f"Sorry, {long_date(day(1))} is fully booked. The nearest dates with seats: "
+        f"{short_date(day(7))}. Type one of them or choose from the list."
     )
     assert chat.options == [short_date(day(7))]
     await chat.send(tap=day(7).isoformat())
@@ -456,3 +461,42 @@ async def test_cancelling_books_nothing_and_no_tours_is_a_clear_message(
     latest = (await chat.sessions())[-1]
     assert (latest.flow_name, latest.status) == ("booking_flow", SessionStatus.ABANDONED)
     assert (await chat.conversation()).flow_name is None
+
+
+async def test_with_no_tours_at_all_book_says_so_and_how_to_add_some(
+    nyala_chat: ChatFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: on an empty database "book" said every tour was sold out."""
+    chat = await open_chat(nyala_chat)  # the chat harness is a sandbox
+    with caplog.at_level(logging.WARNING, logger="nyala.safari"):
+        await chat.send("book")
+    assert chat.texts == [
+        "There are no tours yet, so there is nothing to book. (Trying Nyala out? "
+        "`nyala demo-data` adds four demo tours with departures.) Type *plan a safari* and "
+        "our planners will put together a trip for you."
+    ]
+    assert "there are no tours" in caplog.text  # and the operator's log says what to do
+
+
+async def test_any_bookable_departure_can_be_typed_not_only_the_ten_listed(
+    nyala_chat: ChatFactory, db: Database
+) -> None:
+    """Issue 16: only the ten listed departures could be booked; "20 Dec" answered there
+    was no departure with free seats while it had six."""
+    offsets = [*range(1, 25, 2)]  # 12 departures, every other day: two are not listed
+    async with db.transaction() as session:
+        await add_tour(session, code="falls", departures=tuple((day(d), 8, 6) for d in offsets))
+    chat = await open_chat(nyala_chat)
+    await chat.send("book")
+    await chat.send(tap="falls")
+    assert len(chat.options) == 10 and short_date(day(23)) not in chat.options
+    # A day between two departures: the nearest ones, whether listed or not.
+    await chat.send(f"{day(22).day} {day(22):%b}")
+    assert chat.texts[0] == (
+        f"There's no departure on {long_date(day(22))}. The nearest dates with seats: "
+        f"{short_date(day(19))}, {short_date(day(21))}, {short_date(day(23))}. Type one of "
+        "them or choose from the list."
+    )
+    await chat.send(f"{day(23).day} {day(23):%b}")  # the 12th departure, not listed
+    assert chat.last_text.startswith("How many travellers, including you? (6 seats left on")
+    assert long_date(day(23)) in chat.last_text

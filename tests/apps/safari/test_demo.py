@@ -122,6 +122,7 @@ async def test_tours_have_everything_a_pre_tour_summary_needs(db: Database) -> N
     names = " ".join(t.name for t in tours)
     for place in ("Victoria Falls", "Hwange", "Mana Pools"):
         assert place in names
+    assert len({t.short_name for t in tours}) == len(tours)
     for tour in tours:
         for text in (
             tour.name, tour.description, tour.meeting_point, tour.meeting_address,
@@ -130,6 +131,8 @@ async def test_tours_have_everything_a_pre_tour_summary_needs(db: Database) -> N
         ):  # fmt: skip
             assert text.strip(), tour.code
         assert tour.active and tour.currency == "USD" and tour.price_per_person > 0
+        # A list title WhatsApp shows whole (24 characters), each its own.
+        assert tour.short_name and len(tour.short_name) <= 24, tour.code
         assert 60 <= tour.duration_minutes <= 12 * 60
         assert dt.time(5) <= tour.start_time <= dt.time(16)
         assert tour.meeting_latitude is not None and tour.meeting_longitude is not None

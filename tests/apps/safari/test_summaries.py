@@ -561,3 +561,27 @@ async def test_an_itinerary_that_cannot_draw_its_text_is_not_stored(
     outbound = await summary(db, documents, booking_id, 7)
     assert [r.kind for r in outbound if r.kind == "document"] == []
     assert await count(db, StoredFile) == 0
+
+
+def test_the_weather_is_the_tours_own_location() -> None:
+    """Issue 16: a Hwange tour whose address names the "Bulawayo–Victoria Falls road" got
+    Victoria Falls weather (the longest place name in the joined text won)."""
+    provider = ClimateTableProvider()
+    hwange_address = (
+        "Hwange National Park full-day game drive\nHwange Main Camp reception\n"
+        "Main Camp, Hwange National Park (turn-off at Kennedy 1 on the A8 "
+        "Bulawayo–Victoria Falls road), Zimbabwe"
+    )
+    day = dt.date(2026, 7, 1)
+    # By coordinates (the demo tour's meeting point) and, without them, by name first.
+    assert provider.outlook(hwange_address, day, coordinates=(-18.7322, 26.9556)).location == (
+        "Hwange"
+    )
+    assert provider.outlook(hwange_address, day).location == "Hwange"
+    # Coordinates decide over words; far from every location: the country's normals.
+    assert provider.outlook("Victoria Falls", day, coordinates=(-20.5447, 28.5114)).location == (
+        "Matobo"
+    )
+    harare = provider.outlook("Victoria Falls", day, coordinates=(-17.8292, 31.0522))
+    assert harare.location == "Zimbabwe"
+    assert "not a forecast" in harare.text()
