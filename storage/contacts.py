@@ -41,7 +41,11 @@ class Contact(TimestampMixin, Base):
     @property
     def display(self) -> str:
         """A label for logs and pages: the name when known, else the number or user id."""
-        return self.profile_name or (f"+{self.wa_id}" if self.wa_id else str(self.user_id))
+        if self.profile_name:
+            return self.profile_name
+        if self.sandbox:  # never a phone number: no "+"
+            return f"sandbox {self.wa_id}"
+        return f"+{self.wa_id}" if self.wa_id else str(self.user_id)
 
 
 async def get_or_create_contact(

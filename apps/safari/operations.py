@@ -75,7 +75,7 @@ async def customer_for_contact(
         customer = Customer(
             contact_id=contact.id,
             name=name or contact.profile_name or "Customer",
-            phone=f"+{contact.wa_id}" if contact.wa_id else None,
+            phone=f"+{contact.wa_id}" if contact.wa_id and not contact.sandbox else None,
         )
         session.add(customer)
         await session.flush()

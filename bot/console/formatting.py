@@ -101,9 +101,12 @@ def label(value: Any) -> str:
 
 
 def phone(value: str | None) -> str:
-    """``+263771234567``."""
+    """``+263771234567``; a sandbox id (no country code starts with 0) is no phone
+    number and is not written as one: ``sandbox 0001``."""
     if not value:
         return "—"
+    if value.startswith("0"):
+        return f"sandbox {value}"
     return value if value.startswith("+") else f"+{value}"
 
 

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
+from bot.console import formatting
 from bot.console.pages.simulator import SANDBOX_PREFIX, default_phone, sandbox_id
 from bot.metrics import Metrics
 from bot.whatsapp.graph import GraphClient
@@ -223,3 +224,10 @@ async def test_the_outbox_never_sends_to_a_sandbox_contact(db: Database, fake: F
         assert await outbox.send_due() == 1
         assert await outbox.send_due() == 0
     assert [sent.to for sent in fake.sent] == ["+263770009911"]
+
+
+def test_a_sandbox_id_is_never_written_as_a_phone_number() -> None:
+    assert formatting.phone("00012345") == "sandbox 00012345"
+    assert formatting.phone("263771234567") == "+263771234567"
+    assert Contact(wa_id="0001", sandbox=True).display == "sandbox 0001"
+    assert Contact(wa_id="263771234567").display == "+263771234567"

@@ -50,7 +50,7 @@ TEXT_LIMIT = 4096
 SANDBOX_PREFIX = "000"
 _SANDBOX_ID = re.compile(SANDBOX_PREFIX + "[0-9]{4,12}")  # ASCII digits only
 _SEPARATORS = re.compile(r"[ \-()+]")
-SANDBOX_RULE = f"sandbox ids are {SANDBOX_PREFIX} and 4 to 12 more digits, e.g. +00012345"
+SANDBOX_RULE = f"sandbox ids are {SANDBOX_PREFIX} and 4 to 12 more digits, e.g. 00012345"
 
 
 def default_phone(operator_id: int) -> str:
