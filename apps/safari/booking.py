@@ -103,19 +103,39 @@ async def check_tour(ctx: FlowContext) -> None:
 # choose_departure ----------------------------------------------------------------------
 
 
+LATER = "later:"  # the id prefix of the "Later dates" row: later:<last date shown>
+
+
 @app.query()
 async def upcoming_departures(ctx: FlowContext) -> list[Option]:
-    """The chosen tour's departures after today (in Harare) that still have seats."""
-    departures = await ctx.session.scalars(
-        select(Departure)
-        .where(Departure.tour_id == ctx.data["tour_id"], *_bookable(ctx.today))
-        .order_by(Departure.date)
-        .limit(MAX_ROWS)
+    """The chosen tour's departures after today (in Harare) that still have seats, a page
+    at a time: when there are more than a list holds, the last row is "Later dates"."""
+    query = select(Departure).where(
+        Departure.tour_id == ctx.data["tour_id"], *_bookable(ctx.today)
     )
-    return [
+    if after := ctx.data.get("departures_after"):
+        query = query.where(Departure.date > dt.date.fromisoformat(str(after)))
+    departures = list(
+        await ctx.session.scalars(query.order_by(Departure.date).limit(MAX_ROWS + 1))
+    )
+    more = len(departures) > MAX_ROWS
+    shown = departures[: MAX_ROWS - 1] if more else departures
+    options = [
         Option(d.date.isoformat(), short_date(d.date), f"{plural(d.seats_left, 'seat')} left")
-        for d in departures
+        for d in shown
     ]
+    if more:
+        last = shown[-1].date
+        options.append(
+            Option(f"{LATER}{last.isoformat()}", "Later dates", f"after {short_date(last)}")
+        )
+    return options
+
+
+@app.condition()
+def wants_later_dates(ctx: FlowContext) -> bool:
+    """Whether the answer was the "Later dates" row (the list is shown again, further on)."""
+    return str(ctx.data.get("departure_date", "")).startswith(LATER)
 
 
 @app.validator()
@@ -189,7 +209,12 @@ async def check_departure(ctx: FlowContext) -> None:
     Raises:
         ActionError: the date has passed (a list shown yesterday) or it has just filled up.
     """
-    day = dt.date.fromisoformat(str(ctx.data["departure_date"]))
+    chosen = str(ctx.data["departure_date"])
+    if chosen.startswith(LATER):  # the next page of dates (see wants_later_dates)
+        ctx.data["departures_after"] = chosen.removeprefix(LATER)
+        del ctx.data["departure_date"]
+        return
+    day = dt.date.fromisoformat(chosen)
     departure = await ctx.session.scalar(
         select(Departure).where(Departure.tour_id == ctx.data["tour_id"], Departure.date == day)
     )
@@ -205,6 +230,7 @@ async def check_departure(ctx: FlowContext) -> None:
         raise ActionError(
             f"Sorry, {long_date(day)} is fully booked. {await _nearest_text(ctx, day)}"
         )
+    ctx.data.pop("departures_after", None)
     ctx.data.update(
         departure_id=departure.id,
         departure_label=long_date(day),

@@ -500,3 +500,22 @@ async def test_any_bookable_departure_can_be_typed_not_only_the_ten_listed(
     await chat.send(f"{day(23).day} {day(23):%b}")  # the 12th departure, not listed
     assert chat.last_text.startswith("How many travellers, including you? (6 seats left on")
     assert long_date(day(23)) in chat.last_text
+
+
+async def test_later_dates_pages_through_every_departure(
+    nyala_chat: ChatFactory, db: Database
+) -> None:
+    offsets = [*range(1, 25, 2)]  # 12 departures: 9 on the first page, then "Later dates"
+    async with db.transaction() as session:
+        await add_tour(session, code="falls", departures=tuple((day(d), 8, 6) for d in offsets))
+    chat = await open_chat(nyala_chat)
+    await chat.send("book")
+    await chat.send(tap="falls")
+    assert chat.options == [*(short_date(day(d)) for d in offsets[:9]), "Later dates"]
+    await chat.send(tap="Later dates")
+    assert chat.options == [short_date(day(d)) for d in offsets[9:]]  # the rest, no more row
+    await chat.send(tap=day(23).isoformat())
+    assert chat.last_text.startswith("How many travellers, including you? (6 seats left on")
+    assert long_date(day(23)) in chat.last_text
+    steps = await chat.steps()
+    assert steps.count(("choose_departure", "completed")) == 2  # the page, then the date
