@@ -23,7 +23,6 @@ with the reason the customer is told; the contact's queue is kicked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -42,6 +41,7 @@ from bot.whatsapp.errors import (
     error_text,
 )
 from bot.whatsapp.graph import GraphClient, MediaTooLargeError, MediaURLExpiredError
+from bot.whatsapp.rounds import run_rounds
 from storage import (
     Database,
     InboundMessage,
@@ -160,20 +160,7 @@ class MediaDownloader:
 
     async def run(self) -> None:
         """Download until cancelled (survives a database restart)."""
-        while True:
-            try:
-                done = await self.download_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("media download round failed; retrying")
-                done = 0
-                await asyncio.sleep(1.0)
-            if done == 0:
-                self.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self.wakeup.wait()
+        await run_rounds(self.download_due, self.wakeup, self.poll_interval, "media download")
 
     async def download_due(self) -> int:
         """Claim and work one batch of due downloads; returns how many were claimed."""

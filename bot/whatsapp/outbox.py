@@ -19,7 +19,6 @@ Guarantees, with any number of processes on one PostgreSQL:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -46,6 +45,7 @@ from bot.whatsapp.errors import (
 )
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
+from bot.whatsapp.rounds import run_rounds
 from bot.whatsapp.statuses import apply_early_statuses
 from flows.messages import Document, Template, reply_from_payload
 from flows.outreach import in_window
@@ -126,22 +126,7 @@ class Outbox:
 
     async def run(self) -> None:
         """Send until cancelled."""
-        while True:
-            try:
-                sent = await self.send_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must survive a database restart
-                log.exception("outbox round failed; retrying")
-                sent = 0
-                await asyncio.sleep(1.0)
-            if sent == 0:
-                self.wakeup.clear()
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation that arrives as the event is set, and the loop never stops.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self.wakeup.wait()
+        await run_rounds(self.send_due, self.wakeup, self.poll_interval, "outbox")
 
     async def send_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""
