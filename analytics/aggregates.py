@@ -37,6 +37,7 @@ from storage import (
     FlowSession,
     FlowStepEvent,
     GoalEvent,
+    SessionOutcome,
     SessionStatus,
     SnapshotPeriod,
     StepAction,
@@ -102,9 +103,16 @@ class StepTotals:
     abandoned_here: int = 0
     errored_here: int = 0
     handed_off_here: int = 0
+    # The id of the first event that reached the step (``None`` from snapshots): the
+    # first-seen order of a flow whose steps nobody declared.
+    first_seen: int | None = None
 
     def add(self, other: StepTotals) -> None:
         """Add ``other``'s figures to these."""
+        if other.first_seen is not None and (
+            self.first_seen is None or other.first_seen < self.first_seen
+        ):
+            self.first_seen = other.first_seen
         self.sessions += other.sessions
         self.completed += other.completed
         self.skipped += other.skipped
@@ -134,7 +142,11 @@ class FlowTotals:
     """Additive totals of the sessions that started in a period."""
 
     total: int = 0
+    # Completed with the goal met; ``cancelled`` and ``nothing_to_do`` are the other
+    # completed sessions (the customer said no, or there was nothing to do).
     completed: int = 0
+    cancelled: int = 0
+    nothing_to_do: int = 0
     abandoned: int = 0
     error: int = 0
     active: int = 0
@@ -164,6 +176,8 @@ class FlowTotals:
         """Add ``other``'s figures to these."""
         self.total += other.total
         self.completed += other.completed
+        self.cancelled += other.cancelled
+        self.nothing_to_do += other.nothing_to_do
         self.abandoned += other.abandoned
         self.error += other.error
         self.active += other.active
@@ -250,6 +264,17 @@ def grouping(by_version: bool) -> list[Column]:
     return [FlowSession.flow_version] if by_version else []
 
 
+OTHER_OUTCOMES = (SessionOutcome.CANCELLED.value, SessionOutcome.NOTHING_TO_DO.value)
+
+
+def goal_completed() -> ColumnElement[bool]:
+    """Completed with the goal met (sessions from before outcomes have none: the goal)."""
+    return and_(
+        FlowSession.status == SessionStatus.COMPLETED,
+        or_(FlowSession.outcome.is_(None), FlowSession.outcome.not_in(OTHER_OUTCOMES)),
+    )
+
+
 def _handed_off() -> ColumnElement[bool]:
     return FlowSession.ended_reason.like(HANDOFF_REASON_PREFIX + "%")
 
@@ -268,10 +293,11 @@ async def _session_totals(
     detail: Detail,
 ) -> dict[str, FlowTotals]:
     version = version_column(by_version)
-    completed = FlowSession.status == SessionStatus.COMPLETED
+    completed = goal_completed()
     columns: list[Column] = [
         version.label("version"),
         FlowSession.status,
+        FlowSession.outcome,
         func.count().label("n"),
         func.min(FlowSession.started_at).label("first_started"),
         func.sum(
@@ -305,7 +331,7 @@ async def _session_totals(
     query = (
         select(*columns)
         .where(*session_conditions(scope, start, end))
-        .group_by(*grouping(by_version), FlowSession.status)
+        .group_by(*grouping(by_version), FlowSession.status, FlowSession.outcome)
     )
     result: dict[str, FlowTotals] = {}
     for row in (await session.execute(query)).mappings():
@@ -314,7 +340,12 @@ async def _session_totals(
         status = SessionStatus(row["status"])
         totals.total += n
         if status is SessionStatus.COMPLETED:
-            totals.completed += n
+            if row["outcome"] == SessionOutcome.CANCELLED:
+                totals.cancelled += n
+            elif row["outcome"] == SessionOutcome.NOTHING_TO_DO:
+                totals.nothing_to_do += n
+            else:
+                totals.completed += n
         elif status is SessionStatus.ABANDONED:
             totals.abandoned += n
         elif status is SessionStatus.ERROR:
@@ -348,12 +379,15 @@ async def _step_totals(
     version = version_column(by_version)
     action = event.action
     entered = action == StepAction.ENTERED
+    # A skipped step was reached: the flow passed through it without a question.
+    reached = action.in_((StepAction.ENTERED, StepAction.SKIPPED))
     done = action == StepAction.COMPLETED
     query = (
         select(
             version.label("version"),
             event.step_name,
-            func.count(distinct(case((entered, event.session_id), else_=None))).label("sessions"),
+            func.count(distinct(case((reached, event.session_id), else_=None))).label("sessions"),
+            func.min(case((reached, event.id), else_=None)).label("first_seen"),
             _count_if(done).label("completed"),
             _count_if(action == StepAction.SKIPPED).label("skipped"),
             _count_if(action == StepAction.RETRY).label("retries"),
@@ -379,6 +413,10 @@ async def _step_totals(
         totals = result.setdefault(row["version"], FlowTotals())
         step = totals.step(row["step_name"])
         step.sessions += int(row["sessions"])
+        if row["first_seen"] is not None and (
+            step.first_seen is None or row["first_seen"] < step.first_seen
+        ):
+            step.first_seen = int(row["first_seen"])
         step.completed += int(row["completed"])
         step.skipped += int(row["skipped"])
         step.retries += int(row["retries"])
@@ -436,7 +474,7 @@ async def _retry_totals(
             func.count(
                 distinct(
                     case(
-                        (FlowSession.status == SessionStatus.COMPLETED, event.session_id),
+                        (goal_completed(), event.session_id),
                         else_=None,
                     )
                 )
@@ -491,7 +529,7 @@ async def goal_totals(
             GoalEvent.session_id.in_(window),
             GoalEvent.goal.in_(list(goals)),
             GoalEvent.at >= start,
-            FlowSession.status == SessionStatus.COMPLETED,
+            goal_completed(),
         )
         .group_by(*grouping(by_version), GoalEvent.goal)
     )
@@ -537,6 +575,8 @@ def snapshot_totals(
     totals = FlowTotals(
         total=snapshot.total_sessions,
         completed=snapshot.completed_sessions,
+        cancelled=snapshot.cancelled_sessions,
+        nothing_to_do=snapshot.nothing_to_do_sessions,
         abandoned=snapshot.abandoned_sessions,
         error=snapshot.error_sessions,
         active=snapshot.active_sessions,

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,10 +38,13 @@ class AnalyticsContext:
     Attributes:
         db: the database (owned by whoever entered :func:`using`).
         tz: the business's timezone; report periods are whole local days in it.
+        flow_steps: each flow's steps in order (a running app's flow files), the
+            funnel's default order.
     """
 
     db: Database | None = None
     tz: dt.tzinfo = dt.UTC
+    flow_steps: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 _OUTERMOST = AnalyticsContext()
@@ -54,7 +57,12 @@ def current() -> AnalyticsContext:
 
 
 @contextmanager
-def using(db: Database | None = None, *, tz: dt.tzinfo | None = None) -> Iterator[None]:
+def using(
+    db: Database | None = None,
+    *,
+    tz: dt.tzinfo | None = None,
+    flow_steps: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[None]:
     """Make ``db`` and ``tz`` the defaults of reports called inside the block.
 
     Args:
@@ -62,9 +70,12 @@ def using(db: Database | None = None, *, tz: dt.tzinfo | None = None) -> Iterato
             enclosing context's.
         tz: the business's timezone, e.g. ``ZoneInfo("Europe/Lisbon")``; ``None`` keeps
             the enclosing context's (UTC at the outermost).
+        flow_steps: each flow's steps in order, for funnels called without ``steps``;
+            ``None`` keeps the enclosing context's.
     """
     outer = current()
-    token = _context.set(AnalyticsContext(db=db or outer.db, tz=tz or outer.tz))
+    steps = outer.flow_steps if flow_steps is None else flow_steps
+    token = _context.set(AnalyticsContext(db=db or outer.db, tz=tz or outer.tz, flow_steps=steps))
     try:
         yield
     finally:

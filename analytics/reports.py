@@ -79,10 +79,12 @@ class Source(TypedDict):
 
 
 class StatusCounts(TypedDict):
-    """Sessions per status."""
+    """Sessions per status, completed ones per outcome."""
 
     active: int
     completed: int
+    cancelled: int
+    nothing_to_do: int
     abandoned: int
     error: int
 
@@ -95,11 +97,14 @@ class CompletionReport(TypedDict):
     period: PeriodInfo
     total_sessions: int
     completed_sessions: int
+    cancelled_sessions: int
+    nothing_to_do_sessions: int
     abandoned_sessions: int
     error_sessions: int
     active_sessions: int
     statuses: StatusCounts
     completion_rate: float
+    cancellation_rate: float
     abandonment_rate: float
     error_rate: float
     avg_duration_seconds: float | None
@@ -115,8 +120,8 @@ class FunnelStep(TypedDict):
     flow_version: NotRequired[str]
     sessions: int
     percentage: float
-    drop_off: int | None
-    drop_off_rate: float | None
+    drop_off: int
+    drop_off_rate: float
     completed: int
     skipped: int
     retries: int
@@ -136,6 +141,7 @@ class ErrorRow(TypedDict):
     sessions: int
     examples: list[str]
     example_input: str | None
+    inputs: list[str]
     last_seen: str | None
 
 
@@ -194,16 +200,21 @@ def _completion(
         "period": period_info(period),
         "total_sessions": totals.total,
         "completed_sessions": totals.completed,
+        "cancelled_sessions": totals.cancelled,
+        "nothing_to_do_sessions": totals.nothing_to_do,
         "abandoned_sessions": totals.abandoned,
         "error_sessions": totals.error,
         "active_sessions": totals.active,
         "statuses": {
             "active": totals.active,
             "completed": totals.completed,
+            "cancelled": totals.cancelled,
+            "nothing_to_do": totals.nothing_to_do,
             "abandoned": totals.abandoned,
             "error": totals.error,
         },
         "completion_rate": percent(totals.completed, started),
+        "cancellation_rate": percent(totals.cancelled, started),
         "abandonment_rate": percent(totals.abandoned, started),
         "error_rate": percent(totals.error, started),
         "avg_duration_seconds": rounded(totals.avg_duration),
@@ -293,35 +304,44 @@ async def get_flow_completion_rate(
     return report
 
 
-def funnel_rows(totals: FlowTotals, steps: Sequence[str] | None) -> list[FunnelStep]:
-    """The funnel of ``totals`` in flow order.
-
-    ``steps`` gives the flow's order (steps without sessions are listed with zeros);
-    steps not in it follow in the order sessions reach them on average.
-    """
+def step_order(totals: FlowTotals, steps: Sequence[str] | None) -> list[str]:
+    """The funnel's steps: ``steps`` (the flow's order) first, then any other step a
+    session reached, in the order they were first seen (snapshots, which do not keep
+    that, by the mean time from the session's start)."""
     order = list(dict.fromkeys(steps or ()))
     seen = set(order)
     extra = [s for s in totals.steps.values() if s.step_name not in seen and s.sessions > 0]
     far = float("inf")
-    extra.sort(key=lambda s: (s.avg_offset if s.avg_offset is not None else far, -s.sessions))
-    order += [s.step_name for s in extra]
-    base = totals.steps[order[0]].sessions if order and order[0] in totals.steps else 0
+    extra.sort(
+        key=lambda s: (
+            s.first_seen if s.first_seen is not None else far,
+            s.avg_offset if s.avg_offset is not None else far,
+            s.step_name,
+        )
+    )
+    return order + [s.step_name for s in extra]
+
+
+def funnel_rows(totals: FlowTotals, steps: Sequence[str] | None) -> list[FunnelStep]:
+    """The funnel of ``totals`` in flow order (see :func:`step_order`).
+
+    ``percentage`` is of the sessions started in the period, so it never exceeds 100
+    whatever the order or branches; ``drop_off`` counts the sessions that ended at the
+    step (abandoned or in error), so it is never negative and is exactly the list the
+    console links to ("2 stopped here").
+    """
     rows: list[FunnelStep] = []
-    reached = [totals.steps[name].sessions if name in totals.steps else 0 for name in order]
-    for index, name in enumerate(order):
+    for name in step_order(totals, steps):
         step = totals.steps.get(name)
-        sessions = reached[index]
-        # To the next step anyone reached: steps nobody reached (another branch, an
-        # unused option) would otherwise show everyone dropping off.
-        following = next((n for n in reached[index + 1 :] if n > 0), None)
-        drop = None if following is None or sessions == 0 else sessions - following
+        sessions = step.sessions if step else 0
+        stopped = (step.abandoned_here + step.errored_here) if step else 0
         rows.append(
             {
                 "step_name": name,
                 "sessions": sessions,
-                "percentage": percent(sessions, base),
-                "drop_off": drop,
-                "drop_off_rate": None if drop is None else percent(drop, sessions),
+                "percentage": percent(sessions, max(totals.total, sessions)),
+                "drop_off": stopped,
+                "drop_off_rate": percent(stopped, max(sessions, stopped)),
                 "completed": step.completed if step else 0,
                 "skipped": step.skipped if step else 0,
                 "retries": step.retries if step else 0,
@@ -352,16 +372,17 @@ async def get_step_funnel(
     """How many sessions reached each step, in flow order, and where they dropped off.
 
     Args:
-        steps: the flow's steps in order (e.g. ``list(app.flows[flow].steps)``); without
-            it the order is the mean time from a session's start to entering each step.
+        steps: the flow's steps in order; default: the order the context declares
+            (:func:`analytics.using`'s ``flow_steps``: a running app's flow files), else
+            the order steps were first seen.
         The other arguments are those of :func:`get_flow_completion_rate`.
 
     Returns:
-        One row per step: ``step_name``, ``sessions`` (distinct sessions that entered it),
-        ``percentage`` of the sessions that entered the first step, ``drop_off`` to the
-        next step that any session reached (``None`` for the last and for steps nobody
-        reached; it can be negative where the next listed step is on a busier branch), the
-        step's completions, skips, retries, errors, mean time and abandonments. With
+        One row per step: ``step_name``, ``sessions`` (distinct sessions that reached it:
+        entered it, or skipped it), ``percentage`` of the sessions started in the period
+        (at most 100), ``drop_off`` (sessions that ended there, abandoned or in error;
+        never negative) and its rate, the step's completions, skips, retries, errors,
+        mean time and abandonments. With
         ``by_version`` each version's rows follow each other, with ``flow_version``.
         ``rows.notes`` explains an empty result.
     """
@@ -384,6 +405,8 @@ async def get_step_funnel(
         notes = await empty_notes(session, flow, period, overall.total)
     if not overall.total:
         return ReportRows([], notes)
+    if steps is None:
+        steps = config.current().flow_steps.get(flow)
     if not by_version:
         return ReportRows(funnel_rows(overall, steps), notes)
     rows: list[FunnelStep] = []
@@ -395,6 +418,18 @@ async def get_step_funnel(
 
 
 ERROR_ACTIONS = (StepAction.ERROR, StepAction.RETRY)
+# Error analysis shows a few of the answers that were rejected, each cut short: enough to
+# see what customers typed, never a whole pasted paragraph.
+INPUT_EXAMPLES = 3
+EXAMPLE_CHARS = 40
+
+
+def shortened(text: str | None, limit: int = EXAMPLE_CHARS) -> str | None:
+    """``text`` on one line and at most ``limit`` characters (an ellipsis marks a cut)."""
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 async def get_error_analysis(
@@ -428,7 +463,9 @@ async def get_error_analysis(
     Returns:
         Rows of ``step_name``, ``action``, ``error_type``, ``count`` (events),
         ``sessions`` (distinct sessions), up to two ``examples`` of the message, an
-        ``example_input`` and ``last_seen`` (ISO time), most frequent first.
+        ``example_input``, ``inputs`` (up to three of the latest distinct answers given,
+        each shortened to 40 characters) and ``last_seen`` (ISO time), most frequent
+        first.
 
     Raises:
         AnalyticsError: ``action`` is not ``error`` or ``retry``.
@@ -490,8 +527,50 @@ async def get_error_analysis(
     )
     if step is not None:
         query = query.where(event.step_name == step)
+    # The latest distinct inputs of each group, a few per group (a window function: the
+    # same on SQLite and PostgreSQL).
+    keys = [*grouping(by_version), event.step_name, event.action, grouped_type]
+    per_input = (
+        select(
+            version_column(by_version).label("version"),
+            event.step_name.label("step_name"),
+            event.action.label("action"),
+            grouped_type.label("error_type"),
+            event.input_value.label("input_value"),
+            func.max(event.timestamp).label("latest"),
+        )
+        .select_from(event)
+        .where(
+            event.session_id.in_(window),
+            event.action.in_(actions),
+            event.timestamp >= period.start,
+            event.input_value.is_not(None),
+            event.input_value != "",
+        )
+        .group_by(*keys, event.input_value)
+    )
+    if by_version:
+        per_input = per_input.join(FlowSession, FlowSession.id == event.session_id)
+    if step is not None:
+        per_input = per_input.where(event.step_name == step)
+    inner = per_input.subquery()
+    ranked = select(
+        inner,
+        func.row_number()
+        .over(
+            partition_by=[inner.c.version, inner.c.step_name, inner.c.action, inner.c.error_type],
+            order_by=[inner.c.latest.desc(), inner.c.input_value],
+        )
+        .label("rank"),
+    ).subquery()
+    inputs_query = select(ranked).where(ranked.c.rank <= INPUT_EXAMPLES).order_by(ranked.c.rank)
     async with config.database(db) as database, config.reading(database) as session:
         result = (await session.execute(query)).mappings().all()
+        inputs: dict[tuple[str, str, str, str], list[str]] = {}
+        if result:
+            for r in (await session.execute(inputs_query)).mappings():
+                key = (r["version"], r["step_name"], str(StepAction(r["action"])), r["error_type"])
+                inputs.setdefault(key, []).append(shortened(r["input_value"]) or "")
         notes: list[str] = []
         if not result:
             if not await flow_known(session, flow):
@@ -500,18 +579,24 @@ async def get_error_analysis(
                 notes = [f"no errors or retries in {flow!r} in {period.describe()}"]
     rows: list[ErrorRow] = []
     for r in result:
-        examples = [e for e in dict.fromkeys((r["first_example"], r["last_example"])) if e]
+        examples = [
+            shortened(e, 120) or ""
+            for e in dict.fromkeys((r["first_example"], r["last_example"]))
+            if e
+        ]
+        action_name = str(StepAction(r["action"]))
         last_seen: dt.datetime | None = r["last_seen"]
         if last_seen is not None and last_seen.tzinfo is None:
             last_seen = last_seen.replace(tzinfo=dt.UTC)
         row: ErrorRow = {
             "step_name": r["step_name"],
-            "action": str(StepAction(r["action"])),
+            "action": action_name,
             "error_type": r["error_type"],
             "count": int(r["count"]),
             "sessions": int(r["sessions"]),
             "examples": examples,
-            "example_input": r["example_input"],
+            "example_input": shortened(r["example_input"]),
+            "inputs": inputs.get((r["version"], r["step_name"], action_name, r["error_type"]), []),
             "last_seen": last_seen.astimezone(period.tz).isoformat() if last_seen else None,
         }
         if by_version:

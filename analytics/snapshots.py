@@ -36,6 +36,8 @@ log = logging.getLogger("nyala.analytics")
 def _fill(row: FlowMetricSnapshot, totals: FlowTotals, now: dt.datetime) -> None:
     row.total_sessions = totals.total
     row.completed_sessions = totals.completed
+    row.cancelled_sessions = totals.cancelled
+    row.nothing_to_do_sessions = totals.nothing_to_do
     row.abandoned_sessions = totals.abandoned
     row.error_sessions = totals.error
     row.active_sessions = totals.active

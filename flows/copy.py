@@ -105,9 +105,16 @@ DEFAULT_COPY: Final[Mapping[str, str]] = MappingProxyType(
         "number.not_a_number": "Please send a number {range}, for example 25.50.",
         "number.out_of_range": "Please send a number {range}.",
         "date.not_a_date": "“{input}” isn't a date I understand. Please write it like 24/12/2026.",
+        "date.no_such_day": (
+            "{date} is not a date: {month} has {days} days. Please write it like 24/12/2026."
+        ),
         "date.too_early": "Please choose a date from {min} onwards.",
         "date.too_late": "Please choose a date no later than {max}.",
         "choice.hint": "Please tap one of the options or reply with its number ({options}).",
+        "choice.reminder": (
+            "The choices are in the list above: tap *{button}* to open it, "
+            "or reply with a number from 1 to {count}."
+        ),
         "choice.gone": "That option is no longer available. {hint}",
         "choice.unknown": "I didn't recognise “{input}”. {hint}",
         "yes_no.unknown": "Please answer yes or no.",

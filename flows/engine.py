@@ -41,7 +41,14 @@ from flows.messages import (
     reply_kind,
     reply_to_payload,
 )
-from flows.prompts import SHOWN_KEY, render, shown_options, step_prompt, template_values
+from flows.prompts import (
+    SHOWN_KEY,
+    render,
+    retry_prompt,
+    shown_options,
+    step_prompt,
+    template_values,
+)
 from flows.runtime import Services
 from flows.spec import ANSWER_EVENT, FlowSpec, Step
 from flows.validators import (
@@ -60,6 +67,7 @@ from storage import (
     InboundStatus,
     OutboundMessage,
     OutboundStatus,
+    SessionOutcome,
     SessionStatus,
     get_or_create_contact,
     lock_contact,
@@ -819,7 +827,7 @@ class _Turn:
                 )
             )
             return
-        await self._prompt_current(step)
+        self.replies.extend(await retry_prompt(self.ctx, step, code=code) or [])
 
     async def _prompt_current(self, step: Step | None = None) -> None:
         spec = self.spec
@@ -848,7 +856,7 @@ class _Turn:
             prompt = await step_prompt(self.ctx, step)
             self.replies.extend(prompt or [])
             assert self.flow_session is not None
-            self.flow_session.mark_completed(self.now)
+            self.flow_session.mark_completed(self.now, outcome=step.outcome)
             self._close_session()
             if next_flow is not None:
                 await self.begin_flow(*next_flow)
@@ -863,7 +871,11 @@ class _Turn:
         if prompt is None:
             empty = step.empty or self.copy.text("choices.empty")
             self.replies.append(Text(render(empty, await template_values(self.ctx, empty))))
-            self._end_session(SessionStatus.ABANDONED, f"nothing to choose from at {step.name}")
+            # Not abandoned: the customer did nothing wrong, there was nothing to do.
+            if self.flow_session is not None:
+                self.flow_session.mark_completed(self.now, outcome=SessionOutcome.NOTHING_TO_DO)
+                self.flow_session.ended_reason = f"nothing to choose from at {step.name}"
+            self._close_session()
             return
         self.replies.extend(prompt)
 

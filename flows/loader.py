@@ -49,8 +49,10 @@ Path_ = tuple[str | int, ...]
 FLOW_KEYS = ("flow", "description", "timeout", "triggers", "menu", "start", "steps")
 STEP_KEYS = (
     "ask", "say", "buttons", "choices", "list_button", "expect", "save", "skip_if",
-    "next", "on", "do", "enter", "final", "empty",
+    "next", "on", "do", "enter", "final", "empty", "outcome",
 )  # fmt: skip
+# What a final step's ``outcome`` may say (storage.SessionOutcome's values).
+OUTCOMES = ("goal", "cancelled", "nothing_to_do")
 BRANCH_KEYS = ("next", "do", "if", "unless")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -285,8 +287,13 @@ class _Compiler:
                     raise self.fail(
                         f"a final step ends the flow and cannot have {key!r}", *at, key
                     )
+            outcome = raw.get("outcome", "goal")
+            if outcome not in OUTCOMES:
+                raise self.fail(f"must be one of {', '.join(OUTCOMES)}", *at, "outcome")
             state["final"] = True
-            return Step(name=name, say=says, final=True), state
+            return Step(name=name, say=says, final=True, outcome=outcome), state
+        if "outcome" in raw:
+            raise self.fail("only a final step has an outcome", *at, "outcome")
 
         if "ask" not in raw:
             raise self.fail("a step needs 'ask' (the question) unless it is 'final: true'", *at)

@@ -144,14 +144,14 @@ async def queue_outreach(
     contact_id: int,
     replies: Sequence[Reply],
     *,
-    template: Template | None,
+    template: Template,
     now: dt.datetime,
     sandbox: bool,
 ) -> Delivery:
     """Queue business-initiated ``replies`` for a contact, or ``template`` outside the window.
 
-    Without a template the replies are queued as they are (the outbox then refuses to
-    send them outside the window, with Meta's 131047).
+    The template is required: a business-initiated message without one would be refused
+    by WhatsApp outside the window (Meta's 131047), so there is no way to queue one.
 
     Args:
         session: the caller's transaction (the rows commit with it).
@@ -170,13 +170,8 @@ async def queue_outreach(
     ).first()
     last, sandbox_contact = found if found is not None else (None, False)
     sandbox = sandbox or bool(sandbox_contact)
-    if template is None:
-        delivery = Delivery.DIRECT
-    else:
-        delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
-    messages: Sequence[Reply] = (
-        replies if delivery is Delivery.DIRECT or template is None else [template]
-    )
+    delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
+    messages: Sequence[Reply] = replies if delivery is Delivery.DIRECT else [template]
     for index, reply in enumerate(messages):
         fallback = template if delivery is Delivery.DIRECT and index == 0 else None
         session.add(

@@ -11,6 +11,7 @@ from typing import Any
 from flows.context import FlowContext
 from flows.messages import ListMenu, Option, Reply, Text, choice_message
 from flows.spec import Step
+from flows.validators import SPELLED_OUT
 
 log = logging.getLogger("nyala.flows")
 
@@ -108,14 +109,18 @@ def _as_options(rows: Any) -> list[Option]:
     return options
 
 
-async def step_prompt(ctx: FlowContext, step: Step) -> list[Reply] | None:
+async def step_prompt(
+    ctx: FlowContext, step: Step, *, with_say: bool = True
+) -> list[Reply] | None:
     """The messages that ask ``step``'s question; ``None`` when it has nothing to offer.
 
     The options shown are remembered in the data, so the answer is checked against what
-    the user actually saw.
+    the user actually saw. ``with_say=False`` leaves out the texts said before the
+    question (a retry: the customer has just read them).
     """
-    values = await template_values(ctx, step.ask, *step.say)
-    replies: list[Reply] = [Text(render(s, values)) for s in step.say]
+    say = step.say if with_say else ()
+    values = await template_values(ctx, step.ask, *say)
+    replies: list[Reply] = [Text(render(s, values)) for s in say]
     if step.final:
         return replies
     question = render(step.ask or "", values) or ctx.app.copy.text("prompt.default")
@@ -152,3 +157,27 @@ def shown_options(data: Mapping[str, Any], step: Step) -> list[Option]:
     if isinstance(shown, Mapping) and shown.get("step") == step.name:
         return [Option(i, t, d) for i, t, d in shown.get("options", [])]
     return list(step.buttons or step.choices)
+
+
+async def retry_prompt(ctx: FlowContext, step: Step, *, code: str) -> list[Reply] | None:
+    """What follows the error message when an answer to ``step`` was not accepted.
+
+    A long list (more than :data:`~flows.validators.SPELLED_OUT` options) is not sent
+    again: the list message above is still there and still answers when tapped, and ten
+    rows after every slip bury the one line that says what went wrong. A short reminder
+    points to it instead (none after a ``choice.*`` error, whose hint already does). A
+    short question is asked again, without the texts said before it.
+    """
+    shown = ctx.data.get(SHOWN_KEY)
+    if (
+        isinstance(shown, Mapping)
+        and shown.get("step") == step.name
+        and len(shown.get("options", ())) > SPELLED_OUT
+        and not step.final
+    ):
+        if code.startswith("choice."):
+            return []
+        button = step.list_button or ctx.app.copy.text("list.button")
+        count = len(shown["options"])
+        return [Text(ctx.app.copy.text("choice.reminder", button=button, count=count))]
+    return await step_prompt(ctx, step, with_say=False)

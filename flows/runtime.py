@@ -115,7 +115,8 @@ class Runtime:
         if services is not None:  # what the host provides already (e.g. a shared renderer)
             runtime.services = services
         async with contextlib.AsyncExitStack() as stack:
-            stack.enter_context(using(db, tz=app.timezone))
+            flow_steps = {name: tuple(spec.steps) for name, spec in app.flows.items()}
+            stack.enter_context(using(db, tz=app.timezone, flow_steps=flow_steps))
             for lifespan in app.lifespans:
                 await stack.enter_async_context(contextlib.asynccontextmanager(lifespan)(runtime))
             yield runtime

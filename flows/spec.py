@@ -52,6 +52,9 @@ class Step:
         save: the data key the accepted value is saved under.
         empty: what to say when ``choices_from`` returns no rows.
         final: whether the flow ends here.
+        outcome: for a final step, what reaching it means for the session: ``goal``
+            (the flow did its job: counts as completion), ``cancelled`` (the customer
+            said no) or ``nothing_to_do``; reports count each apart.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Step:
     save: str | None = None
     empty: str | None = None
     final: bool = False
+    outcome: str = "goal"
 
     @property
     def has_options(self) -> bool:

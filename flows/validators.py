@@ -8,6 +8,7 @@ applications add their own with :meth:`flows.App.validator`.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 import unicodedata
@@ -22,7 +23,7 @@ from dateutil import parser as date_parser
 from email_validator import EmailNotValidError, validate_email
 
 from flows.copy import Copy
-from flows.messages import MEDIA_KINDS, Option, UserMessage
+from flows.messages import MEDIA_KINDS, Option, UserMessage, shorten
 
 _DEFAULT = Copy()
 
@@ -64,8 +65,25 @@ class ValidationContext:
     copy: Copy = field(default_factory=lambda: _DEFAULT)
 
     def reject(self, key: str, /, **values: Any) -> Rejected:
-        """A rejection with the app's text under ``key``; the key is its error code."""
+        """A rejection with the app's text under ``key``; the key is its error code.
+
+        What the customer typed (``input``) is echoed only as a short piece
+        (:func:`echo`): a 300-character answer must not come back whole.
+        """
+        if "input" in values:
+            values["input"] = echo(str(values["input"]))
         return Rejected(self.copy.text(key, **values), code=key)
+
+
+ECHO_MAX = 30  # characters of the customer's own answer quoted back in an error
+
+
+def echo(text: str) -> str:
+    """``text`` as it may be quoted back to the customer: at most :data:`ECHO_MAX`
+    characters and an ellipsis, cut between graphemes (never inside an emoji or after a
+    base letter without its accent), whitespace runs as one space."""
+    text = " ".join(text.split())
+    return text if len(text) <= ECHO_MAX else shorten(text, ECHO_MAX + 1)
 
 
 Validator = Callable[[UserMessage, ValidationContext], Outcome]
@@ -204,6 +222,48 @@ def _as_date(value: Any, today: dt.date) -> dt.date | None:
     return dt.date.fromisoformat(str(value))
 
 
+_MONTHS = {
+    name.casefold(): number
+    for number in range(1, 13)
+    for name in (calendar.month_name[number], calendar.month_abbr[number])
+} | {"sept": 9}
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_MONTH = r"([^\W\d_]+|\d{1,2})"
+_YEAR = r"(?:[\s/.,-]+(\d{4}))?"
+_DAY_MONTH = re.compile(rf"^{_DAY}[\s/.-]+(?:of\s+)?{_MONTH}{_YEAR}$", re.IGNORECASE)
+_MONTH_DAY = re.compile(rf"^([^\W\d_]+)[\s.]+{_DAY}{_YEAR}$", re.IGNORECASE)
+
+
+def _impossible_day(raw: str, today: dt.date, *, dayfirst: bool) -> tuple[int, int, int] | None:
+    """``(day, month, year)`` when ``raw`` names a real month and a day it does not have
+    ("31 February", "31/04/2027", "April 31"), so the customer is told exactly that
+    rather than "not a date I understand"."""
+    text = " ".join(raw.split())
+    found = _DAY_MONTH.match(text)
+    if found:
+        day_text, month_text, year_text = found.groups()
+    else:
+        found = _MONTH_DAY.match(text)
+        if not found:
+            return None
+        month_text, day_text, year_text = found.groups()
+    if month_text.isdigit():
+        if not dayfirst:
+            return None  # "04/31" month first: dateutil would have read it
+        month = int(month_text)
+    else:
+        month = _MONTHS.get(month_text.casefold(), 0)
+    day = int(day_text)
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    # Without a year: the next such month, as for any date typed without one.
+    next_year = today.year if month >= today.month else today.year + 1
+    year = int(year_text) if year_text else next_year
+    if not dt.MINYEAR <= year <= dt.MAXYEAR or day <= calendar.monthrange(year, month)[1]:
+        return None
+    return day, month, year
+
+
 def date(
     *,
     min: Any = None,
@@ -243,6 +303,15 @@ def date(
                 except ValueError:  # 29 February
                     value = value.replace(year=value.year + 1, day=28)
         if value is None:
+            impossible = _impossible_day(raw, today, dayfirst=dayfirst)
+            if impossible is not None:
+                day, month, year = impossible
+                return ctx.reject(
+                    "date.no_such_day",
+                    date=f"{day} {calendar.month_name[month]}",
+                    month=f"{calendar.month_name[month]} {year}",
+                    days=calendar.monthrange(year, month)[1],
+                )
             return ctx.reject("date.not_a_date", input=raw)
         lo = _as_date(min, today)
         hi = _as_date(max, today)
@@ -257,12 +326,20 @@ def date(
     return check
 
 
+SPELLED_OUT = 3  # options listed by name in a choice's retry hint (as many as buttons)
+
+
 def choice() -> Validator:
     """One of the options shown: tapped, or typed as its number, id or title."""
 
     def check(message: UserMessage, ctx: ValidationContext) -> Outcome:
         options = list(ctx.options)
-        listing = ", ".join(f"{i}. {o.title}" for i, o in enumerate(options, 1))
+        # A short list is spelled out; a long one is on the screen already (the list
+        # message above stays tappable), and repeating ten titles buries the point.
+        if len(options) <= SPELLED_OUT:
+            listing = ", ".join(f"{i}. {o.title}" for i, o in enumerate(options, 1))
+        else:
+            listing = f"1–{len(options)}"
         hint = ctx.copy.text("choice.hint", options=listing)
         if message.kind == "reply" and message.reply_id:
             for option in options:

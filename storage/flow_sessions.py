@@ -31,6 +31,19 @@ class SessionStatus(enum.StrEnum):
     ERROR = "error"
 
 
+class SessionOutcome(enum.StrEnum):
+    """How a completed session ended, so that "completed" means the flow's purpose was met.
+
+    A final step declares it in the flow file (``outcome: cancelled``); the engine records
+    ``nothing_to_do`` when a step had nothing to offer (an empty list of choices).
+    Sessions completed before outcomes existed have none and count as ``goal``.
+    """
+
+    GOAL = "goal"
+    CANCELLED = "cancelled"
+    NOTHING_TO_DO = "nothing_to_do"
+
+
 class StepAction(enum.StrEnum):
     """What happened at a step."""
 
@@ -77,15 +90,22 @@ class FlowSession(Base):
     current_step: Mapped[str | None] = mapped_column(String(100))
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_reason: Mapped[str | None] = mapped_column(Text)
+    # For a completed session: goal, cancelled or nothing_to_do (``SessionOutcome``);
+    # plain text, not an enum column, so that apps' flows may grow new outcomes.
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
     contact: Mapped[Contact] = relationship(lazy="raise")
     events: Mapped[list[FlowStepEvent]] = relationship(
         back_populates="session", lazy="raise", order_by="FlowStepEvent.id"
     )
 
-    def mark_completed(self, at: dt.datetime | None = None) -> None:
-        """Mark the session completed now (or at ``at``); the caller commits."""
+    def mark_completed(
+        self, at: dt.datetime | None = None, *, outcome: str = SessionOutcome.GOAL
+    ) -> None:
+        """Mark the session completed now (or at ``at``) with ``outcome``; the caller
+        commits."""
         self.status = SessionStatus.COMPLETED
+        self.outcome = str(outcome)
         self.completed_at = at or utcnow()
         self.last_activity_at = self.completed_at
 
@@ -179,6 +199,10 @@ class FlowMetricSnapshot(Base):
     converted_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Sessions started by a contact who had used the flow before.
     returning_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Completed sessions whose outcome was not the goal (``completed_sessions`` excludes
+    # them): cancelled by the customer, or nothing to do.
+    cancelled_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    nothing_to_do_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     steps: Mapped[list[FlowStepMetricSnapshot]] = relationship(
         back_populates="snapshot",

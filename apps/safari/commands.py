@@ -120,10 +120,10 @@ async def _notify(
     "--days-before",
     type=click.IntRange(min=0),
     required=True,
-    help="send to confirmed bookings whose tour is exactly this many days away",
+    help="Send to confirmed bookings whose tour is exactly this many days away",
 )
-@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
-@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
+@click.option("--dry-run", is_flag=True, help="List who would get what; write nothing")
+@click.option("--send-now", is_flag=True, help="Send the queued messages now (live mode)")
 @runtime_command
 async def send_tour_summaries(
     runtime: Runtime, days_before: int, dry_run: bool, send_now: bool
@@ -145,10 +145,10 @@ async def send_tour_summaries(
     type=click.IntRange(min=1),
     default=48,
     show_default=True,
-    help="remind bookings whose tour starts within this many hours",
+    help="Remind bookings whose tour starts within this many hours",
 )
-@click.option("--dry-run", is_flag=True, help="list who would get what; write nothing")
-@click.option("--send-now", is_flag=True, help="send the queued messages now (live mode)")
+@click.option("--dry-run", is_flag=True, help="List who would get what; write nothing")
+@click.option("--send-now", is_flag=True, help="Send the queued messages now (live mode)")
 @runtime_command
 async def send_id_reminders(
     runtime: Runtime, hours_before: int, dry_run: bool, send_now: bool
@@ -170,7 +170,7 @@ async def send_id_reminders(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="file to write (default: Receipt_<number>.pdf in the current folder)",
+    help="File to write (default: Receipt_<number>.pdf in the current folder)",
 )
 @runtime_command
 async def receipt(runtime: Runtime, payment_id: int, output: Path | None) -> None:
@@ -188,7 +188,7 @@ async def receipt(runtime: Runtime, payment_id: int, output: Path | None) -> Non
 
 
 @click.command("demo-bookings")
-@click.option("--json", "as_json", is_flag=True, help="print the demo objects as JSON (only that)")
+@click.option("--json", "as_json", is_flag=True, help="Print the demo objects as JSON (only that)")
 @runtime_command
 async def demo_bookings(runtime: Runtime, as_json: bool) -> None:
     """Show the demo tours, bookings and payments (loading the demo data first if needed)."""

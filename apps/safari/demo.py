@@ -210,7 +210,7 @@ CATALOGUE: tuple[TourContent, ...] = (
         price_per_person=Decimal("165.00"),
         packing_list=(
             "Passport (park entry)",
-            "Binoculars (one pair per traveler if you can)",
+            "Binoculars (one pair per traveller if you can)",
             "Camera with a zoom lens and spare batteries",
             "Hat, sunglasses and sunscreen",
             "Refillable water bottle (we refill it from the vehicle)",
@@ -805,7 +805,7 @@ def describe(data: DemoData) -> list[str]:
         paid = ", ".join(f"payment {pid}" for pid in booking.payment_ids) or "no payment"
         lines.append(
             f"  {booking.reference}  +{booking.whatsapp} ({booking.customer})  {booking.tour}"
-            f" on {booking.tour_date.isoformat()}, {booking.travelers} travelers,"
+            f" on {booking.tour_date.isoformat()}, {booking.travelers} travellers,"
             f" {booking.status}; total {format_money(booking.total, booking.currency)},"
             f" due {format_money(booking.balance_due, booking.currency)} ({paid})"
         )

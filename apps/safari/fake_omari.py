@@ -502,16 +502,16 @@ async def run_fake_omari(
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8098, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--key", envvar="OMARI_MERCHANT_KEY", required=True, help="the merchant key")
+@click.option("--key", envvar="OMARI_MERCHANT_KEY", required=True, help="The merchant key")
 @click.option(
-    "--secret", envvar="OMARI_CALLBACK_SECRET", required=True, help="the callback secret"
+    "--secret", envvar="OMARI_CALLBACK_SECRET", required=True, help="The callback secret"
 )
 @click.option(
     "--auto-confirm",
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
-    help="confirm each payment after this many seconds",
+    help="Confirm each payment after this many seconds",
 )
 def main(host: str, port: int, key: str, secret: str, auto_confirm: float) -> None:
     """Run a local fake of Omari's merchant API that confirms payments by itself."""

@@ -32,22 +32,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apps.safari.documents.service import TEMPLATES_FILE
 from apps.safari.models import (
     PAID_STATUSES,
     Booking,
     BookingStatus,
-    Customer,
     Payment,
     PaymentMethod,
     PaymentStatus,
     ProviderEvent,
 )
+from apps.safari.notices import notify_customer, payment_template, rejection_template
 from apps.safari.operations import balance
 from apps.safari.payments import Initiated, PaymentRequest
 from documents import format_money
-from flows.messages import Reply, Template, Text
-from flows.outreach import Delivery, configured_template, queue_outreach
+from flows.messages import Reply, Text
 from storage import AuditEntry, ConflictError, Database, NotFoundError, utcnow
 
 __all__ = [
@@ -63,8 +61,6 @@ __all__ = [
     "SandboxOmari",
     "UnknownPaymentError",
     "apply_provider_event",
-    "payment_template",
-    "queue_customer_replies",
 ]
 
 log = logging.getLogger("nyala.payments")
@@ -296,7 +292,6 @@ async def _apply(
         # the matching amount are enough to adopt it.
         log.warning("payment %s had no provider reference; adopting Omari's", payment.id)
         payment.provider_reference = event.provider_reference
-    template = None
     if success:
         replies = await _confirm(session, payment, booking, now, hooks)
         kind = OutcomeKind.CONFIRMED
@@ -304,6 +299,9 @@ async def _apply(
     else:
         replies = _reject(payment, booking, event.reason)
         kind = OutcomeKind.FAILED
+        template = await rejection_template(
+            session, booking, payment, payment.rejected_reason or ""
+        )
     _record(session, event, payment, kind, now)
     amount = format_money(payment.amount, payment.currency)
     session.add(
@@ -313,8 +311,8 @@ async def _apply(
             f"reference {payment.provider_reference} event {event.event_id}",
         )
     )  # fmt: skip
-    queued = await queue_customer_replies(
-        session, booking, replies, sandbox=sandbox, now=now, template=template
+    notice = await notify_customer(
+        session, booking, replies, template=template, sandbox=sandbox, now=now
     )
     await session.flush()
     log.info(
@@ -322,7 +320,10 @@ async def _apply(
         event.event_id, payment.id, kind.value, booking.reference,
     )  # fmt: skip
     return Outcome(
-        kind=kind, payment_id=payment.id, booking_reference=booking.reference, queued=queued
+        kind=kind,
+        payment_id=payment.id,
+        booking_reference=booking.reference,
+        queued=notice.queued,
     )
 
 
@@ -397,46 +398,6 @@ def _reject(payment: Payment, booking: Booking, reason: str | None) -> list[Repl
             "to choose another way to pay."
         )
     ]
-
-
-async def payment_template(session: AsyncSession, booking: Booking, payment: Payment) -> Template:
-    """The approved ``payment_receipt`` template for news of a paid payment sent outside
-    the customer's 24-hour window (its button asks for the receipt)."""
-    name = await session.scalar(select(Customer.name).where(Customer.id == booking.customer_id))
-    full = (name or "").strip()
-    values = {
-        "first_name": full.split()[0] if full else "there",
-        "customer_name": full,
-        "amount": format_money(payment.amount, payment.currency),
-        "reference": booking.reference,
-    }
-    return configured_template(TEMPLATES_FILE, "payment_receipt", values)
-
-
-async def queue_customer_replies(
-    session: AsyncSession,
-    booking: Booking,
-    replies: Sequence[Reply],
-    *,
-    sandbox: bool,
-    now: dt.datetime,
-    template: Template | None = None,
-) -> int:
-    """Queue ``replies`` for the booking's customer, as the engine queues a flow's.
-
-    With ``template`` (news the customer did not just ask for, e.g. a late approval) the
-    24-hour window rule applies (:func:`flows.outreach.queue_outreach`): outside it only
-    the template is sent, and its button asks for the rest.
-    """
-    contact_id = await session.scalar(
-        select(Customer.contact_id).where(Customer.id == booking.customer_id)
-    )
-    if contact_id is None:
-        return 0  # a customer without WhatsApp (entered by an operator)
-    delivery = await queue_outreach(
-        session, contact_id, replies, template=template, now=now, sandbox=sandbox
-    )
-    return len(replies) if delivery is Delivery.DIRECT else 1
 
 
 # --- providers ------------------------------------------------------------------------

@@ -183,8 +183,25 @@ async def _confirm_booking(session: AsyncSession, booking_id: int) -> None:
         booking.status = BookingStatus.CONFIRMED
 
 
-async def approve_payment(session: AsyncSession, payment_id: int, *, actor: str) -> Payment:
-    """Approve a pending manual payment (idempotent for an approved one)."""
+async def approve_payment(
+    session: AsyncSession, payment_id: int, *, actor: str, reference: str | None = None
+) -> Payment:
+    """Approve a pending manual payment (idempotent for an approved one).
+
+    The payment keeps the moment the customer paid (when their proof arrived), not the
+    moment of approval: that is the date its receipt shows.
+
+    Args:
+        session: the transaction.
+        payment_id: the payment.
+        actor: who approves (for the audit log).
+        reference: the bank's reference the operator read on the statement (shown on the
+            receipt); kept only if the payment has none yet.
+
+    Raises:
+        NotFoundError: there is no such payment.
+        ActionError: the payment is neither pending nor approved.
+    """
     payment = await _payment(session, payment_id)
     if payment.status is PaymentStatus.APPROVED:
         return payment
@@ -194,7 +211,16 @@ async def approve_payment(session: AsyncSession, payment_id: int, *, actor: str)
     payment.status = PaymentStatus.APPROVED
     payment.approved_by = actor
     payment.approved_at = now
-    payment.paid_at = payment.paid_at or now
+    payment.paid_at = payment.paid_at or payment.created_at or now
+    if reference and not payment.provider_reference:
+        used = await session.scalar(
+            select(Payment.id).where(
+                Payment.method == payment.method, Payment.provider_reference == reference
+            )
+        )
+        if used is not None:
+            raise ActionError(f"the reference {reference} is already on payment {used}")
+        payment.provider_reference = reference
     await _confirm_booking(session, payment.booking_id)
     await _audit(session, actor, "approve_payment", f"payment {payment_id}",
                  format_money(payment.amount, payment.currency))  # fmt: skip

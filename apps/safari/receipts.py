@@ -6,7 +6,7 @@ payment, numbered ``RCT-<year>-<6 digits>``); this module wires it to the bot:
 * :func:`receipt_hook` makes the hook that sends the receipt with Omari's confirmation
   (the app's lifespan registers it on the running app's
   :class:`~apps.safari.omari.ReceiptHooks`);
-* :func:`approve_payment_and_send_receipt` approves a manual payment (the service call
+* :func:`approve_payment_and_notify` approves a manual payment (the service call
   for the CLI and the console) and queues the approval and the receipt for the customer;
 * :mod:`apps.safari.receipt_flow` has ``receipt_flow.yaml``'s callables (*send receipt*).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,13 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apps.safari import operations
 from apps.safari.documents.receipts import IssuedReceipt, issue_receipt
 from apps.safari.documents.service import SafariDocuments
-from apps.safari.models import Booking, Payment, PaymentStatus
-from apps.safari.omari import ReceiptHook, payment_template, queue_customer_replies
+from apps.safari.models import Booking, Payment, PaymentStatus, Receipt
+from apps.safari.notices import Notice, notify_customer, payment_template
+from apps.safari.omari import ReceiptHook
 from documents import format_money
 from flows.messages import Document, Reply, Text
 from storage import utcnow
 
 __all__ = [
+    "Approval",
+    "approve_payment_and_notify",
     "approve_payment_and_send_receipt",
     "receipt_document",
     "receipt_hook",
@@ -83,34 +87,51 @@ def receipt_hook(documents: SafariDocuments) -> ReceiptHook:
     return send_receipt_on_confirmation
 
 
-async def approve_payment_and_send_receipt(
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """An approved payment, its receipt's number (``None``: it could not be made now) and
+    what the customer was sent (``None``: it was approved before, nothing was sent)."""
+
+    payment: Payment
+    receipt_number: str | None
+    notice: Notice | None
+
+
+async def approve_payment_and_notify(
     session: AsyncSession,
     payment_id: int,
     documents: SafariDocuments,
     *,
     actor: str,
+    reference: str | None = None,
     sandbox: bool = False,
-) -> Payment:
+) -> Approval:
     """Approve a pending manual payment and queue the news and its receipt for the customer.
 
     In the caller's transaction, like :func:`operations.approve_payment`. Approving an
-    approved payment again changes nothing and sends nothing.
+    approved payment again changes nothing and sends nothing. Outside the customer's
+    24-hour window only the ``payment_receipt`` template is queued; its button brings the
+    receipt.
 
     Args:
         session: the transaction.
         payment_id: the payment.
         documents: what the receipt is made with.
         actor: who approves (for the audit log).
+        reference: the bank's reference, as the operator read it (shown on the receipt).
         sandbox: store the customer's messages as ``sandbox`` rows (never sent).
 
     Raises:
         NotFoundError: there is no such payment.
-        ActionError: the payment is neither pending nor approved.
+        ActionError: the payment is neither pending nor approved, or the reference is
+            another payment's.
     """
     before = await session.scalar(select(Payment.status).where(Payment.id == payment_id))
-    payment = await operations.approve_payment(session, payment_id, actor=actor)
+    payment = await operations.approve_payment(
+        session, payment_id, actor=actor, reference=reference
+    )
     if before is PaymentStatus.APPROVED:
-        return payment
+        return Approval(payment, None, None)
     booking = await session.get(Booking, payment.booking_id)
     assert booking is not None  # a foreign key
     await session.flush()
@@ -124,8 +145,28 @@ async def approve_payment_and_send_receipt(
     document = await _receipt_or_none(session, payment, documents)
     if document is not None:
         replies.append(document)
-    template = await payment_template(session, booking, payment)
-    await queue_customer_replies(
-        session, booking, replies, sandbox=sandbox, now=utcnow(), template=template
+    notice = await notify_customer(
+        session,
+        booking,
+        replies,
+        template=await payment_template(session, booking, payment),
+        sandbox=sandbox,
+        now=utcnow(),
     )
-    return payment
+    number = await session.scalar(select(Receipt.number).where(Receipt.payment_id == payment.id))
+    return Approval(payment, number, notice)
+
+
+async def approve_payment_and_send_receipt(
+    session: AsyncSession,
+    payment_id: int,
+    documents: SafariDocuments,
+    *,
+    actor: str,
+    sandbox: bool = False,
+) -> Payment:
+    """:func:`approve_payment_and_notify`, for callers that need only the payment."""
+    approval = await approve_payment_and_notify(
+        session, payment_id, documents, actor=actor, sandbox=sandbox
+    )
+    return approval.payment

@@ -119,7 +119,7 @@ def _select_app(ctx: click.Context, _param: click.Parameter, value: str | None) 
     is_eager=True,
     expose_value=True,
     callback=_select_app,
-    help="the bot to run: module:attr, module, or a folder with app.py "
+    help="The bot to run: module:attr, module, or a folder with app.py "
     f"(default: $NYALA_APP or the built-in {DEFAULT_APP})",
 )
 @click.version_option(package_name="nyala")
@@ -160,7 +160,7 @@ async def load_demo_if_fresh(runtime: Runtime) -> str | None:
     "phone_number",
     callback=phone,
     metavar="PHONE",
-    help=f"chat as this number, international form (default +{DEFAULT_CHAT_PHONE})",
+    help=f"Chat as this number, international form (default +{DEFAULT_CHAT_PHONE})",
 )
 @click.option(
     "--files",
@@ -168,7 +168,7 @@ async def load_demo_if_fresh(runtime: Runtime) -> str | None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("nyala-chat-files"),
     show_default=True,
-    help="where documents the bot sends are saved",
+    help="Where documents the bot sends are saved",
 )
 def chat(phone_number: str | None, files_dir: Path) -> None:
     """Talk to the bot in the terminal (sandbox: nothing is ever sent to WhatsApp)."""
@@ -238,14 +238,20 @@ def _serve_process(
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on",
+)
 @click.option(
     "--workers",
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="server processes (PostgreSQL only)",
+    help="Server processes (PostgreSQL only)",
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Run the WhatsApp webhook server (sandbox mode without WHATSAPP_ACCESS_TOKEN)."""
@@ -328,13 +334,19 @@ def demo_data() -> None:
 
 
 @cli.command("fake-graph")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8099, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option(
+    "--port",
+    default=8099,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port)",
+)
 @click.option(
     "--token",
     envvar="WHATSAPP_ACCESS_TOKEN",
     required=True,
-    help="the access token clients must send (default: $WHATSAPP_ACCESS_TOKEN)",
+    help="The access token clients must send (default: $WHATSAPP_ACCESS_TOKEN)",
 )
 def fake_graph(host: str, port: int, token: str) -> None:
     """Run a local fake of the Graph API that validates every request against Meta's spec."""
@@ -413,7 +425,7 @@ def flows_validate(paths: tuple[Path, ...]) -> None:
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="file to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)",
+    help="File to write: .png, .svg, .pdf, .dot or .mmd (Mermaid)",
 )
 def flows_diagram(name: str, output: Path) -> None:
     """Draw flow NAME's states and transitions."""

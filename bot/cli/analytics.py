@@ -7,12 +7,14 @@ stderr). Dates are local days in the app's timezone (``App(timezone=...)``).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
 
 from analytics import (
     AnalyticsError,
@@ -26,7 +28,7 @@ from analytics.periods import MAX_DAYS, resolve_period, snapshot_periods, today_
 from bot.cli.common import cli_state, run_with_db
 from documents.formatting import format_duration
 from flows import App
-from storage import Database, FlowMetricSnapshot, SnapshotPeriod, StepAction
+from storage import Database, FlowMetricSnapshot, FlowSession, SnapshotPeriod, StepAction
 
 T = TypeVar("T")
 RELATIVE_DAYS = {"today": 0, "yesterday": 1}
@@ -61,9 +63,49 @@ def _app(ctx: click.Context) -> App:
     return cli_state(ctx).app()
 
 
-def _call(ctx: click.Context, work: Callable[[Database], Awaitable[T]]) -> T:
+class UnknownFlow(click.ClickException):
+    """A flow name the app does not define and no session was recorded for: one line,
+    with the nearest names, and exit status 2 like any other usage error (an empty
+    table would say "nothing happened" when the name was wrong)."""
+
+    exit_code = 2
+
+
+async def known_flows(db: Database, app: App) -> list[str]:
+    """The app's flows, then any other flow with recorded sessions (manually tracked)."""
+    async with db.read() as session:
+        recorded = await session.scalars(select(FlowSession.flow_name).distinct())
+        stored = set(recorded)
+    return [*app.flows, *sorted(stored - set(app.flows))]
+
+
+def unknown_flow_message(name: str, known: Sequence[str]) -> str:
+    """``no flow 'x'`` with a did-you-mean (difflib) or the list of flows."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    elif known:
+        hint = "the flows are " + ", ".join(known[:10]) + ("…" if len(known) > 10 else "")
+    else:
+        hint = "no flows yet"
+    return f"no flow {name!r}: {hint}"
+
+
+def _call(
+    ctx: click.Context, work: Callable[[Database], Awaitable[T]], flows: Sequence[str] = ()
+) -> T:
+    app = _app(ctx)
+
+    async def checked(db: Database) -> T:
+        if flows:
+            known = await known_flows(db, app)
+            for name in flows:
+                if name not in known:
+                    raise UnknownFlow(unknown_flow_message(name, known))
+        return await work(db)
+
     try:
-        return run_with_db(work, ctx)
+        return run_with_db(checked, ctx)
     except AnalyticsError as exc:  # includes PeriodError: a bad range or filter
         raise click.UsageError(str(exc)) from None
 
@@ -104,23 +146,23 @@ def _range_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--days",
             type=click.IntRange(1, MAX_DAYS),
-            help="the last N local days, today included (default 7)",
+            help="The last N local days, today included (default 7)",
         ),
-        click.option("--from", "date_from", type=LocalDate(), help="first day (YYYY-MM-DD)"),
-        click.option("--to", "date_to", type=LocalDate(), help="last day (default today)"),
-        click.option("--step", help="only sessions with an event at this step"),
+        click.option("--from", "date_from", type=LocalDate(), help="First day (YYYY-MM-DD)"),
+        click.option("--to", "date_to", type=LocalDate(), help="Last day (default today)"),
+        click.option("--step", help="Only sessions with an event at this step"),
         click.option(
             "--action",
             type=click.Choice([a.value for a in StepAction]),
-            help="only sessions with an event of this action (at --step if given)",
+            help="Only sessions with an event of this action (at --step if given)",
         ),
-        click.option("--by-version", is_flag=True, help="report each flow version apart"),
+        click.option("--by-version", is_flag=True, help="Report each flow version apart"),
         click.option(
             "--include-sandbox",
             is_flag=True,
-            help="count sandbox contacts (the console's chat simulator) too",
+            help="Count sandbox contacts (the console's chat simulator) too",
         ),
-        click.option("--json", "as_json", is_flag=True, help="print one JSON document"),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document"),
         click.pass_context,
     ]
     for option in reversed(options):
@@ -192,6 +234,7 @@ def completion(  # noqa: PLR0917 - click passes every option
             db=db,
             **span.kwargs(),
         ),
+        (flow,),
     )
     _notes(result["notes"])
     if as_json:
@@ -258,6 +301,7 @@ def funnel(  # noqa: PLR0917 - click passes every option
             db=db,
             **span.kwargs(),
         ),
+        (flow,),
     )
     _notes(rows.notes)
     if as_json:
@@ -328,6 +372,7 @@ def errors(  # noqa: PLR0917 - click passes every option
             db=db,
             **span.kwargs(),
         ),
+        (flow,),
     )
     _notes(rows.notes)
     if as_json:
@@ -403,6 +448,7 @@ def kpis(  # noqa: PLR0917 - click passes every option
             db=db,
             **span.kwargs(),
         ),
+        (flow,),
     )
     _notes(result["notes"])
     if as_json:
@@ -428,18 +474,18 @@ def kpis(  # noqa: PLR0917 - click passes every option
     "kind",
     type=click.Choice([p.value for p in SnapshotPeriod]),
     required=True,
-    help="snapshot length",
+    help="Snapshot length",
 )
 @click.option(
     "--date",
     "day",
     type=LocalDate(),
-    help="a day in the period (default today; also 'yesterday')",
+    help="A day in the period (default today; also 'yesterday')",
 )
-@click.option("--flow", "flows", multiple=True, help="only this flow (repeatable)")
-@click.option("--from", "date_from", type=LocalDate(), help="backfill from this day")
-@click.option("--to", "date_to", type=LocalDate(), help="backfill up to this day (default today)")
-@click.option("--json", "as_json", is_flag=True, help="print the snapshots as one JSON list")
+@click.option("--flow", "flows", multiple=True, help="Only this flow (repeatable)")
+@click.option("--from", "date_from", type=LocalDate(), help="Backfill from this day")
+@click.option("--to", "date_to", type=LocalDate(), help="Backfill up to this day (default today)")
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshots as one JSON list")
 @click.pass_context
 def snapshot(  # noqa: PLR0917 - click passes every option
     ctx: click.Context,
@@ -492,7 +538,7 @@ def snapshot(  # noqa: PLR0917 - click passes every option
                 )
         return written
 
-    written = _call(ctx, work)
+    written = _call(ctx, work, flows)
     if as_json:
         _emit_json([_snapshot_json(row, app) for row in written])
         return

@@ -49,10 +49,10 @@ def operator() -> None:
     "--role",
     type=click.Choice(ROLES),
     required=True,
-    help="admin: everything; agent: conversations and support; viewer: read only",
+    help="Admin: everything; agent: conversations and support; viewer: read only",
 )
 @click.option(
-    "--password-stdin", is_flag=True, help="read the password as one line from standard input"
+    "--password-stdin", is_flag=True, help="Read the password as one line from standard input"
 )
 @click.pass_context
 def operator_create(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
@@ -73,7 +73,7 @@ def operator_create(ctx: click.Context, username: str, role: str, password_stdin
 @operator.command("password")
 @click.argument("username")
 @click.option(
-    "--password-stdin", is_flag=True, help="read the password as one line from standard input"
+    "--password-stdin", is_flag=True, help="Read the password as one line from standard input"
 )
 @click.pass_context
 def operator_password(ctx: click.Context, username: str, password_stdin: bool) -> None:

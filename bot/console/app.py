@@ -23,8 +23,10 @@ from bot.console.web import (
     PAGES,
     PREFIX,
     SECURITY_HEADERS,
+    SHOWN_FLASHES,
     TEMPLATES,
     Handler,
+    ShownFlashes,
     client_ip,
     csrf_ok,
     db_of,
@@ -280,8 +282,10 @@ def build_console(flow_app: App) -> web.Application:
     pages = (*framework_pages(), *app_pages(flow_app))
     console = web.Application(middlewares=[body_limit, errors, guard])
     console[PAGES] = pages
+    console[SHOWN_FLASHES] = ShownFlashes()
     console[NAV] = navigation(pages, PREFIX)
     console[TEMPLATES] = _environment(pages)
+    console[TEMPLATES].filters.update(formatting.zoned(flow_app.timezone))
     console.router.add_get("/login", login_page, name="login")
     console.router.add_post("/login", login)
     console.router.add_post("/logout", logout, name="logout")

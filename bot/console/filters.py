@@ -127,6 +127,10 @@ def page_of(filters: Filters, rows: list[Any], number: int, size: int = PAGE_SIZ
     )
 
 
-def day_start(day: dt.date) -> dt.datetime:
-    """Midnight UTC of ``day``."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+def day_start(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    """Midnight of ``day`` in ``tz`` (the business's timezone), as UTC.
+
+    Every date filter of the console means a day where the business is, as the reports
+    do: a session at 00:30 local time (22:30 UTC the day before) belongs to the local day.
+    """
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)

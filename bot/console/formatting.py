@@ -41,19 +41,19 @@ BADGES = {
 }
 
 
-def when(value: dt.datetime | None) -> str:
-    """``2026-11-25 14:03`` (UTC), or an em dash."""
+def when(value: dt.datetime | None, tz: dt.tzinfo = dt.UTC) -> str:
+    """``2026-11-25 14:03`` in ``tz`` (the console passes the business's), or an em dash."""
     if value is None:
         return "—"
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def when_seconds(value: dt.datetime | None) -> str:
-    """``14:03:27`` with the date when it is not today (UTC)."""
+def when_seconds(value: dt.datetime | None, tz: dt.tzinfo = dt.UTC) -> str:
+    """``14:03:27`` in ``tz``, with the date when it is not today there."""
     if value is None:
         return "—"
-    value = value.astimezone(dt.UTC)
-    if value.date() == utcnow().date():
+    value = value.astimezone(tz)
+    if value.date() == utcnow().astimezone(tz).date():
         return value.strftime("%H:%M:%S")
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -108,6 +108,15 @@ def phone(value: str | None) -> str:
     if value.startswith("0"):
         return f"sandbox {value}"
     return value if value.startswith("+") else f"+{value}"
+
+
+def zoned(tz: dt.tzinfo) -> dict[str, Callable[..., Any]]:
+    """The time filters in the business's timezone: the console shows the same days and
+    times as the reports and its date filters (one notion of "day")."""
+    return {
+        "when": lambda value: when(value, tz),
+        "when_seconds": lambda value: when_seconds(value, tz),
+    }
 
 
 FILTERS: dict[str, Callable[..., Any]] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +23,9 @@ from flows import FlowSpec
 
 # Drop-off rate (percent of those who reached the step) → fill colour.
 GOOD, FAIR, POOR, NONE = "#dcfce7", "#fef3c7", "#fee2e2", "#ffffff"
-DAYS_PLACEHOLDER = "7919"  # a period no one picks, replaced by the real one in every link
+# Stands for the report's query (flow, period, live contacts) in every link; replaced per
+# request so that a step's link lists exactly the sessions its figure counts.
+QUERY_PLACEHOLDER = "q7919query"
 # A memo of Graphviz's layout per flow version and link (pure: the same input always
 # gives the same SVG; nothing in it depends on a request, an app's state or the data),
 # bounded so that many flow versions over a long run cannot grow it without end.
@@ -57,8 +60,8 @@ def _title(step: str) -> str:
 def _tokens(i: int) -> dict[str, str]:
     """The placeholders of step ``i`` (as wide as the longest real text they stand for)."""
     return {
-        "reached": f"Q{i:02d}A000 sessions · 100%",
-        "stopped": f"Q{i:02d}B00 stopped here",
+        "reached": f"Q{i:02d}A00000 sessions · 100%",
+        "stopped": f"Q{i:02d}B0000 stopped here",
         "tooltip": f"Q{i:02d}C",
         "fill": f"#01{i:02x}01",
     }
@@ -74,10 +77,8 @@ def _template_graph(spec: FlowSpec, link: str) -> Any:
         tokens = _tokens(steps.index(name))
         node.set("label", _quoted("\n".join([_title(name), tokens["reached"], tokens["stopped"]])))
         node.set("fillcolor", _quoted(tokens["fill"]))
-        query = urllib.parse.urlencode(
-            {"flow": spec.name, "stopped_at": name, "days": DAYS_PLACEHOLDER}
-        )
-        node.set("URL", _quoted(f"{link}?{query}"))
+        query = urllib.parse.urlencode({"stopped_at": name})
+        node.set("URL", _quoted(f"{link}?{query}&{QUERY_PLACEHOLDER}"))
         node.set("target", '"_top"')
         node.set("tooltip", _quoted(f"{_title(name)}: {tokens['tooltip']} — click for them"))
     return graph
@@ -86,7 +87,12 @@ def _template_graph(spec: FlowSpec, link: str) -> Any:
 def _render(graph: Any) -> str:
     svg: bytes = graph.create_svg()
     text = svg.decode("utf-8")
-    return text[text.find("<svg") :]
+    text = text[text.find("<svg") :]
+    # Graphviz fixes the drawing's size in points: without it the SVG scales to the
+    # card's width by its viewBox, so every step shows on a laptop and a phone.
+    head, rest = text.split(">", 1)
+    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
+    return f'{head} width="100%" preserveAspectRatio="xMidYMin meet">{rest}'
 
 
 async def _template(spec: FlowSpec, link: str) -> str:
@@ -99,20 +105,26 @@ async def _template(spec: FlowSpec, link: str) -> str:
 
 
 async def funnel_diagram_svg(
-    spec: FlowSpec, steps: Mapping[str, Mapping[str, Any]], *, link: str, days: int
+    spec: FlowSpec, steps: Mapping[str, Mapping[str, Any]], *, link: str, query: str
 ) -> Markup | None:
-    """The diagram with the funnel's figures as inline SVG, or ``None`` without Graphviz."""
+    """The diagram with the funnel's figures as inline SVG, or ``None`` without Graphviz.
+
+    Args:
+        steps: the funnel's rows by step name.
+        link: the sessions list each step links to.
+        query: the report's query string (flow, period), added to every link.
+    """
     try:
         svg = await _template(spec, link)
     except (FileNotFoundError, OSError, AssertionError):
         return None
-    svg = svg.replace(f"days={DAYS_PLACEHOLDER}", f"days={int(days)}")
+    svg = svg.replace(QUERY_PLACEHOLDER, html.escape(query))
     for i, name in enumerate(spec.steps):
         row = steps.get(name)
         tokens = _tokens(i)
         sessions = int(row.get("sessions") or 0) if row else 0
         share = float(row.get("percentage") or 0.0) if row else 0.0
-        stopped = int(row.get("abandoned_here") or 0) if row else 0
+        stopped = int(row.get("drop_off") or 0) if row else 0
         values = {
             "reached": f"{sessions} session{'s' if sessions != 1 else ''} · {share:.0f}%",
             "stopped": f"{stopped} stopped here" if stopped else "",

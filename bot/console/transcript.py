@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +26,33 @@ from flows.messages import (
 from storage import InboundMessage, OutboundMessage
 
 MARK_READ = "mark_read"  # the outbox's read receipts: not messages
+
+_MONO = re.compile(r"```(.+?)```", re.DOTALL)
+# WhatsApp's rule: a marker opens before a non-space and closes after one, on one line,
+# not inside a word ("snake_case_name" and "2*3*4" stay as typed).
+_STYLES = tuple(
+    (re.compile(rf"(?<![\w{marker}]){marker}(?=\S)([^\n]*?\S){marker}(?![\w{marker}])"), tag)
+    for marker, tag in ((r"\*", "strong"), ("_", "em"), ("~", "s"))
+)
+
+
+def whatsapp_html(text: str) -> Markup:
+    """``text`` as WhatsApp shows it: *bold*, _italic_, ~strike~ and ```mono```.
+
+    The text is escaped first and the markup applied to the escaped text, so whatever a
+    customer typed can only ever become these four tags (never HTML of their own).
+    """
+    parts = _MONO.split(str(escape(text)))
+    html: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2:  # inside ```…```: shown as typed, no other formatting
+            html.append(f'<span class="wa-mono">{part}</span>')
+            continue
+        styled = part
+        for pattern, tag in _STYLES:
+            styled = pattern.sub(rf"<{tag}>\1</{tag}>", styled)
+        html.append(styled)
+    return Markup("".join(html))  # noqa: S704 - escaped above; only our four tags added
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +74,11 @@ class Bubble:
     map_url: str | None = None
     status: str | None = None
     error: str | None = None
+
+    @property
+    def html(self) -> Markup:
+        """The body with WhatsApp's formatting applied (see :func:`whatsapp_html`)."""
+        return whatsapp_html(self.text)
 
 
 def reply_bubble(

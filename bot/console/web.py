@@ -13,7 +13,9 @@ import functools
 import hmac
 import logging
 import re
+import secrets
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -45,6 +47,31 @@ NAV = web.AppKey[tuple[NavSection, ...]]("console_nav")
 CURRENT = web.RequestKey("console_current", Current)
 NOTICES = web.RequestKey("console_notices", list)  # of str
 
+
+class ShownFlashes:
+    """The ids of the flash messages already shown (the most recent few thousand).
+
+    The cookie is deleted by the page that shows it, but a browser may still send it
+    once more: a second tab, a request already in flight, a client that keeps expired
+    cookies. Each flash carries a random id, and an id is shown once.
+    """
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._keep = keep
+
+    def first_time(self, flash_id: str) -> bool:
+        """Whether ``flash_id`` is new (and remember it as shown)."""
+        if flash_id in self._ids:
+            return False
+        self._ids[flash_id] = None
+        if len(self._ids) > self._keep:
+            self._ids.popitem(last=False)
+        return True
+
+
+SHOWN_FLASHES = web.AppKey("console_shown_flashes", ShownFlashes)
+
 # A database id as it may appear in a URL or a form: ASCII digits only. Python's ``int()``
 # and ``str.isdigit()`` (and ``\d`` in a route) also take Arabic-Indic, full-width and
 # other Unicode digits, so "١٢" would reach row 12 by another name, and "²" would pass
@@ -69,7 +96,9 @@ __all__ = [
     "NAV",
     "PAGES",
     "PREFIX",
+    "SHOWN_FLASHES",
     "TEMPLATES",
+    "ShownFlashes",
     "db_of",
     "flash",
     "flow_app_of",
@@ -193,8 +222,9 @@ def url(path: str, **query: Any) -> str:
 
 
 def flash(response: web.StreamResponse, message: str, *, kind: str = "ok") -> None:
-    """Show ``message`` once on the next page (a short-lived cookie; escaped on display)."""
-    value = urllib.parse.quote(f"{kind}:{message[:300]}")
+    """Show ``message`` once on the next page (a short-lived cookie with a random id, see
+    :class:`ShownFlashes`; escaped on display)."""
+    value = urllib.parse.quote(f"{secrets.token_hex(8)}:{kind}:{message[:300]}")
     response.set_cookie(
         FLASH_COOKIE, value, max_age=60, path=PREFIX, httponly=True, samesite="Lax"
     )
@@ -222,7 +252,11 @@ def _take_flash(request: web.Request) -> tuple[str, str] | None:
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
-    kind, _, message = urllib.parse.unquote(raw).partition(":")
+    flash_id, _, rest = urllib.parse.unquote(raw).partition(":")
+    kind, _, message = rest.partition(":")
+    shown = request.config_dict.get(SHOWN_FLASHES)
+    if not message or (shown is not None and not shown.first_time(flash_id)):
+        return ("", "")  # shown already (or not ours): only the cookie is cleared
     return (kind if kind in ("ok", "error") else "ok", message)
 
 
@@ -253,7 +287,7 @@ def render(
     values = {
         "me": current,
         "csrf": current.csrf_token if current else "",
-        "flash": flashed,
+        "flash": flashed if flashed and flashed[1] else None,
         "notices": request.get(NOTICES, []),
         "path": request.path,
         "query": request.rel_url.query,

@@ -17,7 +17,7 @@ from .models import reservations_on
 @click.option(
     "--day",
     type=click.DateTime(["%Y-%m-%d"]),
-    help="the day to list, YYYY-MM-DD (default: today in the restaurant's timezone)",
+    help="The day to list, YYYY-MM-DD (default: today in the restaurant's timezone)",
 )
 @runtime_command
 async def reservations_command(runtime: Runtime, day: dt.datetime | None) -> None:

@@ -70,9 +70,12 @@ def test_tables_notes_and_bad_input(tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert "Completion rate" in table.stdout and "FAIL" in table.stdout
     unknown = nyala("report", "funnel", "nope", "--json", cwd=tmp_path, env=env)
-    assert unknown.returncode == 0
-    assert json.loads(unknown.stdout) == []
-    assert unknown.stderr.startswith("note: no sessions of flow 'nope' have ever been recorded")
+    assert unknown.returncode == 2  # a wrong name is an error, not an empty report (issue 16)
+    assert unknown.stdout == ""
+    assert (
+        unknown.stderr
+        == "nyala: error: no flow 'nope': the flows are booking_flow, support_flow\n"
+    )
     reversed_range = nyala(
         "report", "completion", "booking_flow", "--from", "2026-11-20", "--to", "2026-11-10",
         cwd=tmp_path, env=env,

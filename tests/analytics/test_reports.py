@@ -38,7 +38,14 @@ async def test_completion_rate_counts_sessions_per_status(fixed: Database) -> No
     }
     # S1, S3, S5, S8 completed; S2, S6 abandoned; S4 error; S7 still active.
     assert metrics["total_sessions"] == 8
-    assert metrics["statuses"] == {"active": 1, "completed": 4, "abandoned": 2, "error": 1}
+    assert metrics["statuses"] == {
+        "active": 1,
+        "completed": 4,
+        "cancelled": 0,
+        "nothing_to_do": 0,
+        "abandoned": 2,
+        "error": 1,
+    }
     assert metrics["completion_rate"] == 50.0
     assert metrics["abandonment_rate"] == 25.0
     assert metrics["error_rate"] == 12.5
@@ -71,12 +78,16 @@ async def test_completion_rate_per_version(fixed: Database) -> None:
     assert versions["v1"]["statuses"] == {
         "active": 1,
         "completed": 3,
+        "cancelled": 0,
+        "nothing_to_do": 0,
         "abandoned": 2,
         "error": 0,
     }
     assert versions["v2"]["statuses"] == {
         "active": 0,
         "completed": 1,
+        "cancelled": 0,
+        "nothing_to_do": 0,
         "abandoned": 0,
         "error": 1,
     }
@@ -88,7 +99,14 @@ async def test_step_and_action_filters_narrow_the_sessions(fixed: Database) -> N
         FLOW, step="traveler_count", action="retry", db=fixed, tz=HARARE, now=NOW
     )
     # S2 (abandoned) and S3 (completed) hit a retry at traveler_count.
-    assert retried["statuses"] == {"active": 0, "completed": 1, "abandoned": 1, "error": 0}
+    assert retried["statuses"] == {
+        "active": 0,
+        "completed": 1,
+        "cancelled": 0,
+        "nothing_to_do": 0,
+        "abandoned": 1,
+        "error": 0,
+    }
     skipped = await get_flow_completion_rate(FLOW, action="skipped", db=fixed, tz=HARARE, now=NOW)
     assert skipped["total_sessions"] == 4  # S1, S4, S5, S8 skipped lead_traveler_name
 
@@ -97,10 +115,11 @@ async def test_funnel_in_flow_order_with_drop_off(fixed: Database) -> None:
     funnel = await get_step_funnel(FLOW, days=7, steps=STEPS, db=fixed, tz=HARARE, now=NOW)
     assert [(s["step_name"], s["sessions"], s["percentage"], s["drop_off"]) for s in funnel] == [
         ("choose_tour", 8, 100.0, 1),
-        ("traveler_count", 7, 87.5, 2),
+        # drop_off: sessions that ended at the step (S7, active there, has not dropped).
+        ("traveler_count", 7, 87.5, 1),
         ("lead_traveler_name", 5, 62.5, 0),  # skipped steps count as reached
         ("review_booking", 5, 62.5, 1),
-        ("done", 4, 50.0, None),
+        ("done", 4, 50.0, 0),
     ]
     by_step = {s["step_name"]: s for s in funnel}
     assert by_step["lead_traveler_name"]["skipped"] == 4
@@ -111,14 +130,14 @@ async def test_funnel_in_flow_order_with_drop_off(fixed: Database) -> None:
     assert by_step["traveler_count"]["avg_time_spent"] == 76.4
     assert by_step["choose_tour"]["abandoned_here"] == 1
     assert by_step["traveler_count"]["abandoned_here"] == 1
-    # A step nobody reached is listed; drop-off skips it to the next step reached.
+    # A step nobody reached is listed, with nobody dropping off there.
     with_branch = await get_step_funnel(
         FLOW, steps=[STEPS[0], "choose_departure", *STEPS[1:]], db=fixed, tz=HARARE, now=NOW
     )
     assert [(s["step_name"], s["sessions"], s["drop_off"]) for s in with_branch][:3] == [
         ("choose_tour", 8, 1),
-        ("choose_departure", 0, None),
-        ("traveler_count", 7, 2),
+        ("choose_departure", 0, 0),
+        ("traveler_count", 7, 1),
     ]
     # Without the flow's order the data gives the same one.
     derived = await get_step_funnel(FLOW, days=7, db=fixed, tz=HARARE, now=NOW)

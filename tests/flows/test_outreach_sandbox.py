@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from flows.messages import Text
+from flows.messages import Template, Text
 from flows.outreach import queue_outreach
 from storage import Database, OutboundMessage, OutboundStatus, get_or_create_contact, utcnow
 
@@ -18,7 +18,8 @@ async def test_a_sandbox_contact_gets_sandbox_rows_a_real_one_queued_rows(db: Da
         await session.flush()
         for contact in (tester, real):
             await queue_outreach(
-                session, contact.id, [Text("Your tour is tomorrow.")], template=None,
+                session, contact.id, [Text("Your tour is tomorrow.")],
+                template=Template("tour_reminder", "en_US"),
                 now=utcnow(), sandbox=False,
             )  # fmt: skip
         ids = {tester.id: "tester", real.id: "real"}

@@ -57,10 +57,10 @@ async def test_unreachable_database_names_url_without_password() -> None:
 
 async def test_migrate_is_idempotent_and_reaches_head(db: Database) -> None:
     heads = head_revisions()
-    assert heads == {"0012_media_downloads"}
+    assert heads == {"0013_session_outcomes"}
     assert await current_revisions(db) == heads
     before, after = await migrate(db)
-    assert before == after == "0012_media_downloads"
+    assert before == after == "0013_session_outcomes"
 
 
 async def test_timestamps_are_aware_utc_on_both_backends(db: Database) -> None:

@@ -416,6 +416,7 @@ async def test_an_old_safari_database_upgrades_with_every_row_kept(
     defaults: dict[str, dict[str, Any]] = {
         "contacts": {"sandbox": False},
         "inbound_messages": {"held": False},
+        "flow_metric_snapshots": {"cancelled_sessions": 0, "nothing_to_do_sessions": 0},
     }
     for name, old_rows in before.items():
         if name == "receipt_counters":

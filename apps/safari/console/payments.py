@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apps.safari import operations
 from apps.safari.documents.receipts import ReceiptError, issue_receipt, stored_receipt
@@ -18,8 +19,8 @@ from apps.safari.models import (
     Receipt,
     Tour,
 )
-from apps.safari.omari import queue_customer_replies
-from apps.safari.receipts import approve_payment_and_send_receipt, receipt_document
+from apps.safari.notices import notify_customer, payment_template, rejection_template
+from apps.safari.receipts import approve_payment_and_notify, receipt_document
 from bot.console.accounts import audit
 from bot.console.filters import PAGE_SIZE, Filters, page_of
 from bot.console.page import Attention
@@ -29,12 +30,13 @@ from bot.console.web import db_of, id_in_path, me, redirect, render, requires
 from bot.web import runtime_of
 from flows import ActionError
 from flows.messages import Text
-from storage import AuditEntry, NotFoundError, StoredFile, utcnow
+from storage import AuditEntry, NotFoundError, OutboundMessage, StoredFile, utcnow
 from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
 STATUSES = [s.value for s in PaymentStatus]
 REASON_MAX = 500
+REFERENCE_MAX = 120  # payments.provider_reference
 
 
 def _payment_id(request: web.Request) -> int:
@@ -83,6 +85,29 @@ async def payments_list(request: web.Request) -> web.StreamResponse:
     )
 
 
+MESSAGES_SHOWN = 10
+
+
+async def _messages_since(
+    session: AsyncSession, customer: Customer | None, payment: Payment
+) -> list[OutboundMessage]:
+    """What was queued for the customer since the payment came in, newest first: whether
+    the news and the receipt really went out (sent, delivered, failed and why)."""
+    if customer is None or customer.contact_id is None:
+        return []
+    return list(
+        await session.scalars(
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.contact_id == customer.contact_id,
+                OutboundMessage.created_at >= payment.created_at,
+            )
+            .order_by(OutboundMessage.id.desc())
+            .limit(MESSAGES_SHOWN)
+        )
+    )
+
+
 async def _load(request: web.Request, payment_id: int) -> dict[str, object]:
     async with db_of(request).read() as session:
         payment = await session.get(Payment, payment_id)
@@ -110,10 +135,12 @@ async def _load(request: web.Request, payment_id: int) -> dict[str, object]:
                 .limit(20)
             )
         )
+        messages = await _messages_since(session, customer, payment)
     return {
         "payment": payment,
         "booking": booking,
         "customer": customer,
+        "messages": messages,
         "tour": tour,
         "proof": proof,
         "needs_proof": needs_proof(payment),
@@ -203,28 +230,30 @@ async def approve(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
     if not await _has_proof_if_needed(request, payment_id):
         return redirect(back, f"Not approved: {NO_PROOF}", kind="error")
+    form = await request.post()
+    reference = " ".join(str(form.get("reference") or "").split())[:REFERENCE_MAX] or None
     try:
         async with db_of(request).transaction() as session:
-            payment = await approve_payment_and_send_receipt(
+            approval = await approve_payment_and_notify(
                 session,
                 payment_id,
                 runtime.services.get(SafariDocuments),
                 actor=me(request).username,
+                reference=reference,
                 sandbox=runtime.sandbox,
-            )
-            number = await session.scalar(
-                select(Receipt.number).where(Receipt.payment_id == payment_id)
             )
     except NotFoundError:
         raise web.HTTPNotFound from None
     except ActionError as exc:
         return redirect(back, f"Not approved: {exc}", kind="error")
-    sent = (
-        f" Receipt {number} was sent to the customer."
-        if number
-        else (" The receipt could not be made now (logged); use Generate Receipt to retry.")
+    if approval.notice is None:
+        return redirect(back, f"Payment {payment_id} was already approved; nothing was sent.")
+    receipt = (
+        f" Receipt {approval.receipt_number} issued."
+        if approval.receipt_number
+        else " The receipt could not be made now (logged); use Generate Receipt to retry."
     )
-    return redirect(back, f"Payment {payment.id} approved.{sent}")
+    return redirect(back, f"Payment {payment_id} approved.{receipt} {approval.notice.describe()}")
 
 
 @routes.post("/payments/{payment_id}/reject")
@@ -251,10 +280,11 @@ async def reject(request: web.Request) -> web.StreamResponse:
                 f"⚠️ We could not accept your payment for booking {booking.reference}: "
                 f"{reason}. Type *pay* to try again, or *support* to talk to us."
             )
-            await queue_customer_replies(
+            notice = await notify_customer(
                 session,
                 booking,
                 [Text(text)],
+                template=await rejection_template(session, booking, payment, reason),
                 sandbox=runtime_of(request).sandbox,
                 now=utcnow(),
             )
@@ -262,7 +292,7 @@ async def reject(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound from None
     except ActionError as exc:
         return redirect(back, f"Not rejected: {exc}", kind="error")
-    return redirect(back, f"Payment {payment_id} rejected; the customer was told why.")
+    return redirect(back, f"Payment {payment_id} rejected. {notice.describe()}")
 
 
 @routes.post("/payments/{payment_id}/receipt")
@@ -282,31 +312,32 @@ async def generate_receipt(request: web.Request) -> web.StreamResponse:
             assert payment is not None
             booking = await session.get(Booking, payment.booking_id)
             assert booking is not None
-            queued = 0
+            notice = None
             if send:
-                document = receipt_document(issued, payment, booking.reference)
-                queued = await queue_customer_replies(
+                notice = await notify_customer(
                     session,
                     booking,
-                    [document],
+                    [receipt_document(issued, payment, booking.reference)],
+                    template=await payment_template(session, booking, payment),
                     sandbox=runtime_of(request).sandbox,
                     now=utcnow(),
                 )
+            delivery = "" if notice is None or notice.delivery is None else notice.delivery
             audit(
                 session,
                 me(request).username,
                 "generate_receipt",
                 f"payment {payment_id}",
                 f"{issued.number} ({'issued' if issued.created else 'existing'}"
-                f"{', sent' if queued else ''})",
+                f"{f', queued {delivery}' if delivery else ''})",
             )
     except NotFoundError:
         raise web.HTTPNotFound from None
     except ReceiptError as exc:
         return redirect(back, f"No receipt: {exc}", kind="error")
     state = "issued" if issued.created else "already issued"
-    sent = " and sent to the customer" if queued else ""
-    return redirect(back, f"Receipt {issued.number} {state}{sent}.")
+    told = f" {notice.describe()}" if notice is not None else " Not sent to the customer."
+    return redirect(back, f"Receipt {issued.number} {state}.{told}")
 
 
 async def awaiting_approval(request: web.Request) -> Attention:

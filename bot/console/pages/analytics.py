@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import urllib.parse
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 import analytics
+from analytics.aggregates import goal_completed
 from analytics.errors import AnalyticsError
 from analytics.reports import ReportRows
 from bot.console.charts import Series, bar_rows, line_chart
@@ -25,6 +27,7 @@ from storage import (
     FlowMetricSnapshot,
     FlowSession,
     FlowStepEvent,
+    SessionOutcome,
     SessionStatus,
     SnapshotPeriod,
     StepAction,
@@ -92,6 +95,30 @@ async def _contact_ids(request: web.Request, search: str) -> list[int]:
         )
 
 
+# What "stopped here" counts (the funnel's drop-off): sessions that ended at the step.
+STOPPED = (SessionStatus.ABANDONED, SessionStatus.ERROR)
+
+
+def outcome_condition(outcome: SessionOutcome) -> ColumnElement[bool]:
+    """Completed sessions with ``outcome``, as the reports count them."""
+    if outcome is SessionOutcome.GOAL:
+        return goal_completed()
+    return and_(FlowSession.status == SessionStatus.COMPLETED, FlowSession.outcome == outcome)
+
+
+def report_query(flow: str, days: int, start: dt.date | None, end: dt.date | None) -> str:
+    """The query string of a drill-down from a report: its flow, its period and only
+    the sessions reports count (no sandbox contacts)."""
+    values = {"flow": flow, "live": "1"}
+    if start is None:
+        values["days"] = str(days)
+    else:
+        values["from"] = start.isoformat()
+        if end is not None:
+            values["to"] = end.isoformat()
+    return urllib.parse.urlencode(values)
+
+
 @routes.get("/funnel")
 async def funnel_page(request: web.Request) -> web.StreamResponse:
     """A flow's funnel as bars and on its state diagram, with its errors."""
@@ -117,23 +144,26 @@ async def funnel_page(request: web.Request) -> web.StreamResponse:
     for note in getattr(steps, "notes", []):
         notice(request, note)
     top = max((row["sessions"] for row in steps), default=0)
-    link_days = {"days": days} if not start else {"from": start, "to": end or ""}
+    # Every figure links to exactly the sessions it counts: same flow, same local days,
+    # no sandbox contacts.
+    query = report_query(flow, days, start, end)
     bars = bar_rows(
         [
             (
                 row["step_name"],
                 float(row["sessions"]),
-                f"{row['sessions']} · {row['percentage']:.0f}%"
-                + (f" · −{row['drop_off']}" if row.get("drop_off") else ""),
+                f"{row['sessions']} · {row['percentage']:.0f}%",
                 "/console/sessions?"
-                + filters.query(stopped_at=row["step_name"], flow=flow, **link_days),
+                + urllib.parse.urlencode({"reached": row["step_name"]})
+                + "&"
+                + query,
             )
             for row in steps
         ],
         scale=float(top),
     )
     diagram = await funnel_diagram_svg(
-        spec, {row["step_name"]: row for row in steps}, link="/console/sessions", days=days
+        spec, {row["step_name"]: row for row in steps}, link="/console/sessions", query=query
     )
     return render(
         request,
@@ -154,6 +184,7 @@ async def funnel_page(request: web.Request) -> web.StreamResponse:
             ),
             "error_days": ERROR_DAYS,
             "completion": completion,
+            "report_query": query,
             "bars": bars,
             "diagram": diagram,
         },
@@ -166,8 +197,11 @@ async def sessions_list(request: web.Request) -> web.StreamResponse:
     app = flow_app_of(request)
     filters = Filters(request)
     status = filters.choice("status", [s.value for s in SessionStatus])
+    outcome = filters.choice("outcome", [o.value for o in SessionOutcome])
     flow = choose_flow(filters, app, required=False)
     stopped_at = filters.text("stopped_at", max_length=100)
+    reached = filters.text("reached", max_length=100)
+    live = filters.choice("live", ["1"]) == "1"
     start = filters.date("from")
     end = filters.date("to")
     days = filters.choice("days", PERIODS)
@@ -180,17 +214,31 @@ async def sessions_list(request: web.Request) -> web.StreamResponse:
         query = query.where(FlowSession.status == SessionStatus(status))
     if flow:
         query = query.where(FlowSession.flow_name == flow)
+    if outcome:
+        query = query.where(outcome_condition(SessionOutcome(outcome)))
     if stopped_at:
+        # The funnel's "stopped here": sessions that ended at the step.
         query = query.where(
-            FlowSession.current_step == stopped_at,
-            FlowSession.status != SessionStatus.COMPLETED,
+            FlowSession.current_step == stopped_at, FlowSession.status.in_(STOPPED)
         )
+    if reached:
+        # The funnel's "reached": an entered or a skipped event at the step.
+        query = query.where(
+            exists().where(
+                FlowStepEvent.session_id == FlowSession.id,
+                FlowStepEvent.step_name == reached,
+                FlowStepEvent.action.in_((StepAction.ENTERED, StepAction.SKIPPED)),
+            )
+        )
+    if live:
+        query = query.where(Contact.sandbox.is_(False))
     if days and not start:
         start = app.today(dt.datetime.now(dt.UTC)) - dt.timedelta(days=int(days) - 1)
+    tz = app.timezone
     if start:
-        query = query.where(FlowSession.started_at >= day_start(start))
+        query = query.where(FlowSession.started_at >= day_start(start, tz))
     if end:
-        query = query.where(FlowSession.started_at < day_start(end + dt.timedelta(days=1)))
+        query = query.where(FlowSession.started_at < day_start(end + dt.timedelta(days=1), tz))
     if search:
         ids = await _contact_ids(request, search)
         query = query.where(FlowSession.contact_id.in_(ids or [-1]))
@@ -211,8 +259,13 @@ async def sessions_list(request: web.Request) -> web.StreamResponse:
             "flows": flow_names(app),
             "statuses": [s.value for s in SessionStatus],
             "status": status or "",
+            "outcomes": [o.value for o in SessionOutcome],
+            "outcome": outcome or "",
             "flow": flow or "",
             "stopped_at": stopped_at or "",
+            "reached": reached or "",
+            "live": live,
+            "timezone": str(tz),
             "start": start.isoformat() if start else "",
             "end": end.isoformat() if end else "",
             "q": search or "",
@@ -293,9 +346,11 @@ async def events_list(request: web.Request) -> web.StreamResponse:
     if action:
         conditions.append(FlowStepEvent.action == StepAction(action))
     if start:
-        conditions.append(FlowStepEvent.timestamp >= day_start(start))
+        conditions.append(FlowStepEvent.timestamp >= day_start(start, app.timezone))
     if end:
-        conditions.append(FlowStepEvent.timestamp < day_start(end + dt.timedelta(days=1)))
+        conditions.append(
+            FlowStepEvent.timestamp < day_start(end + dt.timedelta(days=1), app.timezone)
+        )
     if conditions:
         query = query.where(and_(*conditions))
     query = (
@@ -436,13 +491,14 @@ async def snapshot_trend(request: web.Request, flow: str, days: int = 30) -> dic
 async def active_flows(request: web.Request, since: dt.date) -> set[str]:
     """Flows with sessions since ``since``: those with a daily snapshot in the period,
     and those with a session today (a small, indexed range), without scanning events."""
-    today = day_start(flow_app_of(request).today(dt.datetime.now(dt.UTC)))
+    app = flow_app_of(request)
+    today = day_start(app.today(dt.datetime.now(dt.UTC)), app.timezone)
     async with db_of(request).read() as session:
         snapshotted = await session.scalars(
             select(FlowMetricSnapshot.flow_name)
             .where(
                 FlowMetricSnapshot.period == SnapshotPeriod.DAILY,
-                FlowMetricSnapshot.period_start >= day_start(since),
+                FlowMetricSnapshot.period_start >= day_start(since, app.timezone),
                 FlowMetricSnapshot.total_sessions > 0,
             )
             .distinct()

@@ -19,6 +19,7 @@ from bot.console.pages.analytics import (
     choose_flow,
     flow_names,
     period,
+    report_query,
     snapshot_trend,
 )
 from bot.console.web import PREFIX, db_of, flow_app_of, notice, pages_of, render
@@ -88,7 +89,9 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         trend_task = snapshot_trend(request, flow)
         try:
             (report, *rows), trend = await asyncio.gather(reports, trend_task)
-            overview = [dict(row) for row in rows]
+            overview = [
+                {**row, "query": report_query(row["flow"], days, start, end)} for row in rows
+            ]
         except AnalyticsError as exc:
             notice(request, f"No report: {exc}")
     conversations, failed = await counts

@@ -54,7 +54,19 @@
     }, 2500);
   }
 
+  // A card whose table is wider than the screen scrolls sideways: let the keyboard reach it.
+  function scrollableCards() {
+    document.querySelectorAll(".card, .table-wrap").forEach(function (box) {
+      if (box.scrollWidth <= box.clientWidth || box.hasAttribute("tabindex")) return;
+      var heading = box.querySelector("h2, caption");
+      box.setAttribute("tabindex", "0");
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", heading ? heading.textContent.trim() : "Scrollable table");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    scrollableCards();
     keepDrafts();
     confirmations();
     liveChat();

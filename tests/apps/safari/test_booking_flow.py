@@ -459,7 +459,11 @@ async def test_cancelling_books_nothing_and_no_tours_is_a_clear_message(
         "planners will put together a trip for you."
     ]
     latest = (await chat.sessions())[-1]
-    assert (latest.flow_name, latest.status) == ("booking_flow", SessionStatus.ABANDONED)
+    assert (latest.flow_name, latest.status, latest.outcome) == (
+        "booking_flow",
+        SessionStatus.COMPLETED,
+        "nothing_to_do",
+    )
     assert (await chat.conversation()).flow_name is None
 
 

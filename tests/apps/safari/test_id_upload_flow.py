@@ -163,7 +163,9 @@ async def test_started_for_a_booking_and_when_nothing_is_missing(
     assert chat.texts == [
         "We have the IDs of all your travellers, thank you! Type *menu* for anything else."
     ]
-    assert [s.status for s in await chat.sessions()] == [SessionStatus.ABANDONED] * 2
+    assert [(s.status, s.outcome) for s in await chat.sessions()] == [
+        (SessionStatus.COMPLETED, "nothing_to_do")
+    ] * 2
 
     # Started for a booking (e.g. from a reminder's quick reply): no list, even with two
     # bookings that need IDs; for a booking with every ID in, straight to the end.
