@@ -313,7 +313,10 @@ async def test_nothing_to_pay(nyala_chat: ChatFactory, db: Database, catalogue: 
         f"• {reference}: Victoria Falls guided tour, {short_date(day(7))}\n\n"
         "Type *menu* if there's anything else."
     ]
-    assert [s.status for s in await chat.sessions()] == [SessionStatus.ABANDONED] * 2
+    # Nothing to pay is its own outcome, neither a completed payment nor an abandonment.
+    assert [(s.status, s.outcome) for s in await chat.sessions()] == [
+        (SessionStatus.COMPLETED, "nothing_to_do")
+    ] * 2
 
 
 async def test_a_booking_paid_while_the_list_was_open_is_refused(
