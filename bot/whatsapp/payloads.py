@@ -572,6 +572,7 @@ def _body(
     if raw_type in ("unsupported", "unknown"):
         # WhatsApp versions without edit or delete notifications name them here.
         inner = _get(message, "unsupported", "type")
+        inner = inner if isinstance(inner, str) else None  # any JSON may be there
         if inner in _EDIT_TYPES:
             return UserMessage(id=wamid, kind="edit", timestamp=timestamp)
         if inner in _REVOKE_TYPES:

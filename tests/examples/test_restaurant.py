@@ -21,7 +21,7 @@ from examples.restaurant.app import app
 from examples.restaurant.models import Reservation, ReservationStatus
 from flows import Flow, load_flow_text
 from flows.testing import ChatFactory, ChatTester, Clock
-from storage import Contact, GoalEvent, SessionStatus
+from storage import Contact, GoalEvent, SessionOutcome, SessionStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -411,7 +411,10 @@ async def test_fully_booked_day_ends_the_flow(nyala_chat: ChatFactory) -> None:
     await chat.send("07/04/2030")
     assert chat.texts == ["Sorry, we're fully booked that day. Type *book* to try another day."]
     (session_row,) = await chat.sessions()
-    assert session_row.status is SessionStatus.ABANDONED
+    # Nothing to choose from is not the customer giving up (issue 16.6): the session
+    # completed with the outcome "nothing to do", outside the completion rate's goal.
+    assert session_row.status is SessionStatus.COMPLETED
+    assert session_row.outcome == SessionOutcome.NOTHING_TO_DO
     assert (await chat.conversation()).flow_name is None
 
 
