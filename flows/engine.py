@@ -15,31 +15,29 @@ import dataclasses
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import StateChart
 
-from analytics.tracking import StepTracker, event_rows, insert_events, write_events
+from analytics.tracking import StepTracker, event_rows, write_events
 from flows.app import App, Intent
 from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
 from flows.errors import ActionError, FlowError
+from flows.ledger import Ledger
 from flows.messages import (
     Buttons,
     Option,
     Reply,
-    Template,
     Text,
     UserMessage,
     choice_message,
     reply_from_payload,
-    reply_kind,
-    reply_to_payload,
 )
 from flows.prompts import (
     SHOWN_KEY,
@@ -66,11 +64,11 @@ from storage import (
     InboundMessage,
     InboundStatus,
     OutboundMessage,
-    OutboundStatus,
     SessionOutcome,
     SessionStatus,
     get_or_create_contact,
     lock_contact,
+    try_lock_contacts,
     utcnow,
 )
 from storage.messages import insert_inbound, known_contacts
@@ -78,14 +76,6 @@ from storage.messages import insert_inbound, known_contacts
 log = logging.getLogger("nyala.flows")
 
 Clock = Callable[[], dt.datetime]
-
-
-class _MessageFailedError(Exception):
-    """A message's work raised: roll its transaction back (carries the error)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +100,96 @@ class Received:
         return self.inbound_id is None
 
 
-# A contact's oldest pending messages: the user's own order (WhatsApp's timestamp),
-# then arrival; two, so the engine knows whether another one waits.
-_PENDING = (
-    select(InboundMessage)
+# The oldest two pending messages of each of some contacts: the user's own order
+# (WhatsApp's timestamp), then arrival; two, so the engine knows whether another one waits.
+_RANKED = (
+    select(
+        InboundMessage.id,
+        func.row_number()
+        .over(
+            partition_by=InboundMessage.contact_id,
+            order_by=(
+                func.coalesce(InboundMessage.sent_at, InboundMessage.received_at),
+                InboundMessage.id,
+            ),
+        )
+        .label("rank"),
+    )
     .where(
-        InboundMessage.contact_id == bindparam("contact_id"),
+        InboundMessage.contact_id.in_(bindparam("contact_ids", expanding=True)),
         InboundMessage.status == InboundStatus.PENDING,
     )
-    .order_by(func.coalesce(InboundMessage.sent_at, InboundMessage.received_at), InboundMessage.id)
-    .limit(2)
+    .subquery()
 )
-_LOAD_TURN = (
+_PENDING = (
+    select(InboundMessage)
+    .join(_RANKED, _RANKED.c.id == InboundMessage.id)
+    .where(_RANKED.c.rank <= 2)
+    .order_by(InboundMessage.contact_id, _RANKED.c.rank)
+)
+# Contacts with their conversation and flow session, in one round trip.
+_LOAD_TURNS = (
     select(Contact, Conversation, FlowSession)
     .select_from(Contact)
     .outerjoin(Conversation, Conversation.contact_id == Contact.id)
     .outerjoin(FlowSession, FlowSession.id == Conversation.flow_session_id)
-    .where(Contact.id == bindparam("contact_id"))
+    .where(Contact.id.in_(bindparam("contact_ids", expanding=True)))
 )
 _FRESH = {"populate_existing": True}
-_OUTBOUND = cast(Table, OutboundMessage.__table__)
+
+_Rows = tuple[Contact, Conversation | None, FlowSession | None]
+
+
+async def _load_rows(session: AsyncSession, contact_ids: list[int]) -> dict[int, _Rows]:
+    """Each contact's row, conversation and flow session (one query for them all)."""
+    found = await session.execute(
+        _LOAD_TURNS, {"contact_ids": contact_ids}, execution_options=_FRESH
+    )
+    return {row[0].id: (row[0], row[1], row[2]) for row in found}
+
+
+@dataclass(slots=True)
+class Batch:
+    """What :meth:`Engine.process_batch` did.
+
+    Attributes:
+        replies: the replies produced, per contact processed.
+        more: contacts with further messages pending (process them again).
+        busy: contacts another worker holds right now (try again shortly).
+    """
+
+    replies: dict[int, list[Reply]] = dataclasses.field(default_factory=dict)
+    more: set[int] = dataclasses.field(default_factory=set)
+    busy: set[int] = dataclasses.field(default_factory=set)
+
+    def merge(self, other: Batch) -> None:
+        """Add ``other``'s outcome to this one."""
+        self.replies.update(other.replies)
+        self.more |= other.more
+        self.busy |= other.busy
+
+
+class _RunAloneError(Exception):
+    """A business rule said no in a turn run without a savepoint of its own: roll the
+    batch back and run that contact alone, where the refusal is undone by a savepoint."""
+
+    def __init__(self, contact_id: int) -> None:
+        super().__init__(f"contact {contact_id} runs alone")
+        self.contact_id = contact_id
+
+
+class _TurnFailedError(Exception):
+    """One contact's turn raised: the batch's transaction is rolled back (carries who
+    and why, so that the others are run again without it)."""
+
+    def __init__(
+        self, contact_id: int, inbound_id: int, message: UserMessage, error: Exception
+    ) -> None:
+        super().__init__(str(error))
+        self.contact_id = contact_id
+        self.inbound_id = inbound_id
+        self.message = message
+        self.error = error
 
 
 def _public(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,16 +270,17 @@ class Engine:
     async def process_pending(self, contact_id: int) -> list[Reply]:
         """Process the contact's pending messages, oldest first; returns the replies.
 
-        Each message is its own transaction; the last one already knows nothing else was
-        pending, so no empty transaction is spent to find out. (A message stored after
-        that look is processed by whoever stored it: the inbox kicks its contact, and
-        recovery finds anything left.)
+        Each message is its own transaction (a batch of one contact, waiting for the
+        contact's lock if another worker holds it); the last one already knows nothing
+        else was pending, so no empty transaction is spent to find out. (A message
+        stored after that look is processed by whoever stored it: the inbox kicks its
+        contact, and recovery finds anything left.)
         """
         replies: list[Reply] = []
         while True:
-            found, produced, more = await self._process_next(contact_id)
-            replies.extend(produced)
-            if not (found and more):
+            batch = await self.process_batch([contact_id], wait=True)
+            replies.extend(batch.replies.get(contact_id, []))
+            if contact_id not in batch.more:
                 return replies
 
     async def handle(self, contact: ContactRef, message: UserMessage) -> list[Reply]:
@@ -236,60 +297,140 @@ class Engine:
                 session, wa_id=contact.wa_id, user_id=contact.user_id
             )
             await lock_contact(session, row.id)
-            turn = await _Turn.load(self, session, row.id, None, None)
+            ledger = Ledger()
+            rows = (await _load_rows(session, [row.id]))[row.id]
+            turn = _Turn.start(self, session, rows, message=None, inbound_id=None, ledger=ledger)
             await turn.begin_flow(flow, dict(data or {}))
-            return await turn.finish()
+            replies = turn.finish()
+            await ledger.write(session)
+            return replies
 
-    async def _process_next(self, contact_id: int) -> tuple[bool, list[Reply], bool]:
-        """Process the oldest pending message: (found one, its replies, more pending).
+    async def process_batch(self, contact_ids: Collection[int], *, wait: bool = False) -> Batch:
+        """Process the oldest pending message of each contact, all in ONE transaction.
 
-        The happy path is one transaction with no savepoint. If the message's work
-        raises, all of it is rolled back and the failure is recorded in a transaction of
-        its own (:meth:`_fail`).
+        The contacts are locked together (``wait=False``: contacts another worker holds
+        are left out and reported in ``busy``), their messages, conversations and flow
+        sessions loaded with one query each, every turn run in memory, and all writes
+        go out together at the end (:class:`flows.ledger.Ledger`): one commit for the
+        batch. A turn that raises rolls the batch back; its contact's failure is then
+        recorded on its own (:meth:`_fail`) and the others run again without it, so no
+        one's message is lost or answered twice. A database error that cannot be
+        pinned on one turn runs the contacts one at a time.
         """
-        try:
-            async with self.db.transaction() as session:
-                await lock_contact(session, contact_id)
-                # Only after holding the contact's lock pick its oldest pending message:
-                # claiming first would let another worker overtake it. Two rows: the
-                # second tells whether to look again.
-                pending = (await session.scalars(_PENDING, {"contact_id": contact_id})).all()
-                if not pending:
-                    return False, [], False
-                inbound = pending[0]
-                if inbound.held:  # its file is still downloading: nothing may overtake it
-                    return False, [], False
-                inbound_id = inbound.id
-                message = UserMessage.from_payload(inbound.payload)
-                try:
-                    if message.kind in AMENDING_KINDS or len(pending) > 1:
-                        # A deletion, or an edit or deletion of this message still waiting.
-                        amended = await amend_before_turn(
-                            session,
-                            inbound,
-                            message,
-                            more_pending=len(pending) > 1,
-                            now=self.clock(),
-                        )
-                        if amended is None:  # nothing to answer
-                            return True, [], len(pending) > 1
-                        message = amended
-                    turn = await _Turn.load(self, session, contact_id, message, inbound_id)
-                    await turn.run()
-                    replies = await turn.finish()
-                except DBAPIError as exc:
-                    if exc.connection_invalidated:
-                        raise  # the database went away: leave the message for a retry
-                    log.exception("message %s for contact %s failed", inbound_id, contact_id)
-                    raise _MessageFailedError(exc) from exc
-                except Exception as exc:
-                    log.exception("message %s for contact %s failed", inbound_id, contact_id)
-                    raise _MessageFailedError(exc) from exc  # rolls the whole transaction back
+        ids = sorted(set(contact_ids))
+        outcome = Batch()
+        while ids:
+            try:
+                outcome.merge(await self._run_batch(ids, wait=wait))
+                return outcome
+            except _TurnFailedError as failed:
+                replies = await self._fail(
+                    failed.contact_id, failed.inbound_id, failed.message, failed.error
+                )
+                outcome.replies[failed.contact_id] = replies
+                outcome.more.add(failed.contact_id)  # what came after it may still wait
+                ids.remove(failed.contact_id)
+            except _RunAloneError as alone:
+                ids.remove(alone.contact_id)
+                outcome.merge(await self.process_batch([alone.contact_id], wait=wait))
+            except DBAPIError as exc:
+                if exc.connection_invalidated or len(ids) == 1:
+                    raise  # the database went away: the messages stay pending for a retry
+                log.warning("batch of %d contacts failed (%s); one at a time", len(ids), exc)
+                for contact_id in ids:
+                    outcome.merge(await self.process_batch([contact_id], wait=wait))
+                return outcome
+        return outcome
+
+    async def _run_batch(self, ids: list[int], *, wait: bool) -> Batch:
+        outcome = Batch()
+        async with self.db.transaction() as session:
+            if wait:
+                for contact_id in ids:
+                    await lock_contact(session, contact_id)
+                locked = ids
+            else:
+                locked = await try_lock_contacts(session, ids)
+                outcome.busy.update(set(ids) - set(locked))
+            if not locked:
+                return outcome
+            # Only after holding the contacts' locks pick their oldest pending messages:
+            # claiming first would let another worker overtake them. Two rows a contact:
+            # the second tells whether to look again.
+            pending: dict[int, list[InboundMessage]] = {}
+            for row in await session.scalars(_PENDING, {"contact_ids": locked}):
+                pending.setdefault(row.contact_id, []).append(row)
+            # A message whose file is still downloading holds its contact: nothing may
+            # overtake it (the downloader kicks the contact when it is released).
+            ready = [cid for cid in locked if cid in pending and not pending[cid][0].held]
+            if not ready:
+                return outcome
+            loaded = await _load_rows(session, ready)
+            ledger = Ledger()
+            for contact_id in ready:
+                inbound, more = pending[contact_id][0], len(pending[contact_id]) > 1
+                replies = await self._turn(
+                    session, loaded, inbound, more, ledger, many=len(ready) > 1
+                )
                 inbound.status = InboundStatus.DONE
                 inbound.processed_at = self.clock()
-                return True, replies, len(pending) > 1
-        except _MessageFailedError as failed:
-            return True, await self._fail(contact_id, inbound_id, message, failed.error), True
+                outcome.replies[contact_id] = replies
+                if more:
+                    outcome.more.add(contact_id)
+            try:
+                await ledger.write(session)
+            except DBAPIError as exc:
+                if exc.connection_invalidated or len(ready) > 1:
+                    raise  # one at a time finds whose writes broke it
+                inbound = pending[ready[0]][0]
+                message = UserMessage.from_payload(inbound.payload)
+                log.exception("message %s for contact %s failed", inbound.id, ready[0])
+                raise _TurnFailedError(ready[0], inbound.id, message, exc) from exc
+        return outcome
+
+    async def _turn(
+        self,
+        session: AsyncSession,
+        loaded: Mapping[int, _Rows],
+        inbound: InboundMessage,
+        more: bool,
+        ledger: Ledger,
+        *,
+        many: bool,
+    ) -> list[Reply]:
+        """Run one contact's turn in the batch's transaction; its writes go to ``ledger``."""
+        contact_id = inbound.contact_id
+        message = UserMessage.from_payload(inbound.payload)
+        try:
+            if message.kind in AMENDING_KINDS or more:
+                # A deletion, or an edit or deletion of this message still waiting.
+                amended = await amend_before_turn(
+                    session, inbound, message, more_pending=more, now=self.clock()
+                )
+                if amended is None:  # nothing to answer
+                    return []
+                message = amended
+            rows = loaded.get(contact_id)
+            if rows is None:
+                raise FlowError(f"contact {contact_id} does not exist")
+            turn = _Turn.start(
+                self, session, rows, message=message, inbound_id=inbound.id, ledger=ledger
+            )
+            # Alone, a refused action is undone by a savepoint; in a batch that would
+            # cost three round trips a turn, so the rare refusal reruns the turn alone.
+            turn.isolated = not many
+            await turn.run()
+            return turn.finish()
+        except _RunAloneError:
+            raise
+        except DBAPIError as exc:
+            if exc.connection_invalidated or many:
+                raise  # gone, or maybe another turn's writes: the batch decides
+            log.exception("message %s for contact %s failed", inbound.id, contact_id)
+            raise _TurnFailedError(contact_id, inbound.id, message, exc) from exc
+        except Exception as exc:
+            log.exception("message %s for contact %s failed", inbound.id, contact_id)
+            raise _TurnFailedError(contact_id, inbound.id, message, exc) from exc
 
     async def _fail(
         self, contact_id: int, inbound_id: int, message: UserMessage, exc: Exception
@@ -348,33 +489,16 @@ class Engine:
         contact_id: int,
         inbound_id: int | None,
         replies: list[Reply],
-        fallbacks: Mapping[int, Template] | None = None,
         *,
         sandbox: bool = False,
     ) -> None:
-        """Insert the replies as outbound rows, in order (one statement, no ORM objects);
-        as ``sandbox`` rows (never sent) if the engine or the caller (``sandbox``) says so."""
-        if not replies:
-            return
-        sandbox = sandbox or self.sandbox
-        status = OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED
-        now = self.clock()
-        rows = []
-        for reply in replies:
-            fallback = (fallbacks or {}).get(id(reply))
-            rows.append(
-                {
-                    "contact_id": contact_id,
-                    "inbound_id": inbound_id,
-                    "kind": reply_kind(reply),
-                    "payload": reply_to_payload(reply),
-                    "status": status,
-                    "created_at": now,
-                    "next_attempt_at": None if sandbox else now,
-                    "fallback": reply_to_payload(fallback) if fallback is not None else None,
-                }
-            )
-        await session.execute(insert(_OUTBOUND), rows)
+        """Insert the replies as outbound rows now, in order (as ``sandbox`` rows, never
+        sent, if the engine or the caller says so)."""
+        ledger = Ledger()
+        ledger.replies(
+            contact_id, inbound_id, replies, now=self.clock(), sandbox=sandbox or self.sandbox
+        )
+        await ledger.write(session)
 
 
 class _Turn:
@@ -389,8 +513,10 @@ class _Turn:
         conversation: Conversation,
         message: UserMessage | None,
         inbound_id: int | None,
+        ledger: Ledger,
     ) -> None:
         self.engine = engine
+        self.ledger = ledger
         self.app = engine.app
         self.copy = engine.app.copy
         self.session = session
@@ -401,10 +527,12 @@ class _Turn:
         self.now = engine.clock()
         self.flows = engine.app.flows  # read once: files may change during the message
         self.timed_out = False
+        # Whether the turn runs alone in its transaction (a savepoint undoes a refused
+        # action) or in a batch (a refused action reruns the turn alone).
+        self.isolated = True
         self.replies: list[Reply] = []
         self.flow_session: FlowSession | None = None
         self.tracker: StepTracker | None = None
-        self.event_rows: list[dict[str, Any]] = []  # step events, written by finish()
         self.ctx = FlowContext(
             session=session,
             contact=contact,
@@ -419,25 +547,20 @@ class _Turn:
         )
 
     @classmethod
-    async def load(
+    def start(
         cls,
         engine: Engine,
         session: AsyncSession,
-        contact_id: int,
+        rows: _Rows,
+        *,
         message: UserMessage | None,
         inbound_id: int | None,
+        ledger: Ledger,
     ) -> _Turn:
-        # The contact, its conversation and its flow session in one round trip.
-        found = (
-            await session.execute(_LOAD_TURN, {"contact_id": contact_id}, execution_options=_FRESH)
-        ).first()
-        if found is None:
-            raise FlowError(f"contact {contact_id} does not exist")
-        contact: Contact = found[0]
-        conversation: Conversation | None = found[1]
-        flow_session: FlowSession | None = found[2]
+        """A turn for a contact whose rows were loaded under its lock."""
+        contact, conversation, flow_session = rows
         if conversation is None:
-            conversation = Conversation(contact_id=contact_id, data={}, retry_count=0)
+            conversation = Conversation(contact_id=contact.id, data={}, retry_count=0)
             session.add(conversation)
         turn = cls(
             engine=engine,
@@ -446,6 +569,7 @@ class _Turn:
             conversation=conversation,
             message=message,
             inbound_id=inbound_id,
+            ledger=ledger,
         )
         if message is not None:
             contact.last_inbound_at = turn.now
@@ -656,14 +780,16 @@ class _Turn:
         return "\n".join(lines)
 
     async def _show_menu(self, heading: str | None) -> None:
+        self.replies.append(self._menu(heading))
+
+    def _menu(self, heading: str | None) -> Reply:
         options = self.app.menu_options()
         body = heading or self.copy.text("menu.heading")
         if not options:
-            self.replies.append(Text(f"{body}\n\n{self._help_text()}"))
-        else:
-            # Buttons for up to three plain options, else (or when their titles cannot be
-            # told apart in a button's 20 characters) a list.
-            self.replies.append(choice_message(body, options, button=self.app.menu_button))
+            return Text(f"{body}\n\n{self._help_text()}")
+        # Buttons for up to three plain options, else (or when their titles cannot be
+        # told apart in a button's 20 characters) a list.
+        return choice_message(body, options, button=self.app.menu_button)
 
     async def _idle(self) -> None:
         message = self.message
@@ -747,17 +873,20 @@ class _Turn:
         self.ctx.value = outcome.value
         model = FlowModel(state, self.ctx.data, self.ctx)
         machine = self._machine(spec, model)
+        answer = {
+            "value": outcome.value,
+            "input_value": message.display,
+            "output_value": outcome.display,
+        }
         try:
-            async with self.session.begin_nested():
-                await _maybe_await(
-                    machine.send(
-                        ANSWER_EVENT,
-                        value=outcome.value,
-                        input_value=message.display,
-                        output_value=outcome.display,
-                    )
-                )
+            if self.isolated:
+                async with self.session.begin_nested():
+                    await _maybe_await(machine.send(ANSWER_EVENT, **answer))
+            else:
+                await _maybe_await(machine.send(ANSWER_EVENT, **answer))
         except ActionError as exc:
+            if not self.isolated:
+                raise _RunAloneError(self.contact.id) from exc
             # A business rule said no (e.g. the last one just sold): nothing of the attempt
             # stays; the user hears why and may answer again.
             await self._reload_after_savepoint()
@@ -906,8 +1035,8 @@ class _Turn:
 
     def _write_tracking(self, flow_session: FlowSession) -> None:
         if self.tracker is not None:
-            # Buffered, then inserted together by finish().
-            self.event_rows.extend(event_rows(flow_session.id, self.tracker.events))
+            # Buffered, then inserted with the batch's other rows.
+            self.ledger.events.extend(event_rows(flow_session.id, self.tracker.events))
             self.tracker.events.clear()
             if self.tracker.current_step is not None:
                 flow_session.current_step = self.tracker.current_step
@@ -934,8 +1063,9 @@ class _Turn:
         self.conversation.handoff_reason = reason
         self.replies.append(Text(self.copy.text("handoff.started")))
 
-    async def finish(self) -> list[Reply]:
-        """Persist the conversation, the tracking and the replies."""
+    def finish(self) -> list[Reply]:
+        """Settle the conversation and buffer the tracking and the replies in the ledger
+        (the batch writes them; the ORM rows are flushed with it)."""
         conversation = self.conversation
         conversation.last_activity_at = self.now
         if self.flow_session is not None:
@@ -949,16 +1079,14 @@ class _Turn:
             and self.message.kind not in ("reaction", "edit")
             and conversation.handed_off_at is None
         ):
-            await self._show_menu(None)
-        await self.session.flush()  # the ORM rows first: events refer to new sessions
-        await insert_events(self.session, self.event_rows)
-        await self.engine._queue(
-            self.session,
+            self.replies.append(self._menu(None))
+        self.ledger.replies(
             self.contact.id,
             self.inbound_id,
             self.replies,
-            self.ctx.fallbacks,
+            now=self.now,
             sandbox=self.ctx.sandbox,
+            fallbacks=self.ctx.fallbacks,
         )
         return list(self.replies)
 

@@ -16,6 +16,7 @@ from storage.database import (
     display_url,
     lock_contact,
     lock_name,
+    try_lock_contacts,
 )
 from storage.errors import (
     ConflictError,
@@ -89,5 +90,6 @@ __all__ = [
     "new_metadata",
     "next_number",
     "str_enum",
+    "try_lock_contacts",
     "utcnow",
 ]
