@@ -96,10 +96,12 @@ async def test_a_crashing_turn_fails_alone_and_the_others_go_through_once(
     crash: dict[str, int | None] = {"contact": None}
     remember = cafe.registry.actions["remember_name"]
 
-    def remember_or_crash(ctx: FlowContext) -> object:
+    async def remember_or_crash(ctx: FlowContext) -> None:
         if ctx.contact.id == crash["contact"]:
             raise RuntimeError("boom for one contact")
-        return remember(ctx)
+        done = remember(ctx)
+        if done is not None:
+            await done
 
     # Before the flow file is loaded: the loader binds the action it finds.
     cafe.registry.actions["remember_name"] = remember_or_crash
