@@ -24,6 +24,7 @@ from flows.validators import BUILTIN_VALIDATORS, ValidatorFactory, normalize
 
 if TYPE_CHECKING:
     from flows.context import FlowContext
+    from flows.outreach import TemplateRef
     from flows.runtime import Lifespan
 
 log = logging.getLogger("nyala.flows")
@@ -145,6 +146,11 @@ class App:
             may reply, start a flow or hand off. Without one (or if it does none of
             these) the main menu is shown under the copy ``lead.greeting``. The ad is
             kept on the contact (``contacts.referral``) either way.
+        agent_template: the approved template (a :class:`flows.outreach.TemplateRef`)
+            that carries an agent's console reply when the customer's 24-hour window is
+            closed (its body parameters may name ``first_name``, ``customer_name``,
+            ``business`` and ``message``, the reply); inside the window it is the reply's
+            fallback. Without one the console refuses replies outside the window.
     """
 
     def __init__(
@@ -168,6 +174,7 @@ class App:
         lifespans: Iterable[Lifespan] = (),
         demo_data: Callable[..., Awaitable[str]] | None = None,
         on_referral: IntentHandler | None = None,
+        agent_template: TemplateRef | None = None,
     ) -> None:
         if max_retries < 1:
             raise ValueError("max_retries must be at least 1")
@@ -196,6 +203,7 @@ class App:
         self.lifespans: list[Lifespan] = list(lifespans)
         self.demo_data = demo_data
         self.on_referral = on_referral
+        self.agent_template = agent_template
         self.registry = Registry()
         self.menu: list[MenuItem] = []
         self._core = core_intents(self.copy)

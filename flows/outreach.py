@@ -11,6 +11,10 @@ for is queued (a reminder, a document after a late approval, a notice):
 * window closed: the template alone, with a quick-reply button (``intent:...`` or
   ``flow:...``) that asks for the content when tapped. The content is made at that
   moment, so it is never stale, and the customer's tap opens the window for it.
+
+A template may also carry the content itself as a body parameter (an agent's reply from
+the console: :attr:`flows.App.agent_template`, a :class:`TemplateRef`); its filled body
+must then fit :data:`TEMPLATE_BODY_MAX`.
 """
 
 from __future__ import annotations
@@ -27,21 +31,35 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.errors import FlowError
 from flows.messages import Option, Reply, Template, reply_kind, reply_to_payload
 from storage import Contact, OutboundMessage, OutboundStatus
 
 __all__ = [
     "CUSTOMER_SERVICE_WINDOW",
+    "TEMPLATE_BODY_MAX",
     "Delivery",
+    "OutsideWindowError",
+    "TemplateRef",
     "TemplateSpec",
+    "Window",
     "approved_template",
     "configured_template",
+    "contact_window",
     "in_window",
     "load_template_specs",
     "queue_outreach",
 ]
 
 CUSTOMER_SERVICE_WINDOW: Final = dt.timedelta(hours=24)
+# The most characters a template's body may have, its parameters filled in (Meta's
+# limit; a longer one is refused with 132005, "hydrated text too long").
+TEMPLATE_BODY_MAX: Final = 1024
+
+
+class OutsideWindowError(FlowError):
+    """Free-form messages were to be queued outside the 24-hour window with no template
+    to send instead (WhatsApp would refuse them with 131047); nothing was queued."""
 
 
 class Delivery(enum.StrEnum):
@@ -108,6 +126,36 @@ def load_template_specs(path: Path | str) -> dict[str, TemplateSpec]:
     return _specs(file, file.stat().st_mtime_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateRef:
+    """An approved template named by its ``key`` in an app's templates ``file`` (the
+    format of :func:`load_template_specs`).
+
+    Checked when made, so an app naming a missing file or key fails when it is defined;
+    read again when used, so an edited file is picked up without a restart.
+
+    Raises:
+        ValueError: the file cannot be read or configures no template ``key``.
+    """
+
+    file: Path
+    key: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "file", Path(self.file))
+        try:
+            specs = load_template_specs(self.file)
+        except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
+            raise ValueError(f"{self.file}: cannot read the templates file ({exc})") from None
+        if self.key not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            raise ValueError(f"{self.file}: no template {self.key!r} (templates: {known})")
+
+    def spec(self) -> TemplateSpec:
+        """The template as the file configures it now."""
+        return load_template_specs(self.file)[self.key]
+
+
 def approved_template(spec: TemplateSpec, values: Mapping[str, str]) -> Template:
     """An approved template filled with ``values``, with its quick-reply button (the tap
     asks for the content)."""
@@ -139,39 +187,84 @@ def in_window(last_inbound_at: dt.datetime | None, now: dt.datetime) -> bool:
     return last_inbound_at is not None and now - last_inbound_at < CUSTOMER_SERVICE_WINDOW
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A contact's 24-hour customer service window at ``now``.
+
+    Attributes:
+        last_inbound_at: when the customer last wrote (``None``: never).
+        now: the moment it was read.
+        sandbox: the contact is a sandbox contact (the console's simulator).
+    """
+
+    last_inbound_at: dt.datetime | None
+    now: dt.datetime
+    sandbox: bool = False
+
+    @property
+    def open(self) -> bool:
+        """Whether free-form messages may be sent."""
+        return in_window(self.last_inbound_at, self.now)
+
+    @property
+    def closes_at(self) -> dt.datetime | None:
+        """When the window closes (or closed); ``None`` if the customer never wrote."""
+        if self.last_inbound_at is None:
+            return None
+        return self.last_inbound_at + CUSTOMER_SERVICE_WINDOW
+
+
+async def contact_window(session: AsyncSession, contact_id: int, now: dt.datetime) -> Window:
+    """The 24-hour window of a contact at ``now`` (closed for an unknown contact)."""
+    found = (
+        await session.execute(
+            select(Contact.last_inbound_at, Contact.sandbox).where(Contact.id == contact_id)
+        )
+    ).first()
+    if found is None:
+        return Window(None, now)
+    return Window(found[0], now, bool(found[1]))
+
+
 async def queue_outreach(
     session: AsyncSession,
     contact_id: int,
     replies: Sequence[Reply],
     *,
-    template: Template,
+    template: Template | None,
     now: dt.datetime,
     sandbox: bool,
 ) -> Delivery:
     """Queue business-initiated ``replies`` for a contact, or ``template`` outside the window.
 
-    The template is required: a business-initiated message without one would be refused
-    by WhatsApp outside the window (Meta's 131047), so there is no way to queue one.
+    Nothing WhatsApp would refuse with 131047 (a free-form message outside the window)
+    is ever queued: without a template the replies are queued only inside the window,
+    else :class:`OutsideWindowError` is raised and nothing is stored.
 
     Args:
         session: the caller's transaction (the rows commit with it).
         contact_id: the WhatsApp contact.
         replies: the content.
         template: the approved template that opens the conversation (with a button that
-            asks for the content).
+            asks for the content, or the content as a parameter); ``None`` only where
+            the app has none (then the window must be open).
         now: the time of queueing.
         sandbox: store the rows as ``sandbox`` (never sent) instead of ``queued``; a
             sandbox contact (the console's simulator) always gets ``sandbox`` rows.
+
+    Raises:
+        OutsideWindowError: no template and the window is closed.
     """
-    found = (
-        await session.execute(
-            select(Contact.last_inbound_at, Contact.sandbox).where(Contact.id == contact_id)
+    window = await contact_window(session, contact_id, now)
+    sandbox = sandbox or window.sandbox
+    delivery = Delivery.DIRECT if window.open else Delivery.TEMPLATE
+    if template is None and delivery is Delivery.TEMPLATE:
+        raise OutsideWindowError(
+            "the customer's 24-hour window is closed and no template was given"
         )
-    ).first()
-    last, sandbox_contact = found if found is not None else (None, False)
-    sandbox = sandbox or bool(sandbox_contact)
-    delivery = Delivery.DIRECT if in_window(last, now) else Delivery.TEMPLATE
-    messages: Sequence[Reply] = replies if delivery is Delivery.DIRECT else [template]
+    messages: Sequence[Reply] = (
+        replies if delivery is Delivery.DIRECT or template is None else [template]
+    )
     for index, reply in enumerate(messages):
         fallback = template if delivery is Delivery.DIRECT and index == 0 else None
         session.add(

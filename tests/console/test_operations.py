@@ -29,6 +29,8 @@ async def audit_rows(console: Console, action: str) -> list[AuditEntry]:
 async def _handed_off_contact(console: Console) -> int:
     async with console.db.transaction() as session:
         contact = await get_or_create_contact(session, wa_id="263779990001", profile_name="Tariro")
+        # The customer just wrote: WhatsApp's 24-hour window is open.
+        contact.last_inbound_at = utcnow()
         session.add(
             Conversation(contact_id=contact.id, handed_off_at=utcnow(), handoff_reason="help me")
         )

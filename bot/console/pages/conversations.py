@@ -4,19 +4,31 @@ as the business, and give the conversation back to the bot.
 An agent writes only where a person is expected (the bot handed the conversation over, or
 an operator took it): a text dropped into a running flow would confuse the customer and
 the bot alike. Taking, replying and releasing are audited.
+
+A reply is a business-initiated message as far as WhatsApp is concerned once the
+customer's 24-hour window has closed, so it goes through :func:`flows.outreach.queue_outreach`:
+inside the window the text (with the app's agent template as its fallback), outside it the
+app's agent template (:attr:`flows.App.agent_template`) with the text as a parameter, and
+with no template configured, nothing (the page says why). The page shows the window, and
+the notice after sending says what was really queued.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
 
 from aiohttp import web
 from sqlalchemy import select
 
 from bot.console.accounts import audit
+from bot.console.formatting import when
 from bot.console.page import ContactFact
 from bot.console.pages.media import previews
 from bot.console.transcript import transcript
 from bot.console.web import (
     db_of,
+    flow_app_of,
     id_in_path,
     me,
     pages_of,
@@ -25,16 +37,19 @@ from bot.console.web import (
     requires,
     settings_of,
 )
+from flows import App
 from flows.engine import release_in
-from flows.messages import TEXT_MAX, Text, reply_kind, reply_to_payload
-from storage import (
-    Contact,
-    Conversation,
-    OutboundMessage,
-    OutboundStatus,
-    lock_contact,
-    utcnow,
+from flows.messages import TEXT_MAX, Template, Text, shorten_body, template_parameter
+from flows.outreach import (
+    TEMPLATE_BODY_MAX,
+    Delivery,
+    TemplateSpec,
+    Window,
+    approved_template,
+    contact_window,
+    queue_outreach,
 )
+from storage import Contact, Conversation, lock_contact, utcnow
 from storage.operators import OperatorRole
 
 routes = web.RouteTableDef()
@@ -77,6 +92,7 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
             if page.contact_facts is not None:
                 facts.extend(await page.contact_facts(session, contact_id))
         bubbles = await transcript(session, contact_id)
+        window = await contact_window(session, contact_id, utcnow())
         # The customer's photos and documents, shown in their bubbles.
         media = await previews(
             session, (int(b.id.removeprefix("in-")) for b in bubbles if b.side == "user")
@@ -93,6 +109,8 @@ async def conversation_detail(request: web.Request) -> web.StreamResponse:
             "media": media,
             "last": bubbles[-1].id if bubbles else "",
             "sent": request.query.get("sent") == "1",
+            "window": window,
+            "window_text": window_sentence(window, flow_app_of(request)),
         },
     )
 
@@ -103,14 +121,90 @@ def _with_a_person(conversation: Conversation | None) -> bool:
     return conversation is not None and conversation.handed_off_at is not None
 
 
+def local_time(value: dt.datetime, tz: dt.tzinfo) -> str:
+    """``2026-12-07 14:03 CAT``: a time in the business's timezone, named."""
+    return f"{when(value, tz)} {value.astimezone(tz).tzname() or ''}".rstrip()
+
+
+def window_sentence(window: Window, app: App) -> str:
+    """What the conversation page says about the 24-hour window, and what a reply becomes."""
+    ref = app.agent_template
+    template = ref.spec().name if ref is not None else ""
+    if window.open and window.closes_at is not None:
+        fallback = (
+            f"; if it closes before a reply goes, the template {template} goes instead"
+            if template
+            else ""
+        )
+        return (
+            "WhatsApp's 24-hour window is open until "
+            f"{local_time(window.closes_at, app.timezone)}: replies go as typed{fallback}."
+        )
+    closed = (
+        f"closed on {local_time(window.closes_at, app.timezone)}"
+        if window.closes_at is not None
+        else "closed (the customer has not written yet)"
+    )
+    then = (
+        f"replies go inside the approved template {template}."
+        if template
+        else "WhatsApp accepts only an approved template, and this app names none for "
+        "agent replies, so replies cannot be sent until the customer writes again."
+    )
+    return f"WhatsApp's 24-hour window is {closed}: {then}"
+
+
+def reply_values(contact: Contact, app: App, body: str) -> dict[str, str]:
+    """What an agent template's parameters may name: the customer's names, the
+    business, and the reply (one line, as a template parameter must be)."""
+    full = (contact.profile_name or "").strip()
+    return {
+        "first_name": full.split()[0] if full else "there",
+        "customer_name": full or "there",
+        "business": app.name,
+        "message": template_parameter(body),
+    }
+
+
+def fitted(spec: TemplateSpec, values: Mapping[str, str]) -> tuple[Template, int]:
+    """The template with the reply in it, and by how many characters its body is over
+    :data:`TEMPLATE_BODY_MAX` (0: it fits)."""
+    over = len(spec.filled_text(values)) - TEMPLATE_BODY_MAX
+    return approved_template(spec, values), max(over, 0)
+
+
+def outcome_sentence(
+    delivery: Delivery, window: Window, app: App, template: str, *, sandbox: bool
+) -> str:
+    """The notice after a reply: what was queued, and why."""
+    where = "stored (sandbox)" if sandbox else "queued for WhatsApp"
+    if delivery is Delivery.TEMPLATE:
+        why = (
+            f"the 24-hour window closed on {local_time(window.closes_at, app.timezone)}"
+            if window.closes_at is not None
+            else "the customer has not written yet (no 24-hour window)"
+        )
+        return f"Reply {where} as the template {template} because {why}."
+    until = local_time(window.closes_at, app.timezone) if window.closes_at else ""
+    then = (
+        f"; if it closes before the reply goes, the template {template} goes instead"
+        if template
+        else "; if it closes first, WhatsApp refuses the reply (no agent template)"
+    )
+    return f"Reply {where}: the 24-hour window is open until {until}{then}."
+
+
 @routes.post("/conversations/{contact_id}/reply")
 @requires(OperatorRole.AGENT)
 async def reply(request: web.Request) -> web.StreamResponse:
     """Send a text to the contact as the business (queued like the bot's replies).
 
     Only while a person has the conversation (else nothing is stored and the page says
-    why); every reply is audited with its text. A sandbox contact's reply is stored,
-    never sent, whatever mode the server runs in.
+    why); every reply is audited with its text. Inside the 24-hour window the text is
+    queued with the app's agent template as its fallback; outside it the template with
+    the text in it, or nothing if the app has no agent template or the text does not fit
+    in it. A sandbox contact's reply is stored, never sent, whatever mode the server
+    runs in.
     """
     contact_id = id_in_path(request, "contact_id")
     back = f"/console/conversations/{contact_id}"
@@ -122,6 +216,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return redirect(
             back, f"A WhatsApp message has at most {TEXT_MAX} characters.", kind="error"
         )
+    app = flow_app_of(request)
     async with db_of(request).transaction() as session:
         contact = await session.get(Contact, contact_id)
         if contact is None:
@@ -135,23 +230,40 @@ async def reply(request: web.Request) -> web.StreamResponse:
                 "Not sent: the bot has this conversation. Take it over first, then reply.",
                 kind="error",
             )
-        sandbox = settings_of(request).sandbox or contact.sandbox
         now = utcnow()
-        message = Text(body)
-        session.add(
-            OutboundMessage(
-                contact_id=contact_id,
-                inbound_id=None,
-                kind=reply_kind(message),
-                payload=reply_to_payload(message),
-                status=OutboundStatus.SANDBOX if sandbox else OutboundStatus.QUEUED,
-                created_at=now,
-                next_attempt_at=None if sandbox else now,
+        # The customer's last message may have committed just before the lock.
+        window = await contact_window(session, contact_id, now)
+        spec = app.agent_template.spec() if app.agent_template is not None else None
+        template: Template | None = None
+        if spec is not None:
+            values = reply_values(contact, app, body)
+            template, over = fitted(spec, values)
+            if over and not window.open:
+                return redirect(
+                    back,
+                    f"Not sent: outside the 24-hour window the reply goes inside the "
+                    f"template {spec.name}, which holds at most {TEMPLATE_BODY_MAX} "
+                    f"characters with its own text. Shorten the reply by {over}.",
+                    kind="error",
+                )
+            if over:  # the fallback only: the customer still gets the whole text in time
+                short = shorten_body(values["message"], max(len(values["message"]) - over - 1, 1))
+                template, _ = fitted(spec, {**values, "message": short})
+        elif not window.open:
+            return redirect(
+                back,
+                "Not sent: the customer's 24-hour window is closed, and WhatsApp then "
+                "accepts only an approved template, but this app names none for agent "
+                "replies (App agent_template). Wait until the customer writes again.",
+                kind="error",
             )
+        sandbox = settings_of(request).sandbox or window.sandbox
+        delivery = await queue_outreach(
+            session, contact_id, [Text(body)], template=template, now=now, sandbox=sandbox
         )
         audit(session, me(request).username, "reply_conversation", f"contact {contact_id}", body)
-    where = "stored (sandbox)" if sandbox else "queued for WhatsApp"
-    return redirect(back + "?sent=1", f"Reply {where}.")
+    said = outcome_sentence(delivery, window, app, spec.name if spec else "", sandbox=sandbox)
+    return redirect(back + "?sent=1", said)
 
 
 @routes.post("/conversations/{contact_id}/take")
