@@ -232,8 +232,12 @@ class Payment(TimestampMixin, SafariBase):
     status: Mapped[PaymentStatus] = mapped_column(
         str_enum(PaymentStatus, "payment_status"), default=PaymentStatus.PENDING
     )
-    # The provider's transaction reference (Omari) or the bank reference.
+    # The provider's transaction reference (Omari) or the bank reference the operator
+    # confirmed on approval (the one a receipt prints).
     provider_reference: Mapped[str | None] = mapped_column(String(120))
+    # The bank reference the customer typed after their proof: their claim, kept apart so
+    # the operator sees it beside the proof and confirms or corrects it when approving.
+    customer_reference: Mapped[str | None] = mapped_column(String(35))
     mobile_number: Mapped[str | None] = mapped_column(String(32))
     proof_file_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey(StoredFile.id, ondelete="SET NULL")

@@ -195,12 +195,15 @@ async def approve_payment(
         session: the transaction.
         payment_id: the payment.
         actor: who approves (for the audit log).
-        reference: the bank's reference the operator read on the statement (shown on the
-            receipt); kept only if the payment has none yet.
+        reference: the bank's reference the operator confirmed (shown on the receipt);
+            kept only if the payment has none yet (a provider's is never replaced).
+            ``None`` takes the one the customer typed after their proof, if any; ``""``
+            is the operator's "no reference" (they cleared what the customer typed).
 
     Raises:
         NotFoundError: there is no such payment.
-        ActionError: the payment is neither pending nor approved.
+        ActionError: the payment is neither pending nor approved, or the reference is on
+            another payment already (the same transfer approved twice).
     """
     payment = await _payment(session, payment_id)
     if payment.status is PaymentStatus.APPROVED:
@@ -212,6 +215,8 @@ async def approve_payment(
     payment.approved_by = actor
     payment.approved_at = now
     payment.paid_at = payment.paid_at or payment.created_at or now
+    if reference is None:
+        reference = payment.customer_reference
     if reference and not payment.provider_reference:
         used = await session.scalar(
             select(Payment.id).where(

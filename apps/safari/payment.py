@@ -9,12 +9,16 @@ recorded as ``skipped`` like any ``skip_if``.
 
 Every payment starts as a pending :class:`storage.Payment` for the balance due. Omari
 confirms it later through its callback (:mod:`apps.safari.omari`); a bank transfer's
-proof waits for an operator's approval.
+proof waits for an operator's approval. After the proof, the customer may type the
+reference their bank gave the transfer (or skip it): the operator sees it beside the
+proof, confirms or corrects it when approving, and the receipt prints it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import ClassVar
@@ -47,7 +51,7 @@ from flows import (
     UserMessage,
 )
 from flows import ValidationContext as Context
-from flows.validators import normalize, phone
+from flows.validators import echo, normalize, phone
 
 Check = Callable[[UserMessage, Context], Accepted | Rejected]
 
@@ -56,6 +60,13 @@ BANK_TRANSFER = PaymentMethod.BANK_TRANSFER.value
 THIS_NUMBER = "this_number"
 THIS_NUMBER_TITLE = "Use this number"
 PROOF_MAX_MB = 10
+SKIP = "skip"
+SKIP_WORDS = {"skip", "no", "none", "nothing", "-", "n/a", "don't have", "dont have"}
+# ISO 20022 end-to-end ids and SWIFT references are at most 35 characters; what banks
+# print is letters, digits and a few separators, in at most a few groups.
+BANK_REFERENCE_MAX = 35
+BANK_REFERENCE_GROUPS = 3
+_BANK_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:#_-]*")
 # The operator's account (fictional, like everything about Savannah Trails).
 BANK_ACCOUNT = (
     "Savannah Trails Safaris (Pvt) Ltd\n"
@@ -222,6 +233,64 @@ def mobile_number(*, region: str | None = None) -> Check:
     return check
 
 
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a control or format character other than line breaks and
+    tabs (a bidi override would print the reference backwards on the receipt)."""
+    return any(
+        unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") and c not in "\t\n\r" for c in text
+    )
+
+
+@app.validator()
+def bank_reference(*, max_length: int = BANK_REFERENCE_MAX) -> Check:
+    """The reference a bank gave a transfer, or the *Skip* button (or "skip", "no").
+
+    Saved trimmed, inner spaces collapsed, as ``""`` when skipped. Only ASCII letters,
+    digits and ``. / : # _ -`` in at most three groups, with a digit: what a bank
+    prints, and what the receipt's font can always draw. What the customer typed is
+    quoted back only as a short piece.
+    """
+
+    def check(message: UserMessage, _ctx: Context) -> Accepted | Rejected:
+        if message.kind == "reply" and message.reply_id == SKIP:
+            return Accepted("", "skipped")
+        if message.kind not in ("text", "reply") or not (message.text or "").strip():
+            return Rejected(
+                "Please type the reference as text, or tap *Skip*.",
+                code="bank_reference.not_text",
+            )
+        raw = message.text or ""
+        if _has_control(raw):
+            return Rejected(
+                "That reference has characters a bank doesn't use. Please type it as it "
+                "appears on your bank's confirmation, or tap *Skip*.",
+                code="bank_reference.control",
+            )
+        typed = " ".join(unicodedata.normalize("NFKC", raw).split())
+        if normalize(typed) in SKIP_WORDS:
+            return Accepted("", "skipped")
+        if len(typed) > max_length:
+            return Rejected(
+                f"That's {len(typed)} characters; a bank reference has at most {max_length}. "
+                "Please type just the reference, or tap *Skip*.",
+                code="bank_reference.too_long",
+            )
+        if (
+            not _BANK_REFERENCE.fullmatch(typed)
+            or not any(c.isdigit() for c in typed)
+            or len(typed.split()) > BANK_REFERENCE_GROUPS
+        ):
+            return Rejected(
+                f"“{echo(typed)}” doesn't look like a bank reference (letters and digits, "
+                "like FT24031ABC7). Please type it as on your bank's confirmation, or tap "
+                "*Skip*.",
+                code="bank_reference.invalid",
+            )
+        return Accepted(typed, typed)
+
+    return check
+
+
 # actions ------------------------------------------------------------------------------------
 
 
@@ -311,6 +380,29 @@ async def record_bank_transfer_payment(ctx: FlowContext) -> None:
     ctx.data.update(payment_id=payment.id, payment_amount=format_money(owed.due, owed.currency))
 
 
+@app.action("keep_bank_reference")
+async def keep_bank_reference(ctx: FlowContext) -> None:
+    """Keep the bank reference the customer typed on their transfer's pending payment.
+
+    Kept whatever the payment's status by now (an operator may have approved it in the
+    meantime): it stays the customer's claim, apart from the reference the operator
+    confirmed.
+    """
+    typed = str(ctx.data.get("bank_reference") or "")
+    payment = await ctx.session.get(Payment, ctx.data.get("payment_id"))
+    if typed and payment is not None:
+        payment.customer_reference = typed
+
+
+@app.query()
+async def bank_reference_noted(ctx: FlowContext) -> str:
+    """The closing words after the reference question: the reference noted, or none."""
+    typed = str(ctx.data.get("bank_reference") or "")
+    if typed:
+        return f"Thanks, I've noted the reference *{typed}* with your payment."
+    return "No problem, our team will find your transfer without it."
+
+
 # the flow -------------------------------------------------------------------------------------
 
 
@@ -326,6 +418,7 @@ class PaymentFlow(Flow):
     payment_method = State()
     omari_number = State()
     proof_of_payment = State()
+    bank_reference = State()
     omari_requested = State(final=True)
     transfer_submitted = State(final=True)
 
@@ -342,7 +435,8 @@ class PaymentFlow(Flow):
         | payment_method.to(omari_number, cond="paying_by_omari")
         | payment_method.to(proof_of_payment, cond="paying_by_bank_transfer")
         | omari_number.to(omari_requested, on="initiate_omari")
-        | proof_of_payment.to(transfer_submitted, on="record_bank_transfer")
+        | proof_of_payment.to(bank_reference, on="record_bank_transfer")
+        | bank_reference.to(transfer_submitted, on="keep_reference")
     )
 
     steps: ClassVar[dict[str, Step]] = {
@@ -384,14 +478,27 @@ class PaymentFlow(Flow):
             expect=Expect("media", {"max_mb": PROOF_MAX_MB}),
             save="proof_of_payment",
         ),
-        "omari_requested": Step(name="omari_requested", say=("{omari_instructions}",)),
-        "transfer_submitted": Step(
-            name="transfer_submitted",
+        # The proof is a pending payment already: a customer who never answers this
+        # has still sent it, and is told so first.
+        "bank_reference": Step(
+            name="bank_reference",
             say=(
                 "Thank you! Your proof of payment of {payment_amount} for *{booking_reference}* "
                 "is now pending approval by our team. We'll confirm here once it's checked, "
                 "usually within one working day.",
             ),
+            ask=(
+                "If your bank gave the transfer a reference (like FT24031ABC7), type it so "
+                "we find your payment faster, or tap *Skip*."
+            ),
+            buttons=(Option(SKIP, "Skip"),),
+            expect=Expect("bank_reference"),
+            save="bank_reference",
+        ),
+        "omari_requested": Step(name="omari_requested", say=("{omari_instructions}",)),
+        "transfer_submitted": Step(
+            name="transfer_submitted",
+            say=("{bank_reference_noted} Type *menu* if there's anything else.",),
         ),
     }
 
@@ -434,3 +541,7 @@ class PaymentFlow(Flow):
     async def record_bank_transfer(self) -> None:
         """Keep the proof of payment as a pending payment."""
         await record_bank_transfer_payment(self.ctx)
+
+    async def keep_reference(self) -> None:
+        """Keep the bank reference the customer typed (if any) on that payment."""
+        await keep_bank_reference(self.ctx)

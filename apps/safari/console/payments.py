@@ -231,7 +231,12 @@ async def approve(request: web.Request) -> web.StreamResponse:
     if not await _has_proof_if_needed(request, payment_id):
         return redirect(back, f"Not approved: {NO_PROOF}", kind="error")
     form = await request.post()
-    reference = " ".join(str(form.get("reference") or "").split())[:REFERENCE_MAX] or None
+    # The form's field is pre-filled with the reference the customer typed: what it holds
+    # is the operator's word, even empty ("no reference"); without the field (another
+    # client), the customer's stands.
+    reference = (
+        " ".join(str(form["reference"]).split())[:REFERENCE_MAX] if "reference" in form else None
+    )
     try:
         async with db_of(request).transaction() as session:
             approval = await approve_payment_and_notify(

@@ -42,6 +42,10 @@ from tests.apps.safari.chat_helpers import (
 
 INSTRUCTIONS = "Approve the Omari prompt on your phone with your PIN."
 TRY_AGAIN = "This seems to be tricky. Would you like help from a person?"
+REFERENCE_QUESTION = (
+    "If your bank gave the transfer a reference (like FT24031ABC7), type it so we find your "
+    "payment faster, or tap *Skip*."
+)
 
 
 class FakeOmari:
@@ -265,7 +269,15 @@ async def test_a_bank_transfer_with_its_proof_of_payment(
     assert chat.texts == [
         f"Thank you! Your proof of payment of USD 120.00 for *{booking.reference}* is now "
         "pending approval by our team. We'll confirm here once it's checked, usually within "
-        "one working day."
+        "one working day.",
+        REFERENCE_QUESTION,
+    ]
+    # The proof is a pending payment before the reference question is answered.
+    assert await count(db, Payment) == 1
+    await chat.send(tap="Skip")
+    assert chat.texts == [
+        "No problem, our team will find your transfer without it. "
+        "Type *menu* if there's anything else."
     ]
     (payment,) = await all_rows(db, Payment)
     assert (payment.booking_id, payment.method, payment.status, payment.amount) == (
@@ -274,6 +286,7 @@ async def test_a_bank_transfer_with_its_proof_of_payment(
     assert payment.proof_media_id == proof.id
     assert payment.proof_file_id == int(proof.id.removeprefix("stored:"))
     assert (payment.mobile_number, payment.provider_reference) == (None, None)
+    assert payment.customer_reference is None
     assert (await balance_due(db, booking.id)) == Decimal("120.00")  # until approved
 
     assert await chat.steps("payment_flow") == [
@@ -286,9 +299,11 @@ async def test_a_bank_transfer_with_its_proof_of_payment(
         ("proof_of_payment", "retry"),
         ("proof_of_payment", "retry"),
         ("proof_of_payment", "completed"),
+        ("bank_reference", "entered"),
+        ("bank_reference", "completed"),
         ("transfer_submitted", "entered"),
     ]
-    completed = (await chat.events("payment_flow"))[-2]
+    completed = (await chat.events("payment_flow"))[-4]
     assert completed.input_value == "[document] proof.pdf"
 
     # The pending transfer shows in the list of what is due.
