@@ -47,6 +47,7 @@ Decisions beyond Meta's reference:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import math
@@ -65,6 +66,7 @@ __all__ = [
     "StatusError",
     "StatusUpdate",
     "WebhookBatch",
+    "message_payload",
     "parse_webhook",
 ]
 
@@ -155,6 +157,43 @@ class IncomingMessage:
     raw_type: str
     context_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def message_payload(message: UserMessage) -> dict[str, Any]:
+    """``message.to_payload()``, the same dict, without :func:`dataclasses.asdict`.
+
+    ``asdict`` deep-copies every field through ``copy.deepcopy``: it was the largest
+    single cost of storing a webhook. A message's fields are scalars and flat dataclasses
+    of scalars (media, location, referral), so a shallow copy is the same value; anything
+    else falls back to ``asdict``.
+    """
+    data: dict[str, Any] = {}
+    for name in _MESSAGE_FIELDS:
+        value = getattr(message, name)
+        if value is None:
+            continue
+        if name == "timestamp":
+            value = value.isoformat()
+        elif name == "referral":
+            value = value.to_payload()
+        elif dataclasses.is_dataclass(value):
+            value = _flat_asdict(value)
+        elif not isinstance(value, _SCALARS):
+            value = copy.deepcopy(value)
+        data[name] = value
+    return data
+
+
+_MESSAGE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(UserMessage))
+_SCALARS: Final = (str, int, float, bool)
+
+
+def _flat_asdict(value: Any) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(value)]
+    shallow = {name: getattr(value, name) for name in names}
+    if all(v is None or isinstance(v, _SCALARS) for v in shallow.values()):
+        return shallow
+    return dataclasses.asdict(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
