@@ -35,9 +35,9 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web import Route
 from bot.whatsapp.graph import GraphClient
-from bot.whatsapp.inbox import Inbox
 from bot.whatsapp.media import MediaDownloader
 from bot.whatsapp.outbox import Outbox
+from bot.whatsapp.processing import Processor
 from bot.whatsapp.webhook import Webhook
 from flows import App, Engine
 from flows.runtime import Runtime
@@ -58,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger("nyala.bot")
 
-INBOX = web.AppKey("inbox", Inbox)
+INBOX = web.AppKey("inbox", Processor)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOK = web.AppKey("webhook", Webhook)
 MEDIA = web.AppKey("media_downloader", MediaDownloader)
@@ -123,7 +123,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         )
         app[RUNTIME] = runtime
         engine = Engine(db, app[FLOW_APP], sandbox=not is_live, services=runtime.services)
-        inbox = Inbox(engine, metrics, on_replies=wake)
+        inbox = Processor(
+            engine,
+            metrics,
+            batch_size=settings.batch_size,
+            workers=settings.processing_workers,
+            on_replies=wake,
+        )
         app[ENGINE] = engine
         app[INBOX] = inbox
         secret = settings.whatsapp_app_secret

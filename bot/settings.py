@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("NYALA_SHUTDOWN_GRACE", "shutdown_grace_seconds"),
     )
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=500,
+        validation_alias=AliasChoices("NYALA_BATCH_SIZE", "batch_size"),
+    )
+    processing_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("NYALA_PROCESSING_WORKERS", "processing_workers"),
+    )
     whatsapp_access_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "whatsapp_access_token")
     )

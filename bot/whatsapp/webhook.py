@@ -22,8 +22,9 @@ import time
 from aiohttp import web
 
 from bot.metrics import Metrics
-from bot.whatsapp.inbox import GroupCommit, Inbox
+from bot.whatsapp.inbox import GroupCommit
 from bot.whatsapp.payloads import parse_webhook
+from bot.whatsapp.processing import Processor
 from storage import Database
 
 log = logging.getLogger("nyala.webhook")
@@ -52,7 +53,7 @@ class Webhook:
     def __init__(
         self,
         db: Database,
-        inbox: Inbox,
+        inbox: Processor,
         metrics: Metrics,
         *,
         app_secret: str | None,

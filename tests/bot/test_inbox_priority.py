@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import select
 
 from bot.metrics import Metrics
-from bot.whatsapp.inbox import Inbox
+from bot.whatsapp.processing import Processor
 from flows import App, ContactRef, Engine, UserMessage
 from storage import Database, InboundMessage, InboundStatus, utcnow
 
@@ -28,7 +28,7 @@ async def _statuses(db: Database) -> list[InboundStatus]:
 
 async def test_processing_goes_on_while_webhooks_are_in_flight(db: Database, cafe: App) -> None:
     engine = Engine(db, cafe, sandbox=True)
-    inbox = Inbox(engine, Metrics(), concurrency=4, busy_concurrency=1)
+    inbox = Processor(engine, Metrics(), batch_size=2, workers=4, busy_workers=1)
     contact_ids = await _pending_for(engine, 6)
     with inbox.acknowledging():  # a webhook request that never ends while we wait
         assert inbox.busy
@@ -37,12 +37,12 @@ async def test_processing_goes_on_while_webhooks_are_in_flight(db: Database, caf
     assert await _statuses(db) == [InboundStatus.DONE] * 6
 
 
-def _busy(inbox: Inbox) -> bool:
+def _busy(inbox: Processor) -> bool:
     return inbox.busy
 
 
 async def test_busy_ends_shortly_after_the_last_request(db: Database, cafe: App) -> None:
-    inbox = Inbox(Engine(db, cafe), Metrics(), busy_window=0.0)
+    inbox = Processor(Engine(db, cafe), Metrics(), busy_window=0.0)
     assert not _busy(inbox)
     with inbox.acknowledging():
         with inbox.acknowledging():
