@@ -135,3 +135,44 @@ async def drive_rate(
         await asyncio.gather(*tasks)
         result.seconds = time.perf_counter() - started
     return result
+
+
+async def post_count(
+    url: str,
+    next_request: Callable[[], Request],
+    *,
+    count: int,
+    connections: int,
+) -> LoadResult:
+    """POST exactly ``count`` requests to ``url`` from ``connections`` workers, each sending
+    its next request as soon as its previous answer is read (a closed loop)."""
+    result = LoadResult()
+    left = iter(range(count))
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            for _ in left:
+                body, headers = next_request()
+                sent = time.perf_counter()
+                try:
+                    async with http.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    result.errors += 1
+                    key = type(exc).__name__
+                    result.statuses[key] = result.statuses.get(key, 0) + 1
+                    continue
+                result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
+                if status == 200:
+                    result.ok += 1
+                    result.latencies.append(time.perf_counter() - sent)
+                else:
+                    result.errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        result.seconds = time.perf_counter() - started
+    return result

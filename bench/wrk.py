@@ -35,11 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 
+from bench.cpu import _process_seconds
 from bench.database import ADMIN_URL, bench_database
+from bench.end_to_end import Processed, asyncpg_rate
+from bench.load import LoadResult, drive_rate, post_count
+from bench.outbox import PHONE_NUMBER_ID, SendResult, send_run
+from bench.outbox import TOKEN as GRAPH_TOKEN
 from bench.servers import (
     APP_SECRET,
+    Server,
     bare_command,
     bare_env,
     free_port,
@@ -47,7 +54,9 @@ from bench.servers import (
     nyala_env,
     running,
 )
-from bench.webhook import Payloads, inbound_mark, wait_processed
+from bench.webhook import Payloads, inbound_mark
+from bot.whatsapp.outbox import MARK_READ
+from storage import Database
 
 INSTALL_HINT = (
     "wrk is not installed: `apt-get install -y wrk` (Debian/Ubuntu), `brew install wrk` "
@@ -214,6 +223,145 @@ def top_functions(raw: Path, limit: int = 15) -> list[tuple[str, float, float]]:
     return [*top, ("--- entry points (own % / total %) ---", 0.0, 0.0), *focus]
 
 
+async def _counters(url: str) -> dict[str, float]:
+    """Webhook requests and inbox commits so far, from the server's ``/metrics``."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    found = {"requests": 0.0, "commits": 0.0}
+    for line in text.splitlines():
+        if line.startswith("nyala_webhook_requests_total{"):
+            found["requests"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("nyala_inbound_commits_total "):
+            found["commits"] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+async def _transactions(conn: asyncpg.Connection) -> int:
+    """Transactions PostgreSQL counted in this database (committed and rolled back)."""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    return int(
+        await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    )
+
+
+async def _outbound_mark(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbound_messages"))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An end-to-end run through the server: webhooks in, replies accepted by the fake."""
+
+    messages: int  # inbound messages processed
+    replies: int  # replies the Graph API stand-in accepted (read receipts not counted)
+    seconds: float  # from the first POST to the last reply accepted
+    cpu_seconds: float  # the server process's CPU time over the run
+    transactions: int  # PostgreSQL transactions over the run (the benchmark's own excluded)
+    complete: bool
+
+    @property
+    def rate(self) -> float:
+        """Messages taken from webhook to accepted reply per second."""
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+async def _delivered(
+    conn: asyncpg.Connection, in_mark: int, out_mark: int, within: float
+) -> tuple[dt.datetime | None, bool, int]:
+    """Wait until every message after ``in_mark`` is processed and every outbound row
+    after ``out_mark`` sent (or ``within`` passed): the last ``sent_at``, whether it
+    completed, and the transactions this polling made."""
+    deadline = time.monotonic() + within
+    polls = 0
+    while True:
+        polls += 1
+        waiting = await conn.fetchval(
+            """
+            SELECT (SELECT count(*) FROM inbound_messages WHERE id > $1 AND status = 'pending')
+                 + (SELECT count(*) FROM outbound_messages WHERE id > $2 AND status = 'queued')
+            """,
+            in_mark,
+            out_mark,
+        )
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            return None, False, polls
+        await asyncio.sleep(0.05)
+    last = await conn.fetchval(
+        f"SELECT max(sent_at) FROM outbound_messages WHERE id > $1 AND kind <> '{MARK_READ}'",
+        out_mark,
+    )
+    return last, True, polls + 1
+
+
+async def end_to_end(
+    nyala: Server, conn: asyncpg.Connection, payloads: Payloads, *, count: int, within: float
+) -> Delivered:
+    """POST ``count`` signed messages (16 connections) and wait until every reply was
+    accepted by the Graph API stand-in; the server's CPU time and PostgreSQL's
+    transactions over the run."""
+    in_mark, out_mark = await inbound_mark(conn), await _outbound_mark(conn)
+    transactions = await _transactions(conn)
+    cpu = _process_seconds(nyala.process.pid) or 0.0
+    started = dt.datetime.now(dt.UTC)
+    await post_count(f"{nyala.url}/webhook", payloads, count=count, connections=16)
+    last, complete, polls = await _delivered(conn, in_mark, out_mark, within)
+    cpu = (_process_seconds(nyala.process.pid) or 0.0) - cpu
+    row = await conn.fetchrow(
+        f"""
+        SELECT (SELECT count(*) FROM inbound_messages WHERE id > $1 AND status <> 'pending')
+                   AS messages,
+               (SELECT count(*) FROM outbound_messages
+                WHERE id > $2 AND status = 'sent' AND kind <> '{MARK_READ}') AS replies
+        """,
+        in_mark,
+        out_mark,
+    )
+    assert row is not None
+    # Our own statements: the marks and counts above, and one per poll.
+    transactions = await _transactions(conn) - transactions - polls - 5
+    seconds = (last - started).total_seconds() if last is not None else 0.0
+    return Delivered(
+        int(row["messages"]), int(row["replies"]), seconds, cpu, transactions, complete
+    )
+
+
+async def _ceiling(url: str, *, contacts: int, tasks: int) -> Processed:
+    """The bare asyncpg transaction per message (4 statements), ``tasks`` at once."""
+    conn = await asyncpg.connect(url)
+    pool = await asyncpg.create_pool(url, min_size=tasks, max_size=tasks)
+    try:
+        await asyncpg_rate(pool, conn, contacts=tasks, conversations=1, concurrency=tasks)
+        return await asyncpg_rate(
+            pool, conn, contacts=contacts, conversations=1, concurrency=tasks
+        )
+    finally:
+        await pool.close()
+        await conn.close()
+
+
+def live_env(database_url: str, flows_dir: Path, graph_base: str) -> dict[str, str]:
+    """``nyala serve`` in live mode against the Graph API stand-in, no send limit to speak of."""
+    return nyala_env(database_url, flows_dir) | {
+        "WHATSAPP_ACCESS_TOKEN": GRAPH_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "WHATSAPP_API_BASE": graph_base,
+        "NYALA_SEND_RATE": "100000",
+    }
+
+
+def lean_graph_command(port: int) -> list[str]:
+    """The fake Graph API as a fast stand-in (no spec checks, nothing recorded)."""
+    return [
+        sys.executable, "-m", "testing.fake_graph", "--port", str(port), "--token", GRAPH_TOKEN,
+        "--lean",
+    ]  # fmt: skip
+
+
 async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[str, Any]:
     script = workdir / "signed.lua"
     script.write_text(_LUA)
@@ -221,74 +369,139 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
     bare_bodies = workdir / "bare.bodies"
     write_bodies(nyala_bodies, args.bodies, args.contacts)
     write_bodies(bare_bodies, min(args.bodies, 20_000), args.contacts)
-    nyala_port, bare_port = free_port(), free_port()
-    env = nyala_env(url, workdir / "server-flows")
-    results: dict[str, Any] = {"load_before": os.getloadavg()}
+    nyala_port, bare_port, graph_port = free_port(), free_port(), free_port()
+    graph_base = f"http://127.0.0.1:{graph_port}/v23.0"
+    env = live_env(url, workdir / "server-flows", graph_base)
+    r: dict[str, Any] = {"load_before": os.getloadavg()}
+    say = _say
+    say(f"ceiling: bare asyncpg transaction per message, {args.tasks} tasks…")
+    r["ceiling"] = await _ceiling(url, contacts=args.ceiling_contacts, tasks=args.tasks)
     runs = {"threads": args.threads, "connections": args.connections, "seconds": args.seconds}
+    offered = {"rate": args.offered_rate, "duration": args.offered_seconds}
+    tag = f"{secrets.randbelow(10_000):04d}"
     async with (
+        running("graph", lean_graph_command(graph_port), graph_port, {}, workdir, health_path="/"),
         running("nyala", nyala_command(nyala_port), nyala_port, env, workdir) as nyala,
         running("bare", bare_command(bare_port), bare_port, bare_env(), workdir) as bare,
     ):
         conn = await asyncpg.connect(url)
         try:
-            # Warm-up (connections, statement caches, flow loading), then drain it.
+            say("warm-up…")
+            short = runs | {"seconds": 1}
             warm = workdir / "warm.bodies"
             write_bodies(warm, 400, 200)
-            short = runs | {"seconds": 1}
             await asyncio.to_thread(run_wrk, nyala.url, warm, script, **short)
-            await wait_processed(conn, 0, dt.datetime.now(dt.UTC), 60)
+            await _delivered(conn, 0, 0, args.drain_timeout)
             await asyncio.to_thread(run_wrk, bare.url, bare_bodies, script, **short)
-            # The bare handler first: Nyala's processing may go on after its own run.
-            b = await asyncio.to_thread(run_wrk, bare.url, bare_bodies, script, **runs)
-            mark = await inbound_mark(conn)
-            started = dt.datetime.now(dt.UTC)
+
+            say(f"end to end through nyala serve: {args.messages:,} messages…")
+            e2e_payloads = Payloads(f"{tag}1", args.contacts, APP_SECRET, stride=7)
+            r["e2e"] = await end_to_end(
+                nyala, conn, e2e_payloads, count=args.messages, within=args.drain_timeout
+            )
+
+            say("outbox at its limit…")
+            db = Database(url)
+            try:
+                r["outbox"] = await send_run(
+                    db, conn, graph_base, messages=args.outbox_messages, rate=80.0, within=60
+                )
+            finally:
+                await db.dispose()
+
+            say(f"open loop at {args.offered_rate:g}/s: bare, then Nyala…")
+            bare_payloads = Payloads(f"{tag}2", args.contacts, APP_SECRET)
+            r["bare_offered"] = await drive_rate(f"{bare.url}/webhook", bare_payloads, **offered)
+            before = await _counters(nyala.url)
+            nyala_payloads = Payloads(f"{tag}3", args.contacts, APP_SECRET)
+            r["offered"] = await drive_rate(f"{nyala.url}/webhook", nyala_payloads, **offered)
+            after = await _counters(nyala.url)
+            requests = after["requests"] - before["requests"]
+            r["commits_per_request"] = (
+                (after["commits"] - before["commits"]) / requests if requests else 0.0
+            )
+
+            say(f"wrk: bare, then Nyala ({args.seconds:g} s each)…")
+            r["bare"] = await asyncio.to_thread(run_wrk, bare.url, bare_bodies, script, **runs)
             spy = None
             if args.profile:
                 spy = _py_spy(nyala.process.pid, args.seconds, workdir / "nyala.spy")
-            n = await asyncio.to_thread(run_wrk, nyala.url, nyala_bodies, script, **runs)
+            cpu = _process_seconds(nyala.process.pid) or 0.0
+            r["nyala"] = await asyncio.to_thread(run_wrk, nyala.url, nyala_bodies, script, **runs)
+            r["wrk_cpu"] = (_process_seconds(nyala.process.pid) or 0.0) - cpu
             if spy is not None:
                 await asyncio.to_thread(spy.wait, 60)
-            within = args.drain_timeout if args.drain else 0.0
-            drained = await wait_processed(conn, mark, started, within)
         finally:
             await conn.close()
-    results |= {"nyala": n, "bare": b, "drained": drained, "load_after": os.getloadavg()}
+    r["load_after"] = os.getloadavg()
     if args.profile and (workdir / "nyala.spy").exists():
-        results["profile"] = top_functions(workdir / "nyala.spy")
+        r["profile"] = top_functions(workdir / "nyala.spy")
         if args.profile_out:
             shutil.copyfile(workdir / "nyala.spy", args.profile_out)
-    return results
+    return r
+
+
+def _ratio(now: float, ceiling: float) -> str:
+    return f"{now / ceiling:.3f}×" if ceiling else "—"
 
 
 def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
     n: WrkResult = r["nyala"]
     b: WrkResult = r["bare"]
-    d = r["drained"]
-    ratio = n.rate / b.rate if b.rate else 0.0
+    o: LoadResult = r["offered"]
+    bo: LoadResult = r["bare_offered"]
+    e: Delivered = r["e2e"]
+    c: Processed = r["ceiling"]
+    out: SendResult = r["outbox"]
     before = ", ".join(f"{x:.2f}" for x in r["load_before"])
     after = ", ".join(f"{x:.2f}" for x in r["load_after"])
+    rate = f"{args.offered_rate:,.0f}/s"
+    cpu_ms = 1000 * e.cpu_seconds / e.messages if e.messages else 0.0
     lines = [
-        f"wrk, {args.threads} threads, {args.connections} connections, {args.seconds:g} s, "
-        f"pre-signed bodies from {args.contacts:,} contacts (unique wamids)",
-        f"load average before: {before}; after: {after}",
+        f"nyala serve (live mode, outbox on, Graph API stand-in) vs its ceilings, one run; "
+        f"{os.cpu_count()} cores; load average before {before}, after {after}",
         "",
-        "| figure | nyala serve | bare aiohttp handler | ratio |",
-        "|---|---|---|---|",
-        f"| webhook ack | {n.rate:,.0f} req/s | {b.rate:,.0f} req/s | {ratio:.3f}× |",
-        f"| ack p50 | {n.p50_ms:.1f} ms | {b.p50_ms:.1f} ms | "
-        f"{n.p50_ms / b.p50_ms if b.p50_ms else 0:.1f}× |",
-        f"| ack p99 | {n.p99_ms:.1f} ms | {b.p99_ms:.1f} ms | "
-        f"{n.p99_ms / b.p99_ms if b.p99_ms else 0:.1f}× |",
-        f"| errors | {n.errors} | {b.errors} | |",
+        "| figure | now | ceiling | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| webhook ack, wrk {args.threads} threads × {args.connections} connections "
+        f"(processing goes on) | {n.rate:,.0f} req/s | bare aiohttp handler {b.rate:,.0f} "
+        f"req/s | {_ratio(n.rate, b.rate)} | ≥ 0.25× |",
+        f"| webhook ack p50 / p99, wrk | {n.p50_ms:.1f} / {n.p99_ms:.1f} ms | "
+        f"{b.p50_ms:.1f} / {b.p99_ms:.1f} ms | {_ratio(n.p99_ms, b.p99_ms)} (p99) | |",
+        f"| webhook ack p50 at {rate} offered, open loop | {o.p50_ms:.1f} ms | "
+        f"{bo.p50_ms:.1f} ms | {_ratio(o.p50_ms, bo.p50_ms)} | |",
+        f"| webhook ack p99 at {rate} offered, open loop | {o.p99_ms:.1f} ms | "
+        f"{bo.p99_ms:.1f} ms | {_ratio(o.p99_ms, bo.p99_ms)} | ≤ 50 ms |",
+        f"| inbox commits per webhook request at {rate} offered | "
+        f"{r['commits_per_request']:.2f} | — | — | < 1 |",
+        f"| end to end: signed webhook → reply accepted by the stand-in | {e.rate:,.0f} msg/s "
+        f"| bare asyncpg txn/message, {args.tasks} tasks: {c.rate:,.0f} msg/s | "
+        f"{_ratio(e.rate, c.rate)} | ≥ 0.33× |",
+        f"| CPU per message, server process (ack + processing + outbox) | {cpu_ms:.2f} ms | "
+        "— | — | ≤ 1.5 ms |",
+        f"| PostgreSQL transactions per message (ack + processing + outbox) | "
+        f"{e.transactions / e.messages if e.messages else 0:.2f} | 1 | — | |",
+        f"| outbox at an 80/s limit | {out.rate:.1f} msg/s | 80 | "
+        f"{_ratio(out.rate, 80.0)} | ≥ 0.98× |",
         "",
-        f"Processed through the server: {d.done + d.failed:,} of {d.stored:,} stored messages "
-        f"in {d.seconds:.1f} s from the first request ({d.rate:,.0f} msg/s"
-        f"{'' if d.complete else ', NOT complete'}; {d.failed} failed).",
+        f"End to end: {e.messages:,} messages processed of {args.messages:,} posted, "
+        f"{e.replies:,} replies accepted, in {e.seconds:.1f} s"
+        f"{'' if e.complete else ' (NOT complete: gave up waiting)'}. wrk: {n.errors} "
+        f"errors from Nyala, {b.errors} from the bare handler; open loop: {o.errors} / "
+        f"{bo.errors}. Server CPU during Nyala's wrk run: {r['wrk_cpu']:.1f} s of "
+        f"{args.seconds:g} s.",
     ]
     if "profile" in r:
-        lines += ["", "py-spy, nyala serve during its run: own % / total %"]
+        lines += ["", "py-spy, nyala serve during its wrk run: own % / total %"]
         lines += [f"  {own:5.1f}% {total:5.1f}%  {name}" for name, own, total in r["profile"]]
     return "\n".join(lines)
+
+
+_STARTED = time.monotonic()
+
+
+def _say(line: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:5.0f} s] {line}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,21 +509,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.wrk", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run")
     parser.add_argument("--contacts", type=int, default=4000)
     parser.add_argument("--bodies", type=int, default=60_000, help="unique signed bodies")
-    parser.add_argument("--drain-timeout", type=float, default=120.0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the server's run")
+    parser.add_argument("--messages", type=int, default=2000, help="end to end")
+    parser.add_argument("--tasks", type=int, default=20, help="the ceiling's concurrent tasks")
+    parser.add_argument("--ceiling-contacts", type=int, default=400)
+    parser.add_argument("--offered-rate", type=float, default=1000.0)
+    parser.add_argument("--offered-seconds", type=float, default=3.0)
+    parser.add_argument("--outbox-messages", type=int, default=160)
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about a minute)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server's wrk run")
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks here")
-    parser.add_argument(
-        "--no-drain",
-        dest="drain",
-        action="store_false",
-        help="do not wait until the server has processed every stored message",
-    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.messages, args.offered_seconds = 5.0, 600, 2.0
+        args.bodies = min(args.bodies, 30_000)
     if not available():
         print(INSTALL_HINT, file=sys.stderr)
         return 1

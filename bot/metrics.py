@@ -27,6 +27,11 @@ class Metrics:
         self.inbound_stored = Counter(
             "nyala_inbound_stored", "Inbound messages stored (new)", registry=r
         )
+        self.inbound_commits = Counter(
+            "nyala_inbound_commits",
+            "Transactions that stored webhook deliveries (group commit: several share one)",
+            registry=r,
+        )
         self.inbound_duplicates = Counter(
             "nyala_inbound_duplicates", "Redelivered inbound messages dropped", registry=r
         )

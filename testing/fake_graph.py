@@ -260,6 +260,9 @@ class FakeGraph:
         hang: seconds a timeout fault holds the answer back; choose it longer than the
             client's timeout. :meth:`stop` releases held answers at once.
         version: the Graph version in the base URL :meth:`start` returns.
+        lean: a fast stand-in for load tests: bodies are neither checked against the spec
+            nor recorded (only counted in :attr:`accepted`), so the fake's own CPU does
+            not limit the sender it measures. Tests keep the default.
     """
 
     def __init__(
@@ -270,8 +273,11 @@ class FakeGraph:
         spec: MetaSpec | None = None,
         hang: float = 30.0,
         version: str = DEFAULT_VERSION,
+        lean: bool = False,
     ) -> None:
         self.token = token
+        self.lean = lean
+        self.accepted = 0  # messages and read receipts answered 200
         self.phone_number_id = phone_number_id
         self.spec = spec or MetaSpec.load()
         self.hang = hang
@@ -495,6 +501,8 @@ class FakeGraph:
             self._record(request, 400)
             return _invalid("The request body must be a JSON object.")
         mark_read = body.get("status") == "read"
+        if self.lean:
+            return self._lean_answer(body, mark_read=mark_read)
         problems = (
             self.spec.validate_mark_read(body) if mark_read else self.spec.validate_message(body)
         )
@@ -514,6 +522,21 @@ class FakeGraph:
         if fault is FaultKind.TIMEOUT_AFTER:
             await self._hold()
         return web.json_response(answer)
+
+    def _lean_answer(self, body: dict[str, Any], *, mark_read: bool) -> web.Response:
+        """Meta's answer without checking or recording anything (``lean``)."""
+        self.accepted += 1
+        if mark_read:
+            return web.json_response({"success": True})
+        to = str(body.get("to", ""))
+        wamid = f"wamid.FAKE{next(self._ids):06d}{secrets.token_hex(8).upper()}"
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": re.sub(r"\D", "", to) or to}],
+                "messages": [{"id": wamid}],
+            }
+        )
 
     def _accept(
         self, request: web.Request, body: dict[str, Any], fault: FaultKind | None
@@ -626,6 +649,7 @@ async def run_fake_graph(
     token: str,
     *,
     on_ready: Callable[[str], object] | None = None,
+    lean: bool = False,
 ) -> None:
     """Serve a :class:`FakeGraph` until cancelled (the ``nyala fake-graph`` command).
 
@@ -634,8 +658,9 @@ async def run_fake_graph(
         port: the port (0 picks a free one).
         token: the access token clients must send.
         on_ready: called with the base URL once it listens.
+        lean: the fast stand-in (no spec checks, nothing recorded) for load tests.
     """
-    fake = FakeGraph(token=token)
+    fake = FakeGraph(token=token, lean=lean)
     try:
         url = await fake.start(host, port)
         if on_ready is not None:
@@ -643,3 +668,22 @@ async def run_fake_graph(
         await asyncio.Event().wait()
     finally:
         await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m testing.fake_graph --port P --token T [--lean]``: the benchmarks' way to
+    run the fake (``nyala fake-graph`` always checks every body against the spec)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m testing.fake_graph")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--lean", action="store_true", help="no spec checks, nothing recorded")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_fake_graph(args.host, args.port, args.token, lean=args.lean))
+
+
+if __name__ == "__main__":
+    main()

@@ -66,7 +66,7 @@ class Webhook:
         self._secret = app_secret
         self._verify_token = verify_token
         self.mark_read = mark_read
-        self.group = GroupCommit(db, mark_read=mark_read)
+        self.group = GroupCommit(db, mark_read=mark_read, metrics=metrics)
 
     async def verify(self, request: web.Request) -> web.Response:
         """``GET /webhook``: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
