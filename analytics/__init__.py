@@ -8,6 +8,7 @@ from analytics.config import AnalyticsContext, using
 from analytics.errors import AnalyticsError, PeriodError
 from analytics.goals import Goal
 from analytics.kpis import get_kpis
+from analytics.partitions import drop_step_events_before, ensure_step_event_partitions
 from analytics.reports import get_error_analysis, get_flow_completion_rate, get_step_funnel
 from analytics.snapshots import (
     generate_daily_snapshot,
@@ -28,6 +29,8 @@ __all__ = [
     "StepTracker",
     "TrackedEvent",
     "abandon_idle_sessions",
+    "drop_step_events_before",
+    "ensure_step_event_partitions",
     "generate_daily_snapshot",
     "generate_monthly_snapshot",
     "generate_snapshot",

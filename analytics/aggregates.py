@@ -406,7 +406,12 @@ async def _step_totals(
         )
         .select_from(event)
         .join(FlowSession, FlowSession.id == event.session_id)
-        .where(*session_conditions(scope, start, end))
+        .where(
+            *session_conditions(scope, start, end),
+            # Events never precede their session's start: on PostgreSQL the months
+            # before the period's are not read at all (partition pruning).
+            event.timestamp >= start,
+        )
         .group_by(*grouping(by_version), event.step_name)
     )
     for row in (await session.execute(query)).mappings():
@@ -504,17 +509,22 @@ async def goal_totals(
     start: dt.datetime,
     end: dt.datetime,
     *,
-    goals: Sequence[str],
+    goals: Sequence[str] | None,
     result: dict[str, FlowTotals],
     by_version: bool,
 ) -> None:
-    """Per goal, the completed sessions started in ``[start, end)`` that reached it."""
-    if not goals:
+    """Per goal, the completed sessions started in ``[start, end)`` that reached it.
+
+    Args:
+        goals: these goals (each counted, zero if never reached); ``None``: every goal
+            reached (what a snapshot keeps).
+    """
+    if goals is not None and not goals:
         return
     for totals in result.values():
-        for goal in goals:
+        for goal in goals or ():
             totals.goals.setdefault(goal, 0)
-    window = select(FlowSession.id).where(*session_conditions(scope, start, end))
+    wanted = [GoalEvent.goal.in_(list(goals))] if goals is not None else []
     query = (
         select(
             version_column(by_version).label("version"),
@@ -524,20 +534,20 @@ async def goal_totals(
         .select_from(GoalEvent)
         .join(FlowSession, FlowSession.id == GoalEvent.session_id)
         .where(
-            # The window's sessions as an IN list, starting from the few goal rows (the
-            # (goal, at) index): goals are never reached before their session started.
-            GoalEvent.session_id.in_(window),
-            GoalEvent.goal.in_(list(goals)),
+            # Starting from the few goal rows (the (goal, at) index; goals are never
+            # reached before their session started), each joined to its session once.
+            *wanted,
             GoalEvent.at >= start,
+            *session_conditions(scope, start, end),
             goal_completed(),
         )
         .group_by(*grouping(by_version), GoalEvent.goal)
     )
     for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
-        for goal in goals:
+        for goal in goals or ():
             totals.goals.setdefault(goal, 0)
-        totals.goals[row["goal"]] += int(row["sessions"])
+        totals.goals[row["goal"]] = totals.goals.get(row["goal"], 0) + int(row["sessions"])
 
 
 async def from_events(
@@ -611,9 +621,18 @@ def snapshot_totals(
     return totals
 
 
+@dataclass(slots=True, kw_only=True)
+class Settled:
+    """A settled daily snapshot's totals, and its sessions per goal (``None``: taken
+    before snapshots kept them)."""
+
+    totals: FlowTotals
+    goals: dict[str, int] | None
+
+
 async def _settled_daily_snapshots(
     session: AsyncSession, flow: str, period: Period, *, steps: bool
-) -> dict[dt.date, FlowTotals]:
+) -> dict[dt.date, Settled]:
     """The period's daily snapshots that are final: taken after the day ended, with no
     session of that day still open."""
     starts = {local_midnight(day, period.tz): day for day in period.each_day()}
@@ -639,7 +658,13 @@ async def _settled_daily_snapshots(
         ids = [row.id for row in found.values()]
         for step_row in await session.execute(select(*step).where(step.snapshot_id.in_(ids))):
             step_rows.setdefault(step_row.snapshot_id, []).append(step_row)
-    return {day: snapshot_totals(row, step_rows.get(row.id, ())) for day, row in found.items()}
+    return {
+        day: Settled(
+            totals=snapshot_totals(row, step_rows.get(row.id, ())),
+            goals=None if row.goal_sessions is None else dict(row.goal_sessions),
+        )
+        for day, row in found.items()
+    }
 
 
 def _runs(period: Period, covered: set[dt.date]) -> list[Period]:
@@ -679,7 +704,7 @@ async def collect(
         goals: count the completed sessions that reached each of these goals (from the
             goal events over the whole period: snapshots keep only "any goal").
     """
-    covered: dict[dt.date, FlowTotals] = {}
+    covered: dict[dt.date, Settled] = {}
     if use_snapshots and not by_version and not scope.filtered:
         covered = await _settled_daily_snapshots(
             session, scope.flow, period, steps=detail >= Detail.STEPS
@@ -687,17 +712,35 @@ async def collect(
     totals: dict[str, FlowTotals] = {}
     if covered:
         overall = totals.setdefault(ALL_VERSIONS, FlowTotals())
-        for day_totals in covered.values():
-            overall.add(day_totals)
-    for run in _runs(period, set(covered)):
+        for day in covered.values():
+            overall.add(day.totals)
+    runs = _runs(period, set(covered))
+    for run in runs:
         part = await from_events(
             session, scope, run.start, run.end, by_version=by_version, detail=detail
         )
         for version, version_totals in part.items():
             totals.setdefault(version, FlowTotals()).add(version_totals)
-    await goal_totals(
-        session, scope, period.start, period.end, goals=goals, result=totals, by_version=by_version
-    )
+    if goals and covered and all(day.goals is not None for day in covered.values()):
+        # Settled days' goals from their snapshots, only the other days from the events.
+        overall = totals[ALL_VERSIONS]
+        for day in covered.values():
+            for goal in goals:
+                overall.goals[goal] = overall.goals.get(goal, 0) + (day.goals or {}).get(goal, 0)
+        for run in runs:
+            await goal_totals(
+                session, scope, run.start, run.end, goals=goals, result=totals, by_version=False
+            )
+    else:
+        await goal_totals(
+            session,
+            scope,
+            period.start,
+            period.end,
+            goals=goals,
+            result=totals,
+            by_version=by_version,
+        )
     return Collected(
         totals=totals, snapshot_days=len(covered), event_days=period.days - len(covered)
     )

@@ -18,7 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from analytics import config
-from analytics.aggregates import ALL_VERSIONS, FlowTotals, Scope, flow_known, from_events
+from analytics.aggregates import (
+    ALL_VERSIONS,
+    FlowTotals,
+    Scope,
+    flow_known,
+    from_events,
+    goal_totals,
+)
+from analytics.partitions import ensure_step_event_partitions
 from analytics.periods import Period, snapshot_period
 from storage import (
     Database,
@@ -50,6 +58,7 @@ def _fill(row: FlowMetricSnapshot, totals: FlowTotals, now: dt.datetime) -> None
     row.handed_off_sessions = totals.handed_off
     row.converted_sessions = totals.converted
     row.returning_sessions = totals.returning
+    row.goal_sessions = dict(sorted(totals.goals.items()))
     row.created_at = now
 
 
@@ -82,9 +91,13 @@ async def _generate(
 ) -> FlowMetricSnapshot:
     async with db.read() as session:
         # Scope's default leaves sandbox contacts out: a snapshot never holds their sessions.
-        totals = (await from_events(session, Scope(flow=flow), period.start, period.end)).get(
-            ALL_VERSIONS, FlowTotals()
+        scope = Scope(flow=flow)
+        found = await from_events(session, scope, period.start, period.end)
+        # Every goal reached, so that reports read conversion per goal from here.
+        await goal_totals(
+            session, scope, period.start, period.end, goals=None, result=found, by_version=False
         )
+        totals = found.get(ALL_VERSIONS, FlowTotals())
     async with db.transaction() as session:
         await lock_name(session, f"snapshot:{flow}:{kind}:{period.start.isoformat()}")
         row = await session.scalar(
@@ -202,7 +215,9 @@ async def generate_snapshots(
     tz: dt.tzinfo | None = None,
     now: dt.datetime | None = None,
 ) -> list[FlowMetricSnapshot]:
-    """Snapshot every flow with sessions in the period containing ``day`` (cron-safe).
+    """Snapshot every flow with sessions in the period containing ``day`` (cron-safe),
+    after making sure the step events' partitions reach three months ahead
+    (:func:`analytics.partitions.ensure_step_event_partitions`).
 
     Args:
         flows: only these flows (still only those with sessions in the period).
@@ -210,6 +225,9 @@ async def generate_snapshots(
     period_kind = SnapshotPeriod(kind)
     period = snapshot_period(period_kind, day, config.timezone(tz))
     async with config.database(db) as database:
+        # The cron that writes snapshots also keeps the step events' monthly partitions
+        # created ahead (PostgreSQL; nothing to do on SQLite).
+        await ensure_step_event_partitions(database, now=now)
         names = await flows_with_sessions(database, period)
         if flows is not None:
             names = [name for name in names if name in set(flows)]

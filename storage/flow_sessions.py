@@ -70,6 +70,9 @@ class FlowSession(Base):
         Index(None, "flow_name", "started_at"),
         Index(None, "status", "last_activity_at"),
         Index(None, "contact_id", "started_at"),
+        # Reports: "had this contact used the flow before?" per session, answered from
+        # the index alone.
+        Index(None, "flow_name", "contact_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -136,9 +139,18 @@ class FlowStepEvent(Base):
         Index(None, "step_name", "action"),
         Index(None, "timestamp"),
         # Analytics: the funnel reads a session's steps from the index alone (it covers
-        # every column the funnel needs), and error analysis finds the rare error/retry
+        # every column the funnel needs, the id too: SQLite's rowid is in every index,
+        # PostgreSQL needs it included), and error analysis finds the rare error/retry
         # events by time.
-        Index(None, "session_id", "step_name", "action", "timestamp", "time_spent"),
+        Index(
+            None,
+            "session_id",
+            "step_name",
+            "action",
+            "timestamp",
+            "time_spent",
+            postgresql_include=["id"],
+        ),
         Index(None, "action", "timestamp"),
     )
 
@@ -159,6 +171,17 @@ class FlowStepEvent(Base):
     error_code: Mapped[str | None] = mapped_column(String(80))
 
     session: Mapped[FlowSession] = relationship(back_populates="events", lazy="raise")
+
+
+# Reports leave the sandbox contacts' sessions out (``analytics.aggregates``): this
+# partial index holds only those few contacts, so finding them never reads every contact.
+# Declared here, with the analytics models that need it, on the contacts table.
+Index(
+    "ix_contacts_sandbox",
+    Contact.id,
+    postgresql_where=Contact.sandbox.is_(True),
+    sqlite_where=Contact.sandbox.is_(True),
+)
 
 
 class FlowMetricSnapshot(Base):
@@ -203,6 +226,9 @@ class FlowMetricSnapshot(Base):
     # them): cancelled by the customer, or nothing to do.
     cancelled_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     nothing_to_do_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Completed sessions per goal reached ({"booking": 12}), so that a report's conversion
+    # per goal reads settled days from here; ``None`` in snapshots taken before it was kept.
+    goal_sessions: Mapped[dict[str, int] | None] = mapped_column(JSONDoc)
 
     steps: Mapped[list[FlowStepMetricSnapshot]] = relationship(
         back_populates="snapshot",
