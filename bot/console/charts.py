@@ -114,29 +114,29 @@ def line_chart(
 
 
 def bar_rows(rows: Sequence[tuple[str, float, str, str | None]], *, scale: float) -> Markup:
-    """Horizontal bars, one per row: (label, value, text on the right, link or ``None``)."""
+    """Horizontal bars, one per row: (label, value, text on the right, link or ``None``).
+
+    Labels and figures are HTML text, not SVG: they keep the page's font size on a phone
+    (an SVG chart shrinks its text with its width) and a long label (a step called
+    ``choose_pickup_point_near_hotel``) wraps instead of being cut by its bar. Only the
+    bar itself is a small SVG, stretched to its column.
+    """
     if not rows:
         return Markup('<p class="muted small">No data for this period yet.</p>')
-    height = 34
-    # An image cannot hold links a keyboard reaches: with links the chart is a group.
-    role = "group" if any(row[3] for row in rows) else "img"
-    parts = [
-        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {height * len(rows) + 6}" '
-        f'role="{role}" aria-label="Funnel">'
-    ]
-    for i, (label, value, text, link) in enumerate(rows):
-        top = i * height + 4
-        width = 0 if scale <= 0 else max(2.0, (WIDTH - 260) * value / scale)
+    parts = ['<div class="funnel-bars">']
+    for label, value, text, link in rows:
+        share = 0.0 if scale <= 0 else max(0.5, 100.0 * value / scale)
         bar = (
-            f'<text x="0" y="{top + 19}" class="value">{_e(label)}</text>'
-            f'<rect x="170" y="{top + 4}" width="{WIDTH - 260}" height="22" rx="4" '
-            f'fill="#eef2f6"/>'
-            f'<rect x="170" y="{top + 4}" width="{width:.1f}" height="22" rx="4" '
-            f'fill="#0f766e"><title>{_e(label)}: {_e(text)}</title></rect>'
-            f'<text x="{WIDTH}" y="{top + 19}" text-anchor="end">{_e(text)}</text>'
+            f'<span class="fbar-name">{_e(label)}</span>'
+            '<svg class="fbar-track" viewBox="0 0 100 10" preserveAspectRatio="none" '
+            'aria-hidden="true" focusable="false">'
+            '<rect width="100" height="10" fill="#eef2f6"/>'
+            f'<rect width="{share:.1f}" height="10" fill="#0f766e"/></svg>'
+            f'<span class="fbar-value">{_e(text)}</span>'
         )
         if link:
-            bar = f'<a href="{_e(link)}">{bar}</a>'
-        parts.append(bar)
-    parts.append("</svg>")
+            parts.append(f'<a class="fbar" href="{_e(link)}">{bar}</a>')
+        else:
+            parts.append(f'<div class="fbar">{bar}</div>')
+    parts.append("</div>")
     return Markup("".join(parts))  # noqa: S704 - every value above is escaped

@@ -31,6 +31,8 @@ QUERY_PLACEHOLDER = "q7919query"
 # bounded so that many flow versions over a long run cannot grow it without end.
 _LAYOUTS_KEPT = 64
 _layouts: dict[tuple[str, str, str], str] = {}
+# Steps a diagram lays out left to right (a short flow fits a laptop's width that way).
+LEFT_TO_RIGHT_MAX = 5
 
 
 def _colour(row: Mapping[str, Any] | None) -> str:
@@ -69,6 +71,10 @@ def _tokens(i: int) -> dict[str, str]:
 
 def _template_graph(spec: FlowSpec, link: str) -> Any:
     graph = DotGraphMachine(spec.machine).get_graph()  # type: ignore[no-untyped-call]
+    if len(spec.steps) > LEFT_TO_RIGHT_MAX:
+        # Left to right, a long flow is too wide to read on a laptop (four steps showed
+        # and the rest scrolled away); top to bottom every step shows at full size.
+        graph.set("rankdir", "TB")
     steps = list(spec.steps)
     for node in _nodes(graph):
         name = node.get_name().strip('"')
@@ -88,11 +94,12 @@ def _render(graph: Any) -> str:
     svg: bytes = graph.create_svg()
     text = svg.decode("utf-8")
     text = text[text.find("<svg") :]
-    # Graphviz fixes the drawing's size in points: without it the SVG scales to the
-    # card's width by its viewBox, so every step shows on a laptop and a phone.
+    # Graphviz gives the drawing's size in points. Its width stays (the natural size,
+    # where the text is readable) and its height goes: the stylesheet lets the drawing
+    # shrink to the card's width on a phone, keeping its proportions by the viewBox.
     head, rest = text.split(">", 1)
-    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
-    return f'{head} width="100%" preserveAspectRatio="xMidYMin meet">{rest}'
+    head = re.sub(r'\sheight="[^"]*"', "", head)
+    return f'{head} preserveAspectRatio="xMidYMin meet">{rest}'
 
 
 async def _template(spec: FlowSpec, link: str) -> str:
