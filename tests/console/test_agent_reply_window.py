@@ -150,6 +150,10 @@ async def test_inside_the_window_the_text_goes_with_the_template_as_fallback(
     page = await agent.get(f"/console/conversations/{contact_id}")
     assert f"window is open until {_closes(wrote)}" in page.text
     assert "CAT" in _closes(wrote)  # the business's zone, named
+    if console.app.agent_template is None:
+        assert "after that they cannot be sent (this app names no agent template)" in page.text
+    else:
+        assert "the template agent_follow_up goes instead" in page.text
     text, location = await _reply(agent, contact_id, "Yes, it runs.\nSee you at 7.")
     assert location.endswith("?sent=1")
     assert "Reply queued for WhatsApp: the 24-hour window is open until" in text

@@ -134,7 +134,7 @@ def window_sentence(window: Window, app: App) -> str:
         fallback = (
             f"; if it closes before a reply goes, the template {template} goes instead"
             if template
-            else ""
+            else "; after that they cannot be sent (this app names no agent template)"
         )
         return (
             "WhatsApp's 24-hour window is open until "
