@@ -111,21 +111,33 @@ async def _add_month(session: AsyncSession, month: Month) -> None:
 
 
 async def ensure_step_event_partitions(
-    db: Database, *, months_ahead: int = MONTHS_AHEAD, now: dt.datetime | None = None
+    db: Database,
+    *,
+    months_ahead: int = MONTHS_AHEAD,
+    since: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> list[str]:
     """Create the monthly partitions from this month to ``months_ahead`` ahead, and one
     for every month that has rows in the default partition.
+
+    Args:
+        since: also every month from this day's on (before loading old events).
 
     Idempotent and safe from several processes (under a named lock). Returns the names of
     the partitions created; nothing on SQLite or an unpartitioned table.
     """
     this_month = Month.of((now or utcnow()).astimezone(dt.UTC).date())
+    first = Month.of(since) if since is not None and since < this_month.start else this_month
     async with db.transaction() as session:
         if not await is_partitioned(session):
             return []
         await lock_name(session, f"partitions:{TABLE}")
         existing = set(await partition_names(session))
         wanted = {this_month.after(k) for k in range(months_ahead + 1)}
+        month = first
+        while month.start < this_month.start:
+            wanted.add(month)
+            month = month.after(1)
         if DEFAULT_PARTITION in existing:
             month_of = "CAST(date_trunc('month', \"timestamp\" AT TIME ZONE 'UTC') AS date)"
             query = f"SELECT DISTINCT {month_of} FROM {SCHEMA}.{DEFAULT_PARTITION}"  # noqa: S608

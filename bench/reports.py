@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from analytics import (
+    ensure_step_event_partitions,
     generate_snapshots,
     get_error_analysis,
     get_flow_completion_rate,
@@ -92,6 +93,10 @@ class ReportBenchResult:
     snapshot_seconds: float
     server: str
     timings: list[Timing] = field(default_factory=list)
+    # The machine's 1-minute load average before and after the run (2 cores here: above
+    # 2 means other work shared them).
+    load_before: float = 0.0
+    load_after: float = 0.0
 
     def table(self) -> str:
         """The timings as a Markdown table."""
@@ -99,7 +104,8 @@ class ReportBenchResult:
             f"{self.backend}, {self.events:,} events ({self.sessions:,} sessions, "
             f"{len(FLOWS)} flows, {DAYS} days), {self.reps} repetitions; "
             f"generated in {self.generate_seconds:.0f} s, "
-            f"{DAYS}-day daily snapshots of every flow in {self.snapshot_seconds:.1f} s",
+            f"{DAYS}-day daily snapshots of every flow in {self.snapshot_seconds:.1f} s; "
+            f"load average {self.load_before:.2f} before, {self.load_after:.2f} after",
             "",
             "| report | range | source | median ms | min–max ms |",
             "|---|---|---|---:|---:|",
@@ -283,6 +289,9 @@ async def _without_event_indexes(
 async def generate(db: Database, events: int) -> int:
     """Fill ``db`` with about ``events`` step events; returns how many were written."""
     sessions = max(1, round(events / EVENTS_PER_SESSION))
+    # On PostgreSQL the events go straight to their monthly partitions (the migration
+    # made only this month's and those ahead), as on a database that has been live.
+    await ensure_step_event_partitions(db, since=(utcnow() - dt.timedelta(days=DAYS)).date())
 
     async def fill(conn: AsyncConnection) -> None:
         await _fill(conn, postgresql=db.is_postgresql, sessions=sessions)
@@ -339,6 +348,7 @@ async def _measure(db: Database, reps: int, *, snapshots: bool) -> list[Timing]:
 
 async def _bench(url: str, backend: str, events: int, reps: int, server: str) -> ReportBenchResult:
     db = Database(url)
+    load_before = os.getloadavg()[0]
     try:
         await migrate(db)
         started = time.perf_counter()
@@ -353,6 +363,7 @@ async def _bench(url: str, backend: str, events: int, reps: int, server: str) ->
             generate_seconds=generated,
             snapshot_seconds=0.0,
             server=server,
+            load_before=load_before,
         )
         result.timings += await _measure(db, reps, snapshots=False)
         # Backfill the daily snapshots of the 90 days (yesterday and before are settled).
@@ -364,6 +375,7 @@ async def _bench(url: str, backend: str, events: int, reps: int, server: str) ->
             )
         result.snapshot_seconds = time.perf_counter() - started
         result.timings += await _measure(db, reps, snapshots=True)
+        result.load_after = os.getloadavg()[0]
         return result
     finally:
         await db.dispose()
