@@ -98,3 +98,98 @@ async def test_the_framework_migrations_match_the_models(empty_db: Database) -> 
     async with empty_db.engine.connect() as conn:
         changes = await conn.run_sync(diff)
     assert changes == []
+
+
+async def test_step_event_partitions_upgrade_and_downgrade_keep_every_row(
+    empty_db: Database,
+) -> None:
+    """0014 converts a filled ``flow_step_events`` in place (PostgreSQL: partitioned by
+    month; SQLite: one table, unchanged) and its downgrade converts it back, every row
+    and id kept both ways, the id sequence still counting on."""
+    import datetime as dt
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.migrate import _config
+
+    def run(target: str, *, down: bool = False) -> object:
+        def step(connection: Connection) -> None:
+            cfg = _config([], connection)
+            (command.downgrade if down else command.upgrade)(cfg, target)
+
+        return step
+
+    async with empty_db.engine.begin() as conn:
+        await conn.run_sync(run("0013_session_outcomes"))  # type: ignore[arg-type]
+    rows = [(n, dt.datetime(2026, 8 + n, 3, 12, tzinfo=dt.UTC)) for n in range(1, 4)]
+    async with empty_db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO contacts (id, wa_id, profile_name, attributes, created_at, "
+                "updated_at) VALUES (1, '263700', 'A', '{}', :at, :at)"
+            ),
+            {"at": rows[0][1]},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO flow_sessions (id, contact_id, flow_name, flow_version, started_at, "
+                "status, context_data, last_activity_at) "
+                "VALUES (1, 1, 'f', '', :at, 'active', '{}', :at)"
+            ),
+            {"at": rows[0][1]},
+        )
+        for _, at in rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO flow_step_events (session_id, step_name, action, timestamp, "
+                    "retry_count) VALUES (1, 's', 'entered', :at, 0)"
+                ),
+                {"at": at},
+            )
+
+    async def events() -> list[tuple[int, str]]:
+        async with empty_db.engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT id, step_name FROM flow_step_events ORDER BY id")
+            )
+            return [(int(r[0]), str(r[1])) for r in found]
+
+    async def partitioned() -> bool:
+        if not empty_db.is_postgresql:
+            return False
+        async with empty_db.engine.connect() as conn:
+            found = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_partitioned_table "
+                    "WHERE partrelid = CAST('flow_step_events' AS regclass)"
+                )
+            )
+            return bool(found)
+
+    kept = await events()
+    assert kept == [(1, "s"), (2, "s"), (3, "s")]
+    await migrate(empty_db)
+    assert await events() == kept
+    assert await partitioned() is empty_db.is_postgresql
+    async with empty_db.engine.begin() as conn:
+        await conn.run_sync(run("0013_session_outcomes", down=True))  # type: ignore[arg-type]
+    assert await events() == kept
+    assert await partitioned() is False
+    await migrate(empty_db)
+    assert await partitioned() is empty_db.is_postgresql
+    async with empty_db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO flow_step_events (session_id, step_name, action, timestamp, "
+                "retry_count) VALUES (1, 'next', 'entered', :at, 0)"
+            ),
+            {"at": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)},
+        )
+    assert await events() == [*kept, (4, "next")]
+    # And the models still match the migrated tables.
+    async with empty_db.engine.connect() as conn:
+        changes = await conn.run_sync(
+            lambda c: list(compare_metadata(MigrationContext.configure(c), Base.metadata))
+        )
+    assert changes == []
