@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + {"quick": " --quick", "tiny": " --tiny"}.get(cfg.mode, "")
     signal.signal(signal.SIGTERM, _interrupt)  # a kill drops the database too
     print(f"{command}: {cfg.mode} mode, PostgreSQL at {ADMIN_URL}", file=sys.stderr)
-    load = os.getloadavg()[0]
+    load_before = os.getloadavg()
+    load = load_before[0]
     if load > 1.0:
         print(
             f"note: the machine is busy (load average {load:.2f}); figures will be lower",
@@ -76,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: servers stopped, benchmark database dropped", file=sys.stderr)
         return 130
+    load_after = os.getloadavg()
+    report.notes.append(
+        "Load average (1, 5, 15 min) before: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after: "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+        + f" ({os.cpu_count()} cores)."
+    )
     if args.no_write:
         print(markdown(report))
         return 0

@@ -488,6 +488,31 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         ),
     ]
 
+    # CPU per message: the benchmark process's CPU time over each Engine run ÷ messages.
+    cpu_ms = [
+        1000 * cores.get("python", 0.0) * p.seconds / p.messages
+        for cores, p in zip(e2e["cores_busy_nyala"], nyala, strict=True)
+        if p.messages
+    ]
+    per_sql = e2e["per_message"]
+    report.figures += [
+        Figure(
+            "cpu_per_message_ms",
+            "CPU per processed message (Engine, process CPU time ÷ messages)",
+            "ms",
+            Summary.of(cpu_ms or [0.0]),
+            better="lower",
+        ),
+        Figure(
+            "sql_per_message",
+            "SQL round trips per processed message (statements + BEGIN/COMMIT/SAVEPOINT)",
+            "round trips",
+            Summary.of([per_sql["statements"] + per_sql["transaction_control"]]),
+            "bare asyncpg transaction per message: 4 statements + BEGIN/COMMIT",
+            Summary.of([6.0]),
+            better="lower",
+        ),
+    ]
     by_key = {f.key: f for f in report.figures}
     engine_median = by_key["end_to_end_rate"].nyala.median
     per_message_us = 1e6 / engine_median

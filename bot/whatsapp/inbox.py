@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.metrics import Metrics
 from bot.whatsapp.media import media_download_row
@@ -155,23 +155,63 @@ class GroupCommit:
         # poll reach :meth:`store` in it and share this transaction instead of waiting
         # for the next (under open-loop load most groups would otherwise be of one).
         await asyncio.sleep(0)
-        while self._queued:
-            group = self._queued[: self.max_group]
-            del self._queued[: self.max_group]
-            batches = [batch for batch, _ in group]
+        held: AsyncConnection | None = None
+        try:
+            while self._queued:
+                group = self._queued[: self.max_group]
+                del self._queued[: self.max_group]
+                batches = [batch for batch, _ in group]
+                try:
+                    results, held = await self._store_group(batches, held)
+                except Exception as exc:
+                    if len(group) == 1:
+                        _settle(group[0][1], error=exc)
+                    else:
+                        await self._write_alone(group)
+                    continue
+                self._committed()
+                for (_, future), result in zip(group, results, strict=True):
+                    _settle(future, result=result)
+        finally:
+            if held is not None:
+                await _release(held)
+
+    async def _store_group(
+        self, batches: list[WebhookBatch], held: AsyncConnection | None
+    ) -> tuple[list[Stored], AsyncConnection | None]:
+        """Store one group; the connection to keep for the next one.
+
+        On PostgreSQL the writer keeps one connection while groups follow each other:
+        taking one from the pool costs three round trips of its own (the pool's
+        pre-ping is BEGIN, ``;``, ROLLBACK with asyncpg), more than the group's own
+        statement. Any failure on it gives the connection back and stores the group
+        the ordinary way (:func:`store_batches`: a fresh, checked connection, retried on
+        a unique clash), so a PostgreSQL restart costs one retry, never a delivery.
+        """
+        if self.db.is_postgresql:
             try:
-                results = await store_batches(
-                    self.db, batches, mark_read=self.mark_read, clock=self.clock
+                if held is None:
+                    held = await self.db.engine.connect()
+                return await self._store_on(held, batches), held
+            except Exception:
+                if held is not None:
+                    await _release(held)
+                held = None
+        results = await store_batches(self.db, batches, mark_read=self.mark_read, clock=self.clock)
+        return results, None
+
+    async def _store_on(self, conn: AsyncConnection, batches: list[WebhookBatch]) -> list[Stored]:
+        """:func:`store_batches`' transaction on ``conn``: committed when this returns."""
+        async with conn.begin():
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            try:
+                results = await _store(
+                    session, batches, mark_read=self.mark_read, now=self.clock()
                 )
-            except Exception as exc:
-                if len(group) == 1:
-                    _settle(group[0][1], error=exc)
-                else:
-                    await self._write_alone(group)
-                continue
-            self._committed()
-            for (_, future), result in zip(group, results, strict=True):
-                _settle(future, result=result)
+                await session.flush()
+            finally:
+                await session.close()
+        return results
 
     async def _write_alone(self, group: list[tuple[WebhookBatch, asyncio.Future[Stored]]]) -> None:
         for batch, future in group:
@@ -184,6 +224,12 @@ class GroupCommit:
             else:
                 self._committed()
                 _settle(future, result=result)
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Give a held connection back to the pool (which resets it, or drops it if broken)."""
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 def _settle(
@@ -310,32 +356,58 @@ async def _store_messages(
 ) -> None:
     """Insert new messages with one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``
     per 500: a message stored before (a redelivery) is not returned, so it is counted as
-    a duplicate without a query of its own."""
-    contact_ids = await _contact_ids(session, [incoming.sender for _, incoming in fresh], now)
-    rows: list[dict[str, Any]] = [
-        {
-            "wa_message_id": incoming.message.id,
-            "contact_id": contact_id,
-            "kind": incoming.message.kind,
-            "payload": message_payload(incoming.message),
-            "received_at": now,
-            "sent_at": incoming.message.timestamp,
-            "status": InboundStatus.PENDING,
-            # Live mode: a file is downloaded first (bot.whatsapp.media), the message
-            # waits for it, held.
-            "held": mark_read and _has_media(incoming),
-        }
-        for (_, incoming), contact_id in zip(fresh, contact_ids, strict=True)
-    ]
-    insert = _pg_insert_inbound if _is_postgresql(session) else insert_new_inbound
-    stored = await insert(session, rows)
-    for (result, incoming), contact_id, row in zip(fresh, contact_ids, rows, strict=True):
+    a duplicate without a query of its own.
+
+    On PostgreSQL the messages of senders already known, unchanged, go first in ONE
+    statement that also looks their contacts up (:data:`_PG_STORE_KNOWN`); only new or
+    changed senders take the two steps after it."""
+    payloads = [message_payload(incoming.message) for _, incoming in fresh]
+    # Live mode: a file is downloaded first (bot.whatsapp.media), the message waits, held.
+    helds = [mark_read and _has_media(incoming) for _, incoming in fresh]
+    contact_ids: list[int] = [0] * len(fresh)
+    stored: dict[str, int] = {}
+    todo = list(range(len(fresh)))
+    postgresql = _is_postgresql(session)
+    # A sender known by user id alone could be the same contact as another sender of
+    # the group: everything takes the general path then, so each contact's messages
+    # keep their order.
+    if postgresql and all(incoming.sender.wa_id for _, incoming in fresh):
+        todo = await _pg_store_known(
+            session,
+            fresh,
+            payloads=payloads,
+            helds=helds,
+            contact_ids=contact_ids,
+            stored=stored,
+            now=now,
+        )
+    if todo:
+        senders = [fresh[i][1].sender for i in todo]
+        for i, contact_id in zip(todo, await _contact_ids(session, senders, now), strict=True):
+            contact_ids[i] = contact_id
+        rows: list[dict[str, Any]] = [
+            {
+                "wa_message_id": fresh[i][1].message.id,
+                "contact_id": contact_ids[i],
+                "kind": fresh[i][1].message.kind,
+                "payload": payloads[i],
+                "received_at": now,
+                "sent_at": fresh[i][1].message.timestamp,
+                "status": InboundStatus.PENDING,
+                "held": helds[i],
+            }
+            for i in todo
+        ]
+        insert = _pg_insert_inbound if postgresql else insert_new_inbound
+        stored.update(await insert(session, rows))
+    for i, (result, incoming) in enumerate(fresh):
         row_id = stored.get(incoming.message.id)
         if row_id is None:
             result.duplicates += 1
             continue
-        if row["held"]:
-            session.add(_download_row(incoming, row_id, contact_id, row["payload"], now))
+        contact_id = contact_ids[i]
+        if helds[i]:
+            session.add(_download_row(incoming, row_id, contact_id, payloads[i], now))
         if mark_read and incoming.message.kind != "reaction":
             session.add(mark_read_row(contact_id, row_id, incoming.message.id, now))
         result.contacts.add(contact_id)
@@ -378,6 +450,101 @@ _PG_INSERT_INBOUND = text(
     RETURNING wa_message_id, id
     """
 )
+
+
+# The messages of known senders whose contact would not change (same user id if they
+# send one, same name if they send one: KnownContact.unchanged), all of a contact's
+# messages or none of them, inserted in arrival order. It returns the messages tried
+# (what = 'o', with their contact) and those stored ('i', with their row id): one tried
+# but not stored was stored before (a redelivery).
+_PG_STORE_KNOWN = text(
+    """
+    WITH n AS (
+        SELECT * FROM unnest(
+            CAST(:wa_ids AS varchar[]), CAST(:user_ids AS varchar[]),
+            CAST(:names AS varchar[]), CAST(:wa_message_ids AS varchar[]),
+            CAST(:kinds AS varchar[]), CAST(:payloads AS text[]),
+            CAST(:sent_ats AS timestamptz[]), CAST(:helds AS boolean[])
+        ) WITH ORDINALITY
+            AS n(wa_id, user_id, name, wa_message_id, kind, payload, sent_at, held, ord)
+    ),
+    c AS (
+        SELECT id, wa_id, user_id, profile_name FROM contacts
+        WHERE wa_id = ANY(CAST(:wa_ids AS varchar[]))
+    ),
+    unchanged AS (
+        SELECT m.wa_id FROM n AS m JOIN c ON c.wa_id = m.wa_id
+        GROUP BY m.wa_id
+        HAVING bool_and(
+            (m.user_id IS NULL OR m.user_id = '' OR c.user_id IS NOT NULL)
+            AND (m.name IS NULL OR m.name = '' OR m.name = c.profile_name)
+        )
+    ),
+    ok AS (
+        SELECT n.ord, n.wa_message_id, c.id AS contact_id, n.kind, n.payload, n.sent_at,
+               n.held
+        FROM n JOIN c ON c.wa_id = n.wa_id
+        WHERE n.wa_id IN (SELECT wa_id FROM unchanged)
+    ),
+    ins AS (
+        INSERT INTO inbound_messages
+            (wa_message_id, contact_id, kind, payload, received_at, sent_at, status, held)
+        SELECT wa_message_id, contact_id, kind, CAST(payload AS jsonb),
+               CAST(:now AS timestamptz), sent_at, :status, held
+        FROM ok ORDER BY ord
+        ON CONFLICT (wa_message_id) DO NOTHING
+        RETURNING wa_message_id, id
+    )
+    SELECT 'o' AS what, wa_message_id, contact_id AS id FROM ok
+    UNION ALL SELECT 'i', wa_message_id, id FROM ins
+    """
+)
+
+
+async def _pg_store_known(
+    session: AsyncSession,
+    fresh: list[tuple[Stored, IncomingMessage]],
+    *,
+    payloads: list[dict[str, Any]],
+    helds: list[bool],
+    contact_ids: list[int],
+    stored: dict[str, int],
+    now: dt.datetime,
+) -> list[int]:
+    """Store the messages of known, unchanged senders in one statement (filling
+    ``contact_ids`` and ``stored``); the indexes of the messages left for the general
+    path."""
+    senders = [incoming.sender for _, incoming in fresh]
+    messages = [incoming.message for _, incoming in fresh]
+    result = await session.execute(
+        _PG_STORE_KNOWN,
+        {
+            "wa_ids": [s.wa_id for s in senders],
+            "user_ids": [s.user_id for s in senders],
+            "names": [s.profile_name or s.username for s in senders],
+            "wa_message_ids": [m.id for m in messages],
+            "kinds": [m.kind for m in messages],
+            "payloads": [json.dumps(p) for p in payloads],
+            "sent_ats": [m.timestamp for m in messages],
+            "helds": helds,
+            "now": now,
+            "status": InboundStatus.PENDING.value,
+        },
+    )
+    tried: dict[str, int] = {}
+    for what, key, row_id in result:
+        if what == "o":
+            tried[key] = int(row_id)
+        elif what == "i":
+            stored[key] = int(row_id)
+    todo = []
+    for i, message in enumerate(messages):
+        contact_id = tried.get(message.id)
+        if contact_id is None:
+            todo.append(i)
+        else:
+            contact_ids[i] = contact_id
+    return todo
 
 
 def _is_postgresql(session: AsyncSession) -> bool:

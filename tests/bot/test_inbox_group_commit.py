@@ -6,10 +6,11 @@ import asyncio
 import dataclasses
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from bot.whatsapp.inbox import GroupCommit, Stored
-from bot.whatsapp.payloads import WebhookBatch, parse_webhook
+from bot.metrics import Metrics
+from bot.whatsapp.inbox import GroupCommit, Stored, store_batches
+from bot.whatsapp.payloads import Sender, WebhookBatch, parse_webhook
 from storage import Contact, Database, IgnoredUpdate, InboundMessage, InboundStatus
 from tests.bot.webhooks import message, messages_payload, status_payload
 
@@ -94,3 +95,111 @@ async def test_large_groups_are_stored_whole(db: Database, size: int) -> None:
     result = await group.store(parse_webhook(payload))
     assert result.new_messages == size
     assert await _count(db, InboundMessage) == size
+
+
+async def test_each_commit_is_counted_in_the_metrics(db: Database) -> None:
+    metrics = Metrics()
+    group = GroupCommit(db, mark_read=False, metrics=metrics)
+    first = [_delivery("263770000077", f"wamid.M{i}") for i in range(6)]
+    await asyncio.gather(*(group.store(batch) for batch in first))
+    await group.store(_delivery("263770000078", "wamid.M6"))
+    counted = metrics.registry.get_sample_value("nyala_inbound_commits_total")
+    assert (group.commits, counted) == (2, 2.0)
+
+
+def _as(batch: WebhookBatch, sender: Sender) -> WebhookBatch:
+    return WebhookBatch(messages=(dataclasses.replace(batch.messages[0], sender=sender),))
+
+
+async def _rows(db: Database) -> list[tuple[str, int]]:
+    """(wamid, contact id) of every stored message, in id order."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(InboundMessage.wa_message_id, InboundMessage.contact_id).order_by(
+                InboundMessage.id
+            )
+        )
+        return [(wamid, contact_id) for wamid, contact_id in rows]
+
+
+async def test_one_group_of_known_changed_new_and_redelivered_senders(db: Database) -> None:
+    await store_batches(
+        db,
+        [_delivery("263770000501", "wamid.K0", name="Ada"),
+         _delivery("263770000502", "wamid.C0", name="Bo")],
+        mark_read=False,
+    )  # fmt: skip
+    group = [
+        _delivery("263770000501", "wamid.K1", name="Ada"),  # known, unchanged
+        _delivery("263770000502", "wamid.C1", name="Bo Bell"),  # known, new name
+        _delivery("263770000503", "wamid.N1", name="Cy"),  # new
+        _delivery("263770000501", "wamid.K0", name="Ada"),  # stored before
+        _delivery("263770000501", "wamid.K2", name="Ada"),
+    ]
+    results = await store_batches(db, group, mark_read=True)
+    assert [(r.new_messages, r.duplicates) for r in results] == [
+        (1, 0), (1, 0), (1, 0), (0, 1), (1, 0)
+    ]  # fmt: skip
+    async with db.read() as session:
+        contacts = dict((await session.execute(select(Contact.wa_id, Contact.id))).all())
+        names = dict((await session.execute(select(Contact.wa_id, Contact.profile_name))).all())
+    assert names == {"263770000501": "Ada", "263770000502": "Bo Bell", "263770000503": "Cy"}
+    rows = dict(await _rows(db))
+    assert rows == {
+        "wamid.K0": contacts["263770000501"], "wamid.C0": contacts["263770000502"],
+        "wamid.K1": contacts["263770000501"], "wamid.C1": contacts["263770000502"],
+        "wamid.N1": contacts["263770000503"], "wamid.K2": contacts["263770000501"],
+    }  # fmt: skip
+    assert [r.contacts for r in results] == [
+        {contacts["263770000501"]}, {contacts["263770000502"]}, {contacts["263770000503"]},
+        set(), {contacts["263770000501"]},
+    ]  # fmt: skip
+
+
+async def test_each_contacts_messages_keep_their_order_in_a_group(db: Database) -> None:
+    await store_batches(db, [_delivery("263770000601", "wamid.O0", name="Ada")], mark_read=False)
+    group = [
+        _delivery("263770000601", "wamid.O1", name="Ada Lovelace"),  # renames the contact
+        _delivery("263770000602", "wamid.P1"),
+        _delivery("263770000601", "wamid.O2", name="Ada"),  # the old name again
+        _delivery("263770000601", "wamid.O3", name="Ada"),
+    ]
+    await store_batches(db, group, mark_read=False)
+    order = [wamid for wamid, _ in await _rows(db) if wamid.startswith("wamid.O")]
+    assert order == ["wamid.O0", "wamid.O1", "wamid.O2", "wamid.O3"]
+
+
+async def test_a_sender_known_by_user_id_alone_keeps_the_order_of_its_contact(
+    db: Database,
+) -> None:
+    both = Sender(wa_id="263770000701", user_id="US.7001", profile_name="Ada")
+    await store_batches(db, [_as(_delivery("263770000701", "wamid.U0"), both)], mark_read=False)
+    alone = Sender(wa_id=None, user_id="US.7001", profile_name="Ada")
+    group = [
+        _as(_delivery("263770000701", "wamid.U1"), alone),
+        _as(_delivery("263770000701", "wamid.U2"), both),
+    ]
+    results = await store_batches(db, group, mark_read=False)
+    assert [r.new_messages for r in results] == [1, 1]
+    rows = await _rows(db)
+    assert [wamid for wamid, _ in rows] == ["wamid.U0", "wamid.U1", "wamid.U2"]
+    assert len({contact_id for _, contact_id in rows}) == 1
+
+
+async def test_a_held_connection_that_died_costs_a_retry_not_a_delivery(db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("the writer holds a connection on PostgreSQL only")
+    group = GroupCommit(db, mark_read=False)
+    held = await db.engine.connect()
+    pid = await held.scalar(text("SELECT pg_backend_pid()"))
+    await held.commit()
+    async with db.engine.connect() as other:
+        await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await other.commit()
+    results, kept = await group._store_group([_delivery("263770000801", "wamid.D1")], held)
+    assert kept is None  # given back; the next group takes a fresh, checked one
+    assert [r.new_messages for r in results] == [1]
+    assert dict(await _rows(db)).keys() == {"wamid.D1"}
+    results, kept = await group._store_group([_delivery("263770000801", "wamid.D2")], None)
+    assert kept is not None and [r.new_messages for r in results] == [1]
+    await kept.close()
