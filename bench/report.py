@@ -271,6 +271,17 @@ def markdown(report: Report) -> str:
         "`python -m bench --profile` shows where one end-to-end run's time goes "
         '(pyinstrument: `pip install -e ".[bench]"`).',
         "",
+        "`python -m bench.wrk` (about 3 minutes; `--quick`: 2) is the independent load test of "
+        "`nyala serve`: `wrk` (`apt-get install -y wrk`) with pre-signed webhooks from 4,000 "
+        "contacts against the server and the bare handler, the open-loop ack latency at "
+        "1,000/s, end to end in live mode to a lean Graph API stand-in "
+        "(`python -m testing.fake_graph --lean`) beside a bare asyncpg transaction per "
+        "message (20 tasks), CPU and PostgreSQL transactions per message, the outbox at its "
+        "limit, and the load average before and after, all in one run; `--profile` adds "
+        "py-spy's top functions of the server (`pip install py-spy`). `python -m bench.ack` "
+        "gives the CPU cost of each step of the webhook's acknowledgement (verify, decode, "
+        "parse, store, metrics) and the commits per request.",
+        "",
         "Performance is measured here only, never by timed assertions in tests.",
         "",
         f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}",

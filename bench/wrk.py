@@ -1,20 +1,29 @@
-"""``python -m bench.wrk``: an independent load test of ``nyala serve`` with ``wrk``.
+"""``python -m bench.wrk``: an independent load test of ``nyala serve``, every figure of
+issue 17 beside its ceiling in one run.
 
 The Python generator of :mod:`bench.load` is one process: it bounds the bare handler's
-figure well below what aiohttp can do. ``wrk`` (C, several threads) does not, so this
-measures both servers with it, in the same run, and prints the ratio:
+figure well below what aiohttp can do. ``wrk`` (C, several threads) does not. One run:
 
-* ``nyala serve`` (sandbox mode, an app secret, the benchmark café on a fresh PostgreSQL
-  database, its outbox running) and the bare aiohttp handler
-  (:mod:`bench.bare_server`: HMAC + ``json.loads``, 200), each in its own process;
-* pre-signed bodies, one text message each from 4,000 contacts in turn, every wamid
-  unique (a Lua script rotates over them; ``wrk`` cannot compute an HMAC itself);
-* after Nyala's run, the time until every stored message was processed (webhook →
-  reply row through the server), and the machine's load average before and after.
+1. the ceiling: a bare asyncpg transaction per message (4 statements, ``--tasks`` at once,
+   :func:`bench.end_to_end.asyncpg_rate`);
+2. ``nyala serve`` in live mode (an app secret, the benchmark café on a fresh PostgreSQL
+   database, its outbox sending to a lean Graph API stand-in, ``python -m
+   testing.fake_graph --lean``), the bare aiohttp handler (:mod:`bench.bare_server`) and
+   the stand-in, each in its own process;
+3. end to end: ``--messages`` signed webhooks in (16 connections), until every reply was
+   accepted by the stand-in; the server's CPU time and PostgreSQL's transactions
+   (``pg_stat_database``) per message over that run;
+4. the outbox at an 80/s limit (:func:`bench.outbox.send_run`, against the stand-in);
+5. open loop at ``--offered-rate`` (the bare handler, then Nyala): p50/p99, and the inbox
+   commits per request from the server's ``/metrics``;
+6. ``wrk`` against both with pre-signed bodies from 4,000 contacts (a Lua script rotates
+   over them, every wamid unique; ``wrk`` cannot compute an HMAC itself), while Nyala
+   still processes the backlog.
 
-``--profile`` records the server with ``py-spy`` during its run and prints the top
-functions (``.venv/bin/pip install py-spy``). ``wrk`` is required: ``apt-get install -y
-wrk`` (Debian/Ubuntu) or ``brew install wrk``.
+The machine's load average is printed before and after. ``--profile`` records the server
+with ``py-spy`` during its ``wrk`` run and prints the top functions (``.venv/bin/pip
+install py-spy``). ``wrk`` is required: ``apt-get install -y wrk`` (Debian/Ubuntu) or
+``brew install wrk``.
 """
 
 from __future__ import annotations
