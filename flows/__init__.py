@@ -5,7 +5,7 @@ validators on it, and adding flows as YAML files or :class:`Flow` classes; the
 :class:`Engine` runs them over a database.
 """
 
-from flows.app import App, Intent, MenuItem
+from flows.app import App, AppSnapshot, Intent, MenuItem
 from flows.context import FlowContext
 from flows.copy import Copy, CopyError
 from flows.engine import ContactRef, Engine, release_handoff
@@ -31,6 +31,7 @@ __all__ = [
     "Accepted",
     "ActionError",
     "App",
+    "AppSnapshot",
     "Buttons",
     "ContactRef",
     "Copy",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -111,6 +111,38 @@ def core_intents(copy: Copy) -> tuple[Intent, ...]:
     return tuple(intents)
 
 
+@dataclass(frozen=True)
+class AppSnapshot:
+    """The application as one turn (or one batch of turns) sees it: its flows, intents
+    and menu read once, so that a flow file saved in the middle cannot give a turn two
+    versions, and the files are looked at once per batch, not at every lookup.
+
+    Built by :meth:`App.snapshot`; the engine takes one per batch.
+    """
+
+    flows: Mapping[str, FlowSpec]
+    intents: Mapping[str, Intent]
+    menu_items: tuple[MenuItem, ...]
+    core: frozenset[str]  # names of the core intents (the application's words win)
+
+    def match_intent(self, text: str, *, idle: bool) -> Intent | None:
+        """The intent whose keywords equal the normalised ``text``, if any."""
+        # "?" alone normalises to nothing; match such words as typed.
+        word = normalize(text) or text.strip()
+        if not word:
+            return None
+        # The application's words win over the core's (a flow may be triggered by "hello").
+        ranked = sorted(self.intents.values(), key=lambda i: i.name in self.core)
+        for intent in ranked:
+            if word in intent.keywords and (idle or not intent.idle_only):
+                return intent
+        return None
+
+    def menu_options(self) -> list[Option]:
+        """The main menu as options (rows or buttons)."""
+        return [Option(item.reply_id, item.title, item.description) for item in self.menu_items]
+
+
 class App:
     """A bot: its flows, the callables they name, intents, the main menu, and what it
     brings beside them (tables, migrations, goals, texts, console pages, commands, web
@@ -210,6 +242,7 @@ class App:
         self._intents: dict[str, Intent] = {i.name: i for i in self._core}
         self._class_flows: dict[str, FlowSpec] = {}
         self._file_flows: dict[Path, tuple[tuple[int, int], FlowSpec]] = {}
+        self._snapshot: tuple[Hashable, AppSnapshot] | None = None
         self._broken_files: dict[Path, tuple[int, int]] = {}
         self._extra_files: list[Path] = []
 
@@ -440,8 +473,11 @@ class App:
     @property
     def intents(self) -> dict[str, Intent]:
         """Core intents, the application's, and one per flow with ``triggers``."""
+        return self._intents_of(self.flows)
+
+    def _intents_of(self, flows: Mapping[str, FlowSpec]) -> dict[str, Intent]:
         result = dict(self._intents)
-        for spec in self.flows.values():
+        for spec in flows.values():
             if spec.triggers and spec.name not in result:
                 result[spec.name] = Intent(
                     spec.name,
@@ -452,33 +488,49 @@ class App:
                 )
         return result
 
+    def snapshot(self) -> AppSnapshot:
+        """The flows, intents and menu as of now (the files are looked at once; a
+        snapshot is reused while no file changed)."""
+        flows = self.flows
+        key = (
+            tuple((name, id(spec)) for name, spec in flows.items()),
+            tuple(id(intent) for intent in self._intents.values()),
+            tuple(self.menu),
+        )
+        cached = self._snapshot
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        core = {i.name: i for i in self._core}
+        snapshot = AppSnapshot(
+            flows=flows,
+            intents=self._intents_of(flows),
+            menu_items=tuple(self._menu_items_of(flows)),
+            # Core intents the application did not replace with its own.
+            core=frozenset(name for name, i in self._intents.items() if core.get(name) is i),
+        )
+        self._snapshot = (key, snapshot)
+        return snapshot
+
     def match_intent(self, text: str, *, idle: bool) -> Intent | None:
         """The intent whose keywords equal the normalised ``text``, if any."""
-        # "?" alone normalises to nothing; match such words as typed.
-        word = normalize(text) or text.strip()
-        if not word:
-            return None
-        core = {i.name: i for i in self._core}
-        # The application's words win over the core's (a flow may be triggered by "hello").
-        ranked = sorted(self.intents.values(), key=lambda i: core.get(i.name) is i)
-        for intent in ranked:
-            if word in intent.keywords and (idle or not intent.idle_only):
-                return intent
-        return None
+        return self.snapshot().match_intent(text, idle=idle)
 
     def menu_items(self) -> list[MenuItem]:
         """The main menu: flows whose file sets ``menu:``, then items added by code."""
+        return self._menu_items_of(self.flows)
+
+    def _menu_items_of(self, flows: Mapping[str, FlowSpec]) -> list[MenuItem]:
         listed = {item.flow for item in self.menu}
         items = [
             MenuItem(spec.menu_title, flow=spec.name, description=spec.description or None)
-            for spec in self.flows.values()
+            for spec in flows.values()
             if spec.menu_title and spec.name not in listed
         ]
         return [*items, *self.menu][:10]
 
     def menu_options(self) -> list[Option]:
         """The main menu as options (rows or buttons)."""
-        return [Option(item.reply_id, item.title, item.description) for item in self.menu_items()]
+        return self.snapshot().menu_options()
 
     def today(self, now: dt.datetime) -> dt.date:
         """The business's calendar date at ``now``."""

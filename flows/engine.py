@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from statemachine import StateChart
 
 from analytics.tracking import StepTracker, event_rows, write_events
-from flows.app import App, Intent
+from flows.app import App, AppSnapshot, Intent
 from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
 from flows.errors import ActionError, FlowError
@@ -299,7 +299,15 @@ class Engine:
             await lock_contact(session, row.id)
             ledger = Ledger()
             rows = (await _load_rows(session, [row.id]))[row.id]
-            turn = _Turn.start(self, session, rows, message=None, inbound_id=None, ledger=ledger)
+            turn = _Turn.start(
+                self,
+                session,
+                rows,
+                message=None,
+                inbound_id=None,
+                ledger=ledger,
+                snapshot=self.app.snapshot(),
+            )
             await turn.begin_flow(flow, dict(data or {}))
             replies = turn.finish()
             await ledger.write(session)
@@ -367,10 +375,17 @@ class Engine:
                 return outcome
             loaded = await _load_rows(session, ready)
             ledger = Ledger()
+            snapshot = self.app.snapshot()  # the flow files, looked at once a batch
             for contact_id in ready:
                 inbound, more = pending[contact_id][0], len(pending[contact_id]) > 1
                 replies = await self._turn(
-                    session, loaded, inbound, more, ledger, many=len(ready) > 1
+                    session,
+                    loaded,
+                    inbound,
+                    more=more,
+                    ledger=ledger,
+                    snapshot=snapshot,
+                    many=len(ready) > 1,
                 )
                 inbound.status = InboundStatus.DONE
                 inbound.processed_at = self.clock()
@@ -393,9 +408,10 @@ class Engine:
         session: AsyncSession,
         loaded: Mapping[int, _Rows],
         inbound: InboundMessage,
+        *,
         more: bool,
         ledger: Ledger,
-        *,
+        snapshot: AppSnapshot,
         many: bool,
     ) -> list[Reply]:
         """Run one contact's turn in the batch's transaction; its writes go to ``ledger``."""
@@ -414,7 +430,13 @@ class Engine:
             if rows is None:
                 raise FlowError(f"contact {contact_id} does not exist")
             turn = _Turn.start(
-                self, session, rows, message=message, inbound_id=inbound.id, ledger=ledger
+                self,
+                session,
+                rows,
+                message=message,
+                inbound_id=inbound.id,
+                ledger=ledger,
+                snapshot=snapshot,
             )
             # Alone, a refused action is undone by a savepoint; in a batch that would
             # cost three round trips a turn, so the rare refusal reruns the turn alone.
@@ -514,6 +536,7 @@ class _Turn:
         message: UserMessage | None,
         inbound_id: int | None,
         ledger: Ledger,
+        snapshot: AppSnapshot,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -525,7 +548,9 @@ class _Turn:
         self.message = message
         self.inbound_id = inbound_id
         self.now = engine.clock()
-        self.flows = engine.app.flows  # read once: files may change during the message
+        # Read once per batch: files may change during the message.
+        self.snap = snapshot
+        self.flows = snapshot.flows
         self.timed_out = False
         # Whether the turn runs alone in its transaction (a savepoint undoes a refused
         # action) or in a batch (a refused action reruns the turn alone).
@@ -556,6 +581,7 @@ class _Turn:
         message: UserMessage | None,
         inbound_id: int | None,
         ledger: Ledger,
+        snapshot: AppSnapshot,
     ) -> _Turn:
         """A turn for a contact whose rows were loaded under its lock."""
         contact, conversation, flow_session = rows
@@ -570,6 +596,7 @@ class _Turn:
             message=message,
             inbound_id=inbound_id,
             ledger=ledger,
+            snapshot=snapshot,
         )
         if message is not None:
             contact.last_inbound_at = turn.now
@@ -621,7 +648,7 @@ class _Turn:
         # Typed words may be intents; a tapped option is always an answer, even one
         # titled "Cancel" or "Help".
         if message.kind == "text" and message.text:
-            intent = self.app.match_intent(message.text, idle=self.spec is None)
+            intent = self.snap.match_intent(message.text, idle=self.spec is None)
             if intent is not None:
                 await self._run_intent(intent.name)
                 return
@@ -719,7 +746,7 @@ class _Turn:
         return False
 
     async def _run_intent(self, name: str) -> None:
-        intent = self.app.intents.get(name)
+        intent = self.snap.intents.get(name)
         if intent is None or name == "retry":
             if name == "retry" and self.spec is not None:
                 await self._prompt_current()
@@ -771,7 +798,7 @@ class _Turn:
 
     def _help_text(self) -> str:
         lines = [self.app.help_text, "", self.copy.text("help.commands")]
-        for intent in self.app.intents.values():
+        for intent in self.snap.intents.values():
             if intent.description and intent.label:
                 line = self.copy.text(
                     "help.line", word=intent.label, description=intent.description
@@ -783,7 +810,7 @@ class _Turn:
         self.replies.append(self._menu(heading))
 
     def _menu(self, heading: str | None) -> Reply:
-        options = self.app.menu_options()
+        options = self.snap.menu_options()
         body = heading or self.copy.text("menu.heading")
         if not options:
             return Text(f"{body}\n\n{self._help_text()}")
@@ -799,7 +826,7 @@ class _Turn:
             return
         if message.kind in ("text", "reply") and message.text:
             word = message.text.strip().casefold()
-            for index, item in enumerate(self.app.menu_items(), 1):
+            for index, item in enumerate(self.snap.menu_items, 1):
                 if word in (str(index), item.title.casefold()):
                     if item.flow:
                         await self.begin_flow(item.flow, {})

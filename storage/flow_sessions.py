@@ -228,7 +228,7 @@ class FlowMetricSnapshot(Base):
     # them): cancelled by the customer, or nothing to do.
     cancelled_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     nothing_to_do_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Completed sessions per goal reached ({"booking": 12}), so that a report's conversion
+    # Completed sessions per goal reached ({"order": 12}), so that a report's conversion
     # per goal reads settled days from here; ``None`` in snapshots taken before it was kept.
     goal_sessions: Mapped[dict[str, int] | None] = mapped_column(JSONDoc)
 
