@@ -172,15 +172,18 @@ def message_payload(message: UserMessage) -> dict[str, Any]:
         value = getattr(message, name)
         if value is None:
             continue
-        if name == "timestamp":
-            value = value.isoformat()
+        if type(value) is str:
+            data[name] = value
+        elif name == "timestamp":
+            data[name] = value.isoformat()
         elif name == "referral":
-            value = value.to_payload()
+            data[name] = value.to_payload()
         elif dataclasses.is_dataclass(value):
-            value = _flat_asdict(value)
-        elif not isinstance(value, _SCALARS):
-            value = copy.deepcopy(value)
-        data[name] = value
+            data[name] = _flat_asdict(value)
+        elif isinstance(value, _SCALARS):
+            data[name] = value
+        else:
+            data[name] = copy.deepcopy(value)
     return data
 
 
