@@ -66,7 +66,7 @@ SKIP_WORDS = {"skip", "no", "none", "nothing", "-", "n/a", "don't have", "dont h
 # print is letters, digits and a few separators, in at most a few groups.
 BANK_REFERENCE_MAX = 35
 BANK_REFERENCE_GROUPS = 3
-_BANK_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:#_-]*")
+_BANK_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:#-]*")
 # The operator's account (fictional, like everything about Savannah Trails).
 BANK_ACCOUNT = (
     "Savannah Trails Safaris (Pvt) Ltd\n"
@@ -246,9 +246,9 @@ def bank_reference(*, max_length: int = BANK_REFERENCE_MAX) -> Check:
     """The reference a bank gave a transfer, or the *Skip* button (or "skip", "no").
 
     Saved trimmed, inner spaces collapsed, as ``""`` when skipped. Only ASCII letters,
-    digits and ``. / : # _ -`` in at most three groups, with a digit: what a bank
-    prints, and what the receipt's font can always draw. What the customer typed is
-    quoted back only as a short piece.
+    digits and ``. / : # -`` in at most three groups, with a digit: what a bank prints,
+    what the receipt's font can always draw, and no WhatsApp markup (``_``, ``*``) when
+    it is echoed in bold. What the customer typed is quoted back only as a short piece.
     """
 
     def check(message: UserMessage, _ctx: Context) -> Accepted | Rejected:
@@ -488,8 +488,8 @@ class PaymentFlow(Flow):
                 "usually within one working day.",
             ),
             ask=(
-                "If your bank gave the transfer a reference (like FT24031ABC7), type it so "
-                "we find your payment faster, or tap *Skip*."
+                "If your bank's confirmation shows a transaction reference (like "
+                "FT24031ABC7), type it so we find your payment faster, or tap *Skip*."
             ),
             buttons=(Option(SKIP, "Skip"),),
             expect=Expect("bank_reference"),

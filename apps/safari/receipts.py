@@ -118,7 +118,8 @@ async def approve_payment_and_notify(
         payment_id: the payment.
         documents: what the receipt is made with.
         actor: who approves (for the audit log).
-        reference: the bank's reference, as the operator read it (shown on the receipt).
+        reference: the bank's reference, as the operator confirmed it (shown on the
+            receipt); ``None`` takes the one the customer typed, ``""`` is none.
         sandbox: store the customer's messages as ``sandbox`` rows (never sent).
 
     Raises:

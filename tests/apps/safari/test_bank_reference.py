@@ -9,15 +9,30 @@ by the receipt's text (pdftotext), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import re
+import subprocess
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
+from apps.safari import app as safari
 from apps.safari import operations
-from apps.safari.models import Payment, PaymentMethod, PaymentStatus
+from apps.safari.documents.receipts import build_receipt_data, render_receipt_html
+from apps.safari.models import (
+    Booking,
+    Customer,
+    Departure,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Tour,
+)
 from apps.safari.payment import BANK_REFERENCE_MAX, SKIP, bank_reference
+from apps.safari.settings import DEFAULT_BRANDING
+from documents import html_to_pdf, load_branding
 from flows import Accepted, Rejected, UserMessage
 from flows import ValidationContext as Context
 from flows.messages import MessageKind, reply_options
@@ -40,8 +55,8 @@ from tests.documents.pdf import pdf_text
 console = test_console_operations.console
 
 QUESTION = (
-    "If your bank gave the transfer a reference (like FT24031ABC7), type it so we find your "
-    "payment faster, or tap *Skip*."
+    "If your bank's confirmation shows a transaction reference (like FT24031ABC7), type it "
+    "so we find your payment faster, or tap *Skip*."
 )
 _ids = iter(range(1, 10_000))
 
@@ -92,6 +107,7 @@ def test_the_skip_button_saves_nothing() -> None:
         (said("paid yesterday"), "bank_reference.invalid"),  # no digit
         (said("FT24031 🎉"), "bank_reference.invalid"),  # nothing the receipt can't draw
         (said("Référence 42"), "bank_reference.invalid"),
+        (said("FT_24031_"), "bank_reference.invalid"),  # WhatsApp markup when echoed
         (said(kind="sticker"), "bank_reference.not_text"),
         (said("   "), "bank_reference.not_text"),
     ],
@@ -191,7 +207,7 @@ async def test_the_reference_the_customer_typed_reaches_the_console_and_the_rece
     }
     pdf = await admin.get(f"/console/payments/{payment_id}/receipt.pdf")
     receipt = pdf_text(pdf.body)
-    assert f"Transaction reference {printed} Payment date" in receipt
+    assert f"Transaction reference {printed} " in receipt
     if posted:
         assert f"(Bank transfer, ref. {printed})." in receipt
     else:
@@ -229,3 +245,43 @@ async def test_an_approval_without_the_form_takes_the_customers_reference(
 async def catalogue(db: Database) -> Catalogue:
     """The two test tours with departures relative to today."""
     return await add_catalogue(db)
+
+
+def word_boxes(pdf: bytes) -> dict[str, float]:
+    """Each word of the PDF with the right edge of its box (``pdftotext -bbox``)."""
+    out = subprocess.run(
+        ["pdftotext", "-bbox", "-", "-"], input=pdf, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    return {
+        html.unescape(word): float(x_max)
+        for x_max, word in re.findall(r'<word [^>]*xMax="([\d.]+)"[^>]*>([^<]*)</word>', out)
+    }
+
+
+@pytest.mark.parametrize(
+    "reference", ["FT24031 ABC7", "FBCMWQ/2026/12/06-000123456MWQABC1", "A" * 34 + "9"]
+)
+def test_a_long_reference_prints_whole_inside_the_page(reference: str) -> None:
+    # A reference has no space to wrap at: the longest a bank writes (35 characters)
+    # must still print whole within the receipt's right margin, not run off the page.
+    assert len(reference) <= BANK_REFERENCE_MAX
+    paid = dt.datetime(2026, 12, 5, 22, 40, tzinfo=dt.UTC)  # 00:40 on the 6th in CAT
+    data = build_receipt_data(
+        number="RCT-2026-000001", issued_at=paid,
+        payment=Payment(id=1, amount=Decimal(25), currency="USD",
+                        method=PaymentMethod.BANK_TRANSFER, status=PaymentStatus.APPROVED,
+                        paid_at=paid, provider_reference=reference),
+        booking=Booking(id=1, reference="SAF-7K3QX2", travelers_count=1,
+                        total_cost=Decimal(25), currency="USD"),
+        customer=Customer(name="Rudo Chikwanha"), tour=Tour(name="Walk", start_time=None),
+        departure=Departure(date=dt.date(2026, 12, 20)), travelers=[], payments=[],
+        tz=safari.timezone,
+    )  # fmt: skip
+    pdf = html_to_pdf(render_receipt_html(data, load_branding(DEFAULT_BRANDING)))
+    receipt = pdf_text(pdf)
+    assert "Transaction reference" in receipt and f" {reference} " in receipt
+    assert "Payment date 6 Dec 2026, 00:40 CAT" in receipt
+    boxes = word_boxes(pdf)
+    right_margin = boxes["RECEIPT"]
+    for word in reference.split():
+        assert boxes[word] <= right_margin, (word, boxes[word], right_margin)

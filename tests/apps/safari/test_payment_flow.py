@@ -43,8 +43,8 @@ from tests.apps.safari.chat_helpers import (
 INSTRUCTIONS = "Approve the Omari prompt on your phone with your PIN."
 TRY_AGAIN = "This seems to be tricky. Would you like help from a person?"
 REFERENCE_QUESTION = (
-    "If your bank gave the transfer a reference (like FT24031ABC7), type it so we find your "
-    "payment faster, or tap *Skip*."
+    "If your bank's confirmation shows a transaction reference (like FT24031ABC7), type it "
+    "so we find your payment faster, or tap *Skip*."
 )
 
 
