@@ -38,7 +38,7 @@ from flows import ValidationContext as Context
 from flows.messages import MessageKind, reply_options
 from flows.testing import ChatFactory
 from flows.validators import ECHO_MAX
-from storage import Database
+from storage import Database, utcnow
 from storage.operators import OperatorRole
 from tests.apps.safari import test_console_operations
 from tests.apps.safari.chat_helpers import (
@@ -49,7 +49,7 @@ from tests.apps.safari.chat_helpers import (
     stored_media,
 )
 from tests.apps.safari.test_console_operations import SafariConsole
-from tests.apps.safari.test_customer_notices import flash
+from tests.apps.safari.test_customer_notices import flash, proof_payment
 from tests.documents.pdf import pdf_text
 
 console = test_console_operations.console
@@ -285,3 +285,17 @@ def test_a_long_reference_prints_whole_inside_the_page(reference: str) -> None:
     right_margin = boxes["RECEIPT"]
     for word in reference.split():
         assert boxes[word] <= right_margin, (word, boxes[word], right_margin)
+
+
+async def test_the_payment_page_shows_times_in_the_business_zone(console: SafariConsole) -> None:
+    # The proof arrived at 22:40 UTC, 00:40 the next day in Victoria Falls: the page shows
+    # the business's time like every console page, and does not call it UTC.
+    day = utcnow().date() - dt.timedelta(days=3)
+    arrived = dt.datetime.combine(day, dt.time(22, 40), tzinfo=dt.UTC)
+    payment_id = await proof_payment(console, arrived)
+    admin = await console.browser(OperatorRole.ADMIN)
+    page = flash((await admin.get(f"/console/payments/{payment_id}")).text)
+    local = arrived.astimezone(safari.timezone)
+    assert local.date() == day + dt.timedelta(days=1)
+    assert f"Received {local:%Y-%m-%d %H:%M} Paid" in page
+    assert "UTC" not in page
