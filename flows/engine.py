@@ -30,6 +30,7 @@ from flows.context import EntryRecorder, FlowContext, FlowModel
 from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
 from flows.errors import ActionError, FlowError
 from flows.ledger import Ledger
+from flows.machines import MachinePool
 from flows.messages import (
     Buttons,
     Option,
@@ -228,6 +229,7 @@ class Engine:
         self.sandbox = sandbox
         self.clock = clock
         self.services = services if services is not None else Services()
+        self.machines = MachinePool()  # flow machines reused turn after turn
 
     async def receive(self, contact: ContactRef, message: UserMessage) -> Received:
         """Store a message durably (deduplicated by its id); does not process it."""
@@ -872,7 +874,7 @@ class _Turn:
         model = FlowModel(None, self.ctx.data, self.ctx)
         machine = self._machine(spec, model)
         await _maybe_await(machine.activate_initial_state())
-        await self._settle(spec, model)
+        await self._settle(spec, model.state)
 
     def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart[Any]:
         assert self.tracker is not None
@@ -898,19 +900,21 @@ class _Turn:
         if step.save:
             self.ctx.data[step.save] = outcome.value
         self.ctx.value = outcome.value
-        model = FlowModel(state, self.ctx.data, self.ctx)
-        machine = self._machine(spec, model)
         answer = {
             "value": outcome.value,
             "input_value": message.display,
             "output_value": outcome.display,
         }
         try:
-            if self.isolated:
-                async with self.session.begin_nested():
+            with self.engine.machines.machine(
+                spec, state, data=self.ctx.data, ctx=self.ctx, tracker=self.tracker
+            ) as (machine, model):
+                if self.isolated:
+                    async with self.session.begin_nested():
+                        await _maybe_await(machine.send(ANSWER_EVENT, **answer))
+                else:
                     await _maybe_await(machine.send(ANSWER_EVENT, **answer))
-            else:
-                await _maybe_await(machine.send(ANSWER_EVENT, **answer))
+                rested = model.state
         except ActionError as exc:
             if not self.isolated:
                 raise _RunAloneError(self.contact.id) from exc
@@ -920,13 +924,13 @@ class _Turn:
             self._rollback_attempt(data_before, events_before)
             await self._retry(step, str(exc), code=exc.code)
             return
-        if self.tracker.unmatched or (model.state == state and self.tracker.transitions == 0):
+        if self.tracker.unmatched or (rested == state and self.tracker.transitions == 0):
             self._rollback_attempt(data_before, events_before)
             await self._retry(step, self.copy.text("answer.not_here"), code="answer.not_here")
             return
         if step.has_options:
             self.ctx.data.pop(SHOWN_KEY, None)
-        await self._settle(spec, model)
+        await self._settle(spec, rested)
 
     async def _reload_after_savepoint(self) -> None:
         # Rolling back a savepoint expires what it touched; load it back asynchronously
@@ -993,19 +997,19 @@ class _Turn:
         prompt = await step_prompt(self.ctx, step)
         self.replies.extend(prompt or [])
 
-    async def _settle(self, spec: FlowSpec, model: FlowModel) -> None:
+    async def _settle(self, spec: FlowSpec, state: str | None) -> None:
         """Act on the state the machine rests in after the event."""
         assert self.tracker is not None
         conversation = self.conversation
         self._take_context_effects()
-        conversation.state = model.state
+        conversation.state = state
         conversation.step_entered_at = self.tracker.entered_at
         conversation.retry_count = self.tracker.retry_count
         if self.ctx.handoff_reason is not None:
             self._hand_off(self.ctx.handoff_reason)
             return
-        assert model.state is not None
-        step = spec.step(model.state)
+        assert state is not None
+        step = spec.step(state)
         next_flow = self.ctx.next_flow
         self.ctx.next_flow = None
         if step.final:
