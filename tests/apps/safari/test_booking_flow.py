@@ -12,8 +12,9 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
+from analytics import get_flow_completion_rate
 from apps.safari import operations
 from apps.safari.common import long_date, short_date
 from apps.safari.models import Booking, BookingStatus, Customer, Tour, Traveler
@@ -450,6 +451,16 @@ async def test_cancelling_books_nothing_and_no_tours_is_a_clear_message(
         ("review_booking", "completed"),
         ("booking_cancelled", "entered"),
     ]
+    # Cancelled by the customer: its own outcome, not a completed booking (issue 16.6).
+    async with db.read() as session:
+        stored = (
+            await session.execute(
+                text("SELECT status, outcome FROM flow_sessions WHERE flow_name = 'booking_flow'")
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [("completed", "cancelled")]
+    report = await get_flow_completion_rate("booking_flow", db=db, include_sandbox=True)
+    assert (report["completed_sessions"], report["cancelled_sessions"]) == (0, 1)
 
     async with db.transaction() as session:
         await session.execute(update(Tour).values(active=False))

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from apps.safari import app, operations
 from apps.safari.documents import SafariDocuments
@@ -416,6 +416,14 @@ async def test_send_receipt_in_the_chat(nyala_chat: ChatFactory, db: Database) -
     chat = await open_chat(nyala_chat)
     await chat.send("send receipt")
     assert "no receipt to send" in chat.last_text
+    # Nothing to send is its own outcome, not an abandoned session (issue 16.6).
+    async with db.read() as s:
+        stored = (
+            await s.execute(
+                text("SELECT status, outcome FROM flow_sessions WHERE flow_name = 'receipt_flow'")
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [("completed", "nothing_to_do")]
     reference = await seed_booking(db, names=("Rudo Chikwanha",))
     async with db.transaction() as s:
         booking = await s.scalar(select(Booking).where(Booking.reference == reference))
