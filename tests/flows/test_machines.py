@@ -89,8 +89,11 @@ async def test_a_contact_mid_flow_after_another_finished_one(cafe: App, db: Data
     async def say(who: ContactRef, text: str, tap: str | None = None) -> str:
         nonlocal n
         n += 1
-        kind = "reply" if tap else "text"
-        message = UserMessage(id=f"m.{n}", kind=kind, text=text, reply_id=tap)
+        message = (
+            UserMessage(id=f"m.{n}", kind="reply", text=text, reply_id=tap)
+            if tap
+            else UserMessage(id=f"m.{n}", kind="text", text=text)
+        )
         replies = await engine.handle(who, message)
         return str(getattr(replies[-1], "body", replies[-1]))
 
