@@ -328,16 +328,40 @@ async def _session_totals(
             _count_if(and_(completed, converted)).label("converted"),
             _count_if(returning).label("repeat"),
         ]
+    keys: list[Column] = [FlowSession.status, FlowSession.outcome]
+    if detail >= Detail.STEPS:
+        # Where sessions ended badly (abandoned, in error, handed to a person): the step
+        # they were at, in the same pass over the sessions.
+        ended_step = case(
+            (
+                or_(
+                    FlowSession.status.in_((SessionStatus.ABANDONED, SessionStatus.ERROR)),
+                    _handed_off(),
+                ),
+                func.coalesce(func.nullif(FlowSession.current_step, ""), literal("?")),
+            ),
+            else_=None,
+        )
+        label = ended_step.label("ended_step")
+        columns.append(label)
+        # Grouped by the output column's name: the expression's parameters would be
+        # bound twice, and PostgreSQL could not tell that they are the same expression.
+        keys.append(label)
     query = (
         select(*columns)
         .where(*session_conditions(scope, start, end))
-        .group_by(*grouping(by_version), FlowSession.status, FlowSession.outcome)
+        .group_by(*grouping(by_version), *keys)
     )
     result: dict[str, FlowTotals] = {}
     for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
         n = int(row["n"])
         status = SessionStatus(row["status"])
+        if detail >= Detail.STEPS and row["ended_step"] is not None:
+            step = totals.step(row["ended_step"])
+            step.abandoned_here += n if status is SessionStatus.ABANDONED else 0
+            step.errored_here += n if status is SessionStatus.ERROR else 0
+            step.handed_off_here += int(row["handed_off"])
         totals.total += n
         if status is SessionStatus.COMPLETED:
             if row["outcome"] == SessionOutcome.CANCELLED:
@@ -409,8 +433,10 @@ async def _step_totals(
         .where(
             *session_conditions(scope, start, end),
             # Events never precede their session's start: on PostgreSQL the months
-            # before the period's are not read at all (partition pruning).
+            # before the period's are not read at all (partition pruning), nor, for
+            # each session, the months before its own start (pruning at run time).
             event.timestamp >= start,
+            event.timestamp >= FlowSession.started_at,
         )
         .group_by(*grouping(by_version), event.step_name)
     )
@@ -432,32 +458,6 @@ async def _step_totals(
         step.offset_count += int(row["offset_count"])
         totals.retries += int(row["retries"])
         totals.errors += int(row["errors"])
-
-    # Where sessions ended badly: the step they were at.
-    version = version_column(by_version)
-    ends = (
-        select(
-            version.label("version"),
-            FlowSession.current_step,
-            _count_if(FlowSession.status == SessionStatus.ABANDONED).label("abandoned"),
-            _count_if(FlowSession.status == SessionStatus.ERROR).label("errored"),
-            _count_if(_handed_off()).label("handed_off"),
-        )
-        .where(
-            *session_conditions(scope, start, end),
-            or_(
-                FlowSession.status.in_((SessionStatus.ABANDONED, SessionStatus.ERROR)),
-                _handed_off(),
-            ),
-        )
-        .group_by(*grouping(by_version), FlowSession.current_step)
-    )
-    for row in (await session.execute(ends)).mappings():
-        totals = result.setdefault(row["version"], FlowTotals())
-        step = totals.step(row["current_step"] or "?")
-        step.abandoned_here += int(row["abandoned"])
-        step.errored_here += int(row["errored"])
-        step.handed_off_here += int(row["handed_off"])
 
 
 async def _retry_totals(
