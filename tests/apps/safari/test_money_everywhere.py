@@ -23,7 +23,13 @@ from flows.testing import ChatFactory
 from storage import Database
 from storage.operators import OperatorRole
 from tests.apps.safari import test_console_operations
-from tests.apps.safari.chat_helpers import add_catalogue, open_chat, reach_review
+from tests.apps.safari.chat_helpers import (
+    add_catalogue,
+    descriptions,
+    open_chat,
+    reach_review,
+    stored_media,
+)
 from tests.apps.safari.test_console_operations import PNG, SafariConsole
 from tests.apps.safari.test_money import HAND_MADE
 from tests.documents.pdf import pdf_text
@@ -35,7 +41,9 @@ CODES = r"(?:USD|ZAR|EUR|GBP|ZWL|ZWG|BWP|ZMW)"
 CANONICAL = re.compile(rf"\b{CODES} \d{{1,3}}(?:,\d{{3}})*\.\d{{2}}\b")
 AMOUNT = re.compile(r"(?<![\d.])\d[\d,]*\.\d{2}\b(?!\s*%)")
 CODE = re.compile(rf"\b{CODES}\b")
-LABEL = re.compile(rf"\({CODES}\)")  # a form's field label: "Amount (USD)"
+# A form's field label, "Amount (USD)", or an account's name, "USD account 0123…": a
+# currency named, no amount written.
+LABEL = re.compile(rf"\({CODES}\)|\b{CODES} account\b")
 DOLLARS = re.compile(r"\$\s?\d")
 
 
@@ -71,9 +79,11 @@ def test_the_check_finds_every_other_way_of_writing_money() -> None:
         "Pay $50 now",
         "USD1,040.00",
         "balance: 1,040.00",
+        "USD account 1040.00",  # an account named, then an amount not in the form
     ):
         assert not_canonical(bad), bad
     good = f"Total {format_money(1040, 'USD')}, paid {format_money('0', 'USD')} · Amount (USD)"
+    assert not_canonical(f"{good} · USD account 01234567890123") == []
     assert not_canonical(good) == []
     assert not_canonical("4.2 s, 33.33 % completed, 12.50%, version 1.2") == []
 
@@ -144,8 +154,18 @@ async def test_the_booking_chat_writes_canonical_amounts(
     await add_catalogue(db)
     chat = await open_chat(nyala_chat)
     await reach_review(chat)
+    # On to the payment: the amount due, the transfer's instructions, the proof's thanks.
+    await chat.send(tap="Confirm booking")
+    await chat.send(tap="Bank transfer")
+    await chat.send(media=await stored_media(db, "proof.pdf", "application/pdf"))
+    await chat.send("FT24031ABC7")
+    await chat.send("pay")
     said = "\n".join(line for who, line in chat.transcript if who == "bot")
+    said += "\n" + "\n".join(d or "" for d in descriptions(chat))  # the list's rows
     assert "Total: USD 120.00 (2 × USD 60.00)" in said
+    assert "Please transfer USD 120.00 to:" in said
+    assert "Your proof of payment of USD 120.00" in said
+    assert "USD 120.00 due · payment pending" in said
     assert not_canonical(said) == []
 
 
