@@ -408,6 +408,16 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         await phase("reports", "report latencies (bench/reports.py)…", phases.reports(cfg, say))
     if phases.console_module_available() and cfg.console_events:
         await phase("console", "console pages (bench/console.py)…", phases.console(cfg, say))
+    from bench import wrk
+
+    if wrk.available():
+        await phase(
+            "server",
+            "nyala serve under wrk, every issue-17 figure beside its ceiling (bench.wrk)…",
+            wrk.phase(cfg.mode, url, workdir / "wrk"),
+        )
+    else:
+        failures.append(f"nyala serve under wrk is not measured: {wrk.INSTALL_HINT}.")
     if cfg.profile:
         say("profile of the end-to-end hot path (pyinstrument)…")
         report.profile = await _profile_text(cfg, url, workdir)

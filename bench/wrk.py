@@ -53,6 +53,8 @@ from bench.end_to_end import Processed, asyncpg_rate
 from bench.load import LoadResult, drive_rate, post_count
 from bench.outbox import PHONE_NUMBER_ID, SendResult, send_run
 from bench.outbox import TOKEN as GRAPH_TOKEN
+from bench.phases import Phase
+from bench.report import Figure
 from bench.servers import (
     APP_SECRET,
     Server,
@@ -63,6 +65,7 @@ from bench.servers import (
     nyala_env,
     running,
 )
+from bench.stats import Summary
 from bench.webhook import Payloads, inbound_mark
 from bot.whatsapp.outbox import MARK_READ
 from storage import Database
@@ -506,6 +509,58 @@ def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def options(mode: str) -> argparse.Namespace:
+    """This module's settings for a :mod:`bench.runner` mode (``full``, ``quick``, ``tiny``)."""
+    args = _parser().parse_args([])
+    if mode == "quick":
+        args.seconds, args.messages, args.offered_seconds, args.bodies = 5.0, 600, 2.0, 30_000
+    elif mode == "tiny":
+        args.seconds, args.messages, args.bodies, args.contacts = 1.0, 20, 300, 20
+        args.tasks, args.ceiling_contacts, args.offered_rate = 2, 4, 50.0
+        args.offered_seconds, args.outbox_messages = 0.2, 8
+    return args
+
+
+async def phase(mode: str, url: str, workdir: Path) -> Phase:
+    """The run as a :mod:`bench.runner` phase: its figures, and its table as a section."""
+    args = options(mode)
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    r = await _measure(args, url, workdir)
+    n: WrkResult = r["nyala"]
+    b: WrkResult = r["bare"]
+    e: Delivered = r["e2e"]
+    c: Processed = r["ceiling"]
+    bare = "bare aiohttp handler (HMAC + `json.loads`), wrk"
+    per = e.messages or 1
+
+    def one(value: float) -> Summary:
+        return Summary.of([value])
+
+    figures = [
+        Figure("wrk_ack_rate", f"Webhook ack, wrk {args.connections} connections, "
+               "nyala serve in live mode (processing goes on)", "req/s", one(n.rate), bare,
+               one(b.rate)),
+        Figure("wrk_ack_p99", "Webhook ack p99, wrk", "ms", one(n.p99_ms), bare,
+               one(b.p99_ms), better="lower"),
+        Figure("serve_end_to_end_rate", "End to end through nyala serve: signed webhook → "
+               "reply accepted by the Graph API stand-in", "msg/s", one(e.rate),
+               f"bare asyncpg transaction per message, {args.tasks} tasks", one(c.rate)),
+        Figure("serve_cpu_per_message_ms", "CPU per message, nyala serve's process (ack + "
+               "processing + outbox)", "ms", one(1000 * e.cpu_seconds / per), better="lower"),
+        Figure("serve_transactions_per_message", "PostgreSQL transactions per message "
+               "through nyala serve", "transactions", one(e.transactions / per),
+               "bare asyncpg transaction per message", one(1.0), better="lower"),
+        Figure("serve_commits_per_request", f"Inbox commits per webhook request at "
+               f"{args.offered_rate:,.0f}/s offered", "commits", one(r["commits_per_request"]),
+               better="lower"),
+    ]  # fmt: skip
+    return Phase(
+        figures=figures,
+        details={"wrk": {k: v for k, v in r.items() if k not in {"profile"}}},
+        sections=["## nyala serve under wrk (`python -m bench.wrk`)", "", _report(args, r)],
+    )
+
+
 _STARTED = time.monotonic()
 
 
@@ -513,8 +568,7 @@ def _say(line: str) -> None:
     print(f"[{time.monotonic() - _STARTED:5.0f} s] {line}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run; 0 on success, 1 without ``wrk``."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.wrk", description=(__doc__ or "").split("\n")[0]
     )
@@ -533,10 +587,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (about a minute)")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's wrk run")
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; 0 on success, 1 without ``wrk``."""
+    args = _parser().parse_args(argv)
     if args.quick:
-        args.seconds, args.messages, args.offered_seconds = 5.0, 600, 2.0
-        args.bodies = min(args.bodies, 30_000)
+        quick = options("quick")
+        args.seconds, args.messages = quick.seconds, quick.messages
+        args.offered_seconds, args.bodies = quick.offered_seconds, min(args.bodies, quick.bodies)
     if not available():
         print(INSTALL_HINT, file=sys.stderr)
         return 1
