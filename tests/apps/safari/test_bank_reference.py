@@ -193,7 +193,7 @@ async def test_the_reference_the_customer_typed_reaches_the_console_and_the_rece
     admin = await console.browser(OperatorRole.ADMIN)
     page = await admin.get(f"/console/payments/{payment_id}")
     shown = html.unescape(page.text)
-    assert "Customer's reference FT24031 ABC7" in flash(page.text)
+    assert "Reference — the customer typed FT24031 ABC7 Received" in flash(page.text)
     assert 'name="reference" maxlength="120" autocomplete="off" value="FT24031 ABC7"' in shown
 
     page = await admin.post(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.async_api import Browser, Page
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from apps.safari.models import Payment
 from flows import ContactRef, Engine, UserMessage
 from storage import Contact
 from storage.operators import OperatorRole
@@ -76,6 +77,13 @@ async def test_pages_fit_the_screen_and_references_stay_whole(
     console: SafariConsole, chromium: Browser, width: int
 ) -> None:
     payment_id = await console.pending_payment(proof=PNG)
+    async with console.db.transaction() as session:
+        # The longest bank reference a customer may type (35 characters, no space).
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id)
+            .values(customer_reference="FBCMWQ/2026/12/06-000123456MWQABC1")
+        )
     contact_id = await _customer_wrote(console)
     reference = console.demo.bookings[0].reference
     page = await logged_in(console, chromium, OperatorRole.ADMIN)
