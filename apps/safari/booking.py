@@ -20,6 +20,7 @@ from apps.safari.models import Departure, Tour
 from documents import format_money
 from flows import Accepted, ActionError, FlowContext, Option, Rejected, UserMessage
 from flows import ValidationContext as Context
+from flows.messages import ROW_DESCRIPTION_MAX
 from flows.validators import choice, date
 
 Check = Callable[[UserMessage, Context], Accepted | Rejected]
@@ -70,14 +71,17 @@ async def tours_on_sale(ctx: FlowContext) -> list[Option]:
     # The short name as the title, the full one in the description (after what a
     # customer compares first: the price and the next date).
     return [
-        Option(
-            tour.code,
-            tour.short_name or tour.name,
-            f"{format_money(tour.price_per_person, tour.currency)} pp · "
-            f"next {first_date.day} {first_date:%b} · {tour.name}",
-        )
+        Option(tour.code, tour.short_name or tour.name, _tour_row(tour, first_date))
         for tour, first_date in rows
     ]
+
+
+def _tour_row(tour: Tour, first_date: dt.date) -> str:
+    """A tour's row description: the price, the next date and the whole name; without
+    the date when the name would be cut (the next step lists the dates anyway)."""
+    price = f"{format_money(tour.price_per_person, tour.currency)} pp"
+    full = f"{price} · next {first_date.day} {first_date:%b} · {tour.name}"
+    return full if len(full) <= ROW_DESCRIPTION_MAX else f"{price} · {tour.name}"
 
 
 @app.action()

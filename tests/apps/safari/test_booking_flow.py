@@ -18,6 +18,7 @@ from analytics import get_flow_completion_rate
 from apps.safari import operations
 from apps.safari.common import long_date, short_date
 from apps.safari.models import Booking, BookingStatus, Customer, Tour, Traveler
+from flows.messages import ROW_DESCRIPTION_MAX
 from flows.testing import ChatFactory, Clock
 from storage import Database, GoalEvent, SessionStatus, get_or_create_contact
 from tests.apps.safari.catalogue import add_tour
@@ -534,3 +535,24 @@ async def test_later_dates_pages_through_every_departure(
     assert long_date(day(23)) in chat.last_text
     steps = await chat.steps()
     assert steps.count(("choose_departure", "completed")) == 2  # the page, then the date
+
+
+async def test_a_long_tour_name_is_whole_in_its_row(nyala_chat: ChatFactory, db: Database) -> None:
+    """Issue 16.15: the row's description carried the long name cut ("… Zambezi sunse…");
+    the next date gives way when the whole name would not fit WhatsApp's 72 characters."""
+    long_name = "Victoria Falls guided tour & Zambezi sunset cruise"
+    async with db.transaction() as session:
+        tour, _ = await add_tour(
+            session, code="cruise", name=long_name, price="1040.00",
+            departures=((day(3), 8, 6),),
+        )  # fmt: skip
+        tour.short_name = "Falls & sunset cruise"
+        await add_tour(session, code="falls", departures=((day(2), 8, 6),))
+    chat = await open_chat(nyala_chat)
+    await chat.send("book")
+    assert chat.options == ["Victoria Falls guided t…", "Falls & sunset cruise"]  # by name
+    assert descriptions(chat) == [
+        f"USD 60.00 pp · next {day(2).day} {day(2):%b} · Victoria Falls guided tour",
+        f"USD 1,040.00 pp · {long_name}",
+    ]
+    assert all(len(d or "") <= ROW_DESCRIPTION_MAX for d in descriptions(chat))
