@@ -116,6 +116,10 @@ class GroupCommit:
         max_group: the most deliveries in one transaction.
         clock: the time source.
         metrics: where to count the commits (``nyala_inbound_commits``).
+        own_connection: on PostgreSQL, store through one connection of its own, kept
+            between groups, instead of the shared pool: the acknowledgement then never
+            waits behind processing and the outbox for a pooled connection (under load
+            they hold all of them). The owner calls :meth:`close` at shutdown.
     """
 
     def __init__(
@@ -126,9 +130,14 @@ class GroupCommit:
         max_group: int = 256,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
+        own_connection: bool = False,
     ) -> None:
         self.db = db
         self.metrics = metrics
+        self.own_connection = own_connection and db.is_postgresql
+        self._own_db: Database | None = None
+        self._kept: AsyncConnection | None = None
+        self._closed = False
         self.mark_read = mark_read
         self.max_group = max_group
         self.clock = clock
@@ -155,7 +164,7 @@ class GroupCommit:
         # poll reach :meth:`store` in it and share this transaction instead of waiting
         # for the next (under open-loop load most groups would otherwise be of one).
         await asyncio.sleep(0)
-        held: AsyncConnection | None = None
+        held, self._kept = self._kept, None
         try:
             while self._queued:
                 group = self._queued[: self.max_group]
@@ -174,24 +183,28 @@ class GroupCommit:
                     _settle(future, result=result)
         finally:
             if held is not None:
-                await _release(held)
+                if self.own_connection and not self._closed:
+                    self._kept = held
+                else:
+                    await _release(held)
 
     async def _store_group(
         self, batches: list[WebhookBatch], held: AsyncConnection | None
     ) -> tuple[list[Stored], AsyncConnection | None]:
         """Store one group; the connection to keep for the next one.
 
-        On PostgreSQL the writer keeps one connection while groups follow each other:
-        taking one from the pool costs three round trips of its own (the pool's
-        pre-ping is BEGIN, ``;``, ROLLBACK with asyncpg), more than the group's own
-        statement. Any failure on it gives the connection back and stores the group
-        the ordinary way (:func:`store_batches`: a fresh, checked connection, retried on
-        a unique clash), so a PostgreSQL restart costs one retry, never a delivery.
+        On PostgreSQL the writer keeps one connection while groups follow each other
+        (with ``own_connection``, for good): taking one from the pool costs three round
+        trips of its own (the pool's pre-ping is BEGIN, ``;``, ROLLBACK with asyncpg),
+        more than the group's own statement. Any failure on it gives the connection
+        back and stores the group the ordinary way (:func:`store_batches`: a fresh,
+        checked connection from the shared pool, retried on a unique clash), so a
+        PostgreSQL restart costs one retry, never a delivery.
         """
         if self.db.is_postgresql:
             try:
                 if held is None:
-                    held = await self.db.engine.connect()
+                    held = await self._connect()
                 return await self._store_on(held, batches), held
             except Exception:
                 if held is not None:
@@ -199,6 +212,27 @@ class GroupCommit:
                 held = None
         results = await store_batches(self.db, batches, mark_read=self.mark_read, clock=self.clock)
         return results, None
+
+    async def _connect(self) -> AsyncConnection:
+        if not self.own_connection or self._closed:
+            return await self.db.engine.connect()
+        if self._own_db is None:
+            self._own_db = Database(self.db.url.render_as_string(hide_password=False))
+        return await self._own_db.engine.connect()
+
+    async def close(self) -> None:
+        """Let the writer finish, then close the connection of its own (if any).
+
+        Deliveries stored later go through the shared pool."""
+        self._closed = True
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+        if self._kept is not None:
+            await _release(self._kept)
+            self._kept = None
+        if self._own_db is not None:
+            await self._own_db.dispose()
+            self._own_db = None
 
     async def _store_on(self, conn: AsyncConnection, batches: list[WebhookBatch]) -> list[Stored]:
         """:func:`store_batches`' transaction on ``conn``: committed when this returns."""

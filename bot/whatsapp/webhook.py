@@ -48,6 +48,9 @@ class Webhook:
         app_secret: the Meta app secret (``None``: POST answers 503).
         verify_token: the token typed into Meta's dashboard (``None``: GET answers 403).
         mark_read: queue a read receipt for each new message (live mode only).
+        own_connection: store through a PostgreSQL connection of the webhook's own, so
+            acknowledging never waits behind processing and the outbox for a pooled
+            connection (:class:`GroupCommit`); call :meth:`close` at shutdown.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Webhook:
         app_secret: str | None,
         verify_token: str | None,
         mark_read: bool,
+        own_connection: bool = False,
     ) -> None:
         self.db = db
         self.inbox = inbox
@@ -66,7 +70,13 @@ class Webhook:
         self._secret = app_secret
         self._verify_token = verify_token
         self.mark_read = mark_read
-        self.group = GroupCommit(db, mark_read=mark_read, metrics=metrics)
+        self.group = GroupCommit(
+            db, mark_read=mark_read, metrics=metrics, own_connection=own_connection
+        )
+
+    async def close(self) -> None:
+        """Finish storing, and close the webhook's own connection (if it has one)."""
+        await self.group.close()
 
     async def verify(self, request: web.Request) -> web.Response:
         """``GET /webhook``: echo ``hub.challenge`` when ``hub.verify_token`` matches."""

@@ -203,3 +203,43 @@ async def test_a_held_connection_that_died_costs_a_retry_not_a_delivery(db: Data
     results, kept = await group._store_group([_delivery("263770000801", "wamid.D2")], None)
     assert kept is not None and [r.new_messages for r in results] == [1]
     await kept.close()
+
+
+async def test_with_a_connection_of_its_own_the_shared_pool_is_not_used(db: Database) -> None:
+    group = GroupCommit(db, mark_read=False, own_connection=True)
+    try:
+        await asyncio.gather(
+            *(group.store(_delivery("263770000901", f"wamid.W{i}")) for i in range(3))
+        )
+        await group.store(_delivery("263770000902", "wamid.W3"))
+        assert group.commits == 2
+        if db.is_postgresql:  # kept between groups, outside the shared pool
+            assert group._kept is not None
+            assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await group.close()
+    assert group._kept is None
+    assert len(await _rows(db)) == 4
+    await group.store(_delivery("263770000902", "wamid.W4"))  # after close: the shared pool
+    assert group._kept is None and len(await _rows(db)) == 5
+
+
+async def test_a_connection_of_its_own_that_died_is_replaced(db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("the connection of its own is PostgreSQL's")
+    group = GroupCommit(db, mark_read=False, own_connection=True)
+    try:
+        await group.store(_delivery("263770000951", "wamid.X1"))
+        assert group._kept is not None
+        pid = await group._kept.scalar(text("SELECT pg_backend_pid()"))
+        await group._kept.commit()
+        async with db.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await other.commit()
+        result = await group.store(_delivery("263770000951", "wamid.X2"))
+        assert result.new_messages == 1
+        await group.store(_delivery("263770000951", "wamid.X3"))
+        assert group._kept is not None
+    finally:
+        await group.close()
+    assert [wamid for wamid, _ in await _rows(db)] == ["wamid.X1", "wamid.X2", "wamid.X3"]
