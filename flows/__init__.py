@@ -23,6 +23,7 @@ from flows.messages import (
     Text,
     UserMessage,
 )
+from flows.outreach import TemplateRef
 from flows.runtime import Runtime, ServiceNotFoundError, Services
 from flows.spec import Expect, FlowSpec, Step
 from flows.validators import Accepted, Rejected, ValidationContext
@@ -56,6 +57,7 @@ __all__ = [
     "Services",
     "Step",
     "Template",
+    "TemplateRef",
     "Text",
     "UnknownFlowError",
     "UserMessage",

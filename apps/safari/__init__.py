@@ -36,7 +36,7 @@ from apps.safari.leads import greet_lead
 from apps.safari.lifespan import safari_services
 from apps.safari.models import SafariBase
 from apps.safari.omari_callback import callback_route
-from flows import App
+from flows import App, TemplateRef
 
 HERE: Final = Path(__file__).parent
 
@@ -61,6 +61,8 @@ app: App = App(
     lifespans=[safari_services],
     demo_data=load_demo,
     on_referral=greet_lead,
+    # What an agent's reply becomes once the customer's 24-hour window has closed.
+    agent_template=TemplateRef(HERE / "documents" / "templates.yaml", "agent_follow_up"),
 )
 
 # The flow modules register their callables on `app`, so they are imported after it.
