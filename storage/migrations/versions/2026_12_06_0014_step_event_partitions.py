@@ -135,7 +135,9 @@ def upgrade() -> None:
     # Both databases: "used the flow before?" from an index alone, and the few sandbox
     # contacts found without reading every contact.
     op.create_index(REPEAT_INDEX, "flow_sessions", ["flow_name", "contact_id", "started_at"])
-    sandbox = sa.text("sandbox IS true")
+    # The model's own expression, so that each database gets the text its queries use
+    # (SQLite: "sandbox IS 1"; it uses a partial index only for the very same term).
+    sandbox = sa.column("sandbox", sa.Boolean()).is_(True)
     op.create_index(
         SANDBOX_INDEX, "contacts", ["id"], postgresql_where=sandbox, sqlite_where=sandbox
     )
