@@ -209,7 +209,7 @@ class Outbox:
             if row.kind == MARK_READ:
                 await self._limited()
                 await self.client.mark_read(str(row.payload["message_id"]))
-                await self._done(row.id, None, media_id)
+                await self._done(row.id, None, media_id, self.clock())
                 return
             reply = reply_from_payload(row.kind, row.payload)
             fallback = reply_from_payload("template", row.fallback) if row.fallback else None
@@ -233,6 +233,7 @@ class Outbox:
                     raise
                 await self._limited()
                 wamid = await self.client.send_message(message_body(fallback, to=row.to))
+            accepted_at = self.clock()
         except GraphTimeoutError as exc:
             await self._retry(row, exc, media_id, keep_in_flight=True)
         except GraphUnavailableError as exc:
@@ -249,7 +250,7 @@ class Outbox:
             await self._fail(row, exc, media_id)
         else:
             self.metrics.outbound_sent.labels(kind=row.kind).inc()
-            await self._done(row.id, wamid, media_id)
+            await self._done(row.id, wamid, media_id, accepted_at)
 
     def _in_window(self, row: Claimed) -> bool:
         return in_window(row.last_inbound_at, self.clock())
@@ -267,8 +268,12 @@ class Outbox:
             stored.data, mime_type=stored.mime_type, filename=document.filename
         )
 
-    async def _done(self, row_id: int, wamid: str | None, media_id: str | None) -> None:
-        now = self.clock()
+    async def _done(
+        self, row_id: int, wamid: str | None, media_id: str | None, accepted_at: dt.datetime
+    ) -> None:
+        """Record the row sent, stamped when Meta accepted it (not when this write runs,
+        which may wait for the database)."""
+        now = accepted_at
         async with self.db.transaction() as session:
             if wamid is not None:
                 await lock_name(session, f"wamid:{wamid}")
