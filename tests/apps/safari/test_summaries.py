@@ -27,6 +27,7 @@ from apps.safari.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Tour,
     Traveler,
 )
 from apps.safari.summaries import (
@@ -585,3 +586,29 @@ def test_the_weather_is_the_tours_own_location() -> None:
     harare = provider.outlook("Victoria Falls", day, coordinates=(-17.8292, 31.0522))
     assert harare.location == "Zimbabwe"
     assert "not a forecast" in harare.text()
+
+
+async def test_a_hwange_summary_gives_hwange_weather_not_a_forecast(
+    db: Database, documents: SafariDocuments
+) -> None:
+    """Issue 16.8 end to end: the demo's Hwange tour, whose address names the
+    "Bulawayo–Victoria Falls road", gets Hwange's weather in the message and the PDF."""
+    booking_id = await seed(db, code="hwange")
+    async with db.transaction() as session:
+        tour = await session.scalar(select(Tour).where(Tour.code == "hwange"))
+        assert tour is not None
+        tour.name = "Hwange National Park full-day game drive"
+        tour.meeting_point = "Hwange Main Camp reception"
+        tour.meeting_address = (
+            "Main Camp, Hwange National Park (turn-off at Kennedy 1 on the A8 "
+            "Bulawayo–Victoria Falls road), Zimbabwe"
+        )
+        tour.meeting_latitude, tour.meeting_longitude = -18.7322, 26.9556
+    outbound = await summary(db, documents, booking_id, 7)
+    body = texts(outbound)
+    assert "Typical weather for this time of year in Hwange:" in body
+    assert "weather for this time of year in Victoria Falls" not in body
+    assert "(Long-term averages, not a forecast.)" in body
+    itinerary = await stored_pdf_text(db, next(r for r in outbound if r.kind == "document"))
+    assert "in Hwange:" in itinerary and "not a forecast" in itinerary
+    assert "in Victoria Falls:" not in itinerary
