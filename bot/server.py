@@ -37,7 +37,7 @@ from bot.web import Route
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.media import MediaDownloader
 from bot.whatsapp.outbox import Outbox
-from bot.whatsapp.processing import Processor
+from bot.whatsapp.processing import Announcer, Kicker, Processor
 from bot.whatsapp.webhook import Webhook
 from flows import App, Engine
 from flows.runtime import Runtime
@@ -58,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger("nyala.bot")
 
-INBOX = web.AppKey("inbox", Processor)
+INBOX = web.AppKey("inbox", Kicker)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOK = web.AppKey("webhook", Webhook)
 MEDIA = web.AppKey("media_downloader", MediaDownloader)
@@ -100,11 +100,14 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     db = app[DATABASE]
     metrics = app[METRICS]
     is_live = settings.live
+    # "elsewhere": `nyala serve --processors N` or `nyala work` process the messages; this
+    # process acknowledges, announces what it stored, serves the console and downloads.
+    here = settings.processing == "here"
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = GraphClient.from_settings(session, settings) if is_live else None
         outbox: Outbox | None = None
-        if is_live:
-            client = GraphClient.from_settings(session, settings)
+        if client is not None and here:
             outbox = Outbox(
                 db,
                 client,
@@ -123,14 +126,21 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         )
         app[RUNTIME] = runtime
         engine = Engine(db, app[FLOW_APP], sandbox=not is_live, services=runtime.services)
-        inbox = Processor(
-            engine,
-            metrics,
-            batch_size=settings.batch_size,
-            workers=settings.processing_workers,
-            on_replies=wake,
-        )
         app[ENGINE] = engine
+        tasks: list[asyncio.Task[None]] = []
+        inbox: Kicker
+        if here:
+            processor = Processor(
+                engine,
+                metrics,
+                batch_size=settings.batch_size,
+                workers=settings.processing_workers,
+                on_replies=wake,
+            )
+            tasks.append(asyncio.create_task(processor.run_recovery(), name="inbox-recovery"))
+            inbox = processor
+        else:
+            inbox = Announcer(db)
         app[INBOX] = inbox
         secret = settings.whatsapp_app_secret
         token = settings.whatsapp_verify_token
@@ -142,12 +152,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             verify_token=token.get_secret_value() if token else None,
             mark_read=is_live,
         )
-        tasks = [asyncio.create_task(inbox.run_recovery(), name="inbox-recovery")]
         if outbox is not None:
             tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
+        if client is not None:
             downloader = MediaDownloader(
                 db,
-                outbox.client,
+                client,
                 limits=FileLimits.from_settings(settings),
                 on_released=inbox.kick,
                 max_attempts=settings.media_download_attempts,

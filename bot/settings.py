@@ -6,6 +6,8 @@ Secrets are :class:`pydantic.SecretStr`: they never appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         validation_alias=AliasChoices("NYALA_PROCESSING_WORKERS", "processing_workers"),
+    )
+    processing: Literal["here", "elsewhere"] = Field(
+        "here",
+        validation_alias=AliasChoices("NYALA_PROCESSING", "processing"),
     )
     whatsapp_access_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "whatsapp_access_token")

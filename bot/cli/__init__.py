@@ -237,6 +237,22 @@ def _serve_process(
         raise SystemExit(f"nyala: cannot listen on {host}:{port}: {reason}") from None
 
 
+def _work_process(settings_env: dict[str, str], app_target: str) -> None:
+    """One processing process (``nyala work``, and each ``serve --processors`` child)."""
+    from bot.apps import load_app
+    from bot.worker import run_worker
+
+    os.environ.update(settings_env)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    run_worker(settings, load_app(app_target))
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
 @click.option(
@@ -253,7 +269,15 @@ def _serve_process(
     type=click.IntRange(1, 64),
     help="Server processes (PostgreSQL only)",
 )
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--processors",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Processes that process messages and send replies, apart from the webhook's "
+    "(PostgreSQL only; 0: the server processes them itself)",
+)
+def serve(host: str, port: int, workers: int, processors: int) -> None:
     """Run the WhatsApp webhook server (sandbox mode without WHATSAPP_ACCESS_TOKEN)."""
     from bot.server import startup_warnings  # see _serve_process: heavy, serve only
 
@@ -263,6 +287,11 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers > 1 and Database(settings.database_url).is_sqlite:
         raise click.UsageError(
             "--workers > 1 needs PostgreSQL: SQLite allows one writing process "
+            "(set DATABASE_URL=postgresql://...)"
+        )
+    if processors and Database(settings.database_url).is_sqlite:
+        raise click.UsageError(
+            "--processors needs PostgreSQL: SQLite allows one writing process "
             "(set DATABASE_URL=postgresql://...)"
         )
 
@@ -282,21 +311,37 @@ def serve(host: str, port: int, workers: int) -> None:
     for note in startup_warnings(settings):
         click.echo(f"note: {note}", err=True)
     processes = f"{workers} process{'es' if workers > 1 else ''}"
+    if processors:
+        processes += f" and {processors} processing process{'es' if processors > 1 else ''}"
     database = Database(settings.database_url).display_url
     click.echo(
         f"nyala: serving {app.name} on http://{host}:{port} ({processes}, database {database})",
         err=True,
     )
-    env = {"NYALA_SEND_RATE": str(settings.send_rate / workers)}
-    if workers == 1:
+    # The processes that send share the send rate: never above it all together.
+    senders = processors or workers
+    env = {"NYALA_SEND_RATE": str(settings.send_rate / senders)}
+    if processors:
+        env["NYALA_PROCESSING"] = "elsewhere"
+    if workers == 1 and not processors:
         _serve_process(env, state.target, host, port)
         return
     spawn = multiprocessing.get_context("spawn")
     children = [
         spawn.Process(
-            target=_serve_process, args=(env, state.target, host, port, True), daemon=False
+            target=_serve_process,
+            args=(env, state.target, host, port, workers > 1),
+            daemon=False,
         )
         for _ in range(workers)
+    ]
+    children += [
+        spawn.Process(
+            target=_work_process,
+            args=({"NYALA_SEND_RATE": env["NYALA_SEND_RATE"]}, state.target),
+            daemon=False,
+        )
+        for _ in range(processors)
     ]
     for child in children:
         child.start()
@@ -313,6 +358,28 @@ def serve(host: str, port: int, workers: int) -> None:
             child.terminate()
         for child in children:
             child.join()
+
+
+@cli.command()
+def work() -> None:
+    """Process stored messages and send replies, without a web server (PostgreSQL only).
+
+    For a webhook server started with NYALA_PROCESSING=elsewhere (or beside `serve
+    --processors`): it announces what it stores, and any number of `nyala work`
+    processes, here or on other machines, process it.
+    """
+    state = cli_state()
+    settings = state.settings
+    state.app()  # a wrong --app is a one-line error here, not in the child
+    if Database(settings.database_url).is_sqlite:
+        raise click.UsageError(
+            "work needs PostgreSQL: SQLite allows one writing process "
+            "(set DATABASE_URL=postgresql://...)"
+        )
+    click.echo(
+        f"nyala: processing (database {Database(settings.database_url).display_url})", err=True
+    )
+    _work_process({}, state.target)
 
 
 @cli.command("demo-data")

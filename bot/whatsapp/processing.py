@@ -19,18 +19,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Protocol
 
-from sqlalchemy import func, select
+import asyncpg
+from sqlalchemy import func, select, text
 
 from bot.metrics import Metrics
 from flows import Engine
-from storage import InboundMessage, InboundStatus
+from storage import Database, InboundMessage, InboundStatus
 
 log = logging.getLogger("nyala.processing")
+
+
+class Kicker(Protocol):
+    """What the webhook hands stored contacts to: a :class:`Processor` here, or an
+    :class:`Announcer` when other processes process."""
+
+    def acknowledging(self) -> contextlib.AbstractContextManager[None]:
+        """Mark a webhook request in flight."""
+        ...
+
+    def kick(self, contact_ids: Iterable[int]) -> None:
+        """Have these contacts' pending messages processed soon."""
+        ...
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Wait until what was kicked is taken care of (shutdown)."""
+        ...
+
 
 # How long a contact another process holds waits before it is tried again (seconds).
 BUSY_RETRY = 0.05
@@ -225,3 +246,88 @@ class Processor:
                     task.cancel()
                 await asyncio.wait(pending, timeout=1.0)
                 return
+
+
+# Other processes process (``nyala serve --processors N``, ``nyala work``) -----------------
+
+CHANNEL = "nyala_inbound"
+# A NOTIFY payload must stay under 8,000 bytes: contact ids in chunks well below that.
+_IDS_PER_NOTIFY = 500
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+class Announcer:
+    """What the webhook kicks when processing runs in other processes (PostgreSQL only):
+    the contacts are announced with ``NOTIFY`` on :data:`CHANNEL` (gathered for one
+    loop turn, one statement for many requests), and every processing process listening
+    (:func:`listen_for_kicks`) takes them. A lost announcement costs only time: the
+    processors' recovery finds every pending message."""
+
+    busy = False
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: dict[int, None] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def acknowledging(self) -> Iterator[None]:
+        """Nothing to make room for: this process does not process."""
+        yield
+
+    def kick(self, contact_ids: Iterable[int]) -> None:
+        """Announce these contacts soon."""
+        self._pending.update(dict.fromkeys(contact_ids))
+        if self._pending and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._announce())
+
+    async def _announce(self) -> None:
+        await asyncio.sleep(0)  # one loop turn: requests finishing together share it
+        while self._pending:
+            ids = list(self._pending)
+            self._pending.clear()
+            try:
+                async with self.db.transaction() as session:
+                    for start in range(0, len(ids), _IDS_PER_NOTIFY):
+                        payload = ",".join(map(str, ids[start : start + _IDS_PER_NOTIFY]))
+                        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+            except Exception:
+                log.exception("announcing %d contact(s) failed; recovery will find them", len(ids))
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Wait until what was kicked is announced."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=grace)
+
+
+def _set_on_close(closed: asyncio.Event, _connection: object) -> None:
+    closed.set()
+
+
+async def listen_for_kicks(processor: Processor, db: Database, *, retry: float = 1.0) -> None:
+    """Kick ``processor`` with every contact announced on :data:`CHANNEL` until cancelled;
+    a lost connection is opened again (recovery covers what was said meanwhile)."""
+
+    def heard(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+        processor.kick(int(part) for part in payload.split(",") if part.isdigit())
+
+    url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        connection: asyncpg.Connection | None = None
+        try:
+            connection = await asyncpg.connect(url)
+            closed = asyncio.Event()
+            connection.add_termination_listener(functools.partial(_set_on_close, closed))
+            await connection.add_listener(CHANNEL, heard)
+            # Messages stored before listening began were announced to nobody.
+            await processor.recover_once(older_than=dt.timedelta(0))
+            await closed.wait()
+            log.warning("the connection listening on %s closed; listening again", CHANNEL)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("listening on %s failed; trying again", CHANNEL)
+            await asyncio.sleep(retry)
+        finally:
+            if connection is not None and not connection.is_closed():
+                await connection.close()

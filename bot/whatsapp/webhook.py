@@ -24,7 +24,7 @@ from aiohttp import web
 from bot.metrics import Metrics
 from bot.whatsapp.inbox import GroupCommit
 from bot.whatsapp.payloads import parse_webhook
-from bot.whatsapp.processing import Processor
+from bot.whatsapp.processing import Kicker
 from storage import Database
 
 log = logging.getLogger("nyala.webhook")
@@ -56,7 +56,7 @@ class Webhook:
     def __init__(
         self,
         db: Database,
-        inbox: Processor,
+        inbox: Kicker,
         metrics: Metrics,
         *,
         app_secret: str | None,

@@ -1,0 +1,161 @@
+"""Processing in processes of its own: the webhook's process announces what it stored
+(NOTIFY), processing processes listen, process and send; SQLite refuses it in one line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+
+from bot.metrics import Metrics
+from bot.whatsapp.processing import Announcer, Processor, listen_for_kicks
+from flows import App, ContactRef, Engine, UserMessage
+from storage import Database, InboundMessage, InboundStatus
+from testing.fake_graph import FakeGraph
+from tests.bot.test_processes import (
+    ROOT,
+    SCRIPT,
+    app_dir,
+    check_invariants,
+    empty_postgres,
+    fake,
+    free_port,
+    post,
+    processed,
+    server_env,
+    settled,
+    step,
+)
+from tests.bot.test_server import eventually
+from tests.bot.webhooks import messages_payload
+
+__all__ = ["app_dir", "empty_postgres", "fake", "server_env"]  # fixtures used here
+
+
+async def _status(db: Database, inbound_id: int) -> InboundStatus | None:
+    async with db.read() as session:
+        row = await session.get(InboundMessage, inbound_id)
+        return row.status if row is not None else None
+
+
+async def test_an_announced_contact_is_processed_by_the_listener(cafe: App, db: Database) -> None:
+    if not db.is_postgresql:
+        pytest.skip("announcements are PostgreSQL's NOTIFY")
+    engine = Engine(db, cafe)
+    who = ContactRef(wa_id="263771230001")
+    first = await engine.receive(who, UserMessage(id="n.1", kind="text", text="order"))
+    processor = Processor(engine, Metrics(), busy_window=0.0)
+    listening = asyncio.create_task(listen_for_kicks(processor, db))
+    announcer = Announcer(db)
+    try:
+        # Stored before anyone listened: the listener's first look finds it.
+        assert first.inbound_id is not None
+        done = partial(_is_done, db, first.inbound_id)
+        await eventually(done, within=30)
+        # No recovery loop runs here: only the announcement can bring the next one.
+        second = await engine.receive(who, UserMessage(id="n.2", kind="text", text="Ada"))
+        assert second.inbound_id is not None
+        announcer.kick([second.contact_id])
+        await announcer.drain()
+        await eventually(partial(_is_done, db, second.inbound_id), within=30)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await processor.drain()
+
+
+async def _is_done(db: Database, inbound_id: int) -> bool:
+    return await _status(db, inbound_id) is InboundStatus.DONE
+
+
+class SplitServer:
+    """``nyala serve --processors 2``: one web process, two processing processes."""
+
+    def __init__(self, env: dict[str, str], app: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = app / f"split-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "--app", str(app / "app.py"), "serve",
+                 "--port", str(self.port), "--processors", "2"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+
+    async def ready(self, http: ClientSession) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(self.log.read_text())
+            try:
+                async with http.get(f"{self.url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.mark.postgres
+async def test_serve_with_processing_processes_answers_everyone_once_in_order(
+    server_env: dict[str, str], app_dir: Path, fake: FakeGraph, postgres_url: str
+) -> None:
+    contacts = [f"2637740000{i:02d}" for i in range(5)]
+    server = SplitServer(server_env, app_dir)
+    db = Database(postgres_url)
+    try:
+        async with ClientSession() as http:
+            await server.ready(http)
+            base = int(time.time())
+            for index in range(len(SCRIPT)):
+                results = await asyncio.gather(*(
+                    post(http, server.url, messages_payload(step(wa_id, index, base)))
+                    for wa_id in contacts
+                ))  # fmt: skip
+                assert results == [200] * len(contacts)
+                await eventually(partial(processed, db, len(contacts) * (index + 1)), within=60)
+        await settled(db, len(contacts))
+        await check_invariants(db, fake, contacts)
+    finally:
+        code = server.stop()
+        await db.dispose()
+    assert code == 0, server.log.read_text()[-2000:]
+    # Every process of the three stopped (none left behind holding the database).
+    assert "Traceback" not in server.log.read_text()
+
+
+@pytest.mark.parametrize("args", [["serve", "--processors", "1"], ["work"]])
+def test_sqlite_refuses_processing_processes_in_one_line(tmp_path: Path, args: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "NYALA_"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert any("needs PostgreSQL" in line for line in lines), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "bot.db").exists()
