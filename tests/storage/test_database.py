@@ -57,10 +57,10 @@ async def test_unreachable_database_names_url_without_password() -> None:
 
 async def test_migrate_is_idempotent_and_reaches_head(db: Database) -> None:
     heads = head_revisions()
-    assert heads == {"0013_session_outcomes"}
+    assert heads == {"0014_step_event_partitions"}
     assert await current_revisions(db) == heads
     before, after = await migrate(db)
-    assert before == after == "0013_session_outcomes"
+    assert before == after == "0014_step_event_partitions"
 
 
 async def test_timestamps_are_aware_utc_on_both_backends(db: Database) -> None:
