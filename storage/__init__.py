@@ -16,6 +16,7 @@ from storage.database import (
     display_url,
     lock_contact,
     lock_name,
+    lock_names,
     try_lock_contacts,
 )
 from storage.errors import (
@@ -86,6 +87,7 @@ __all__ = [
     "get_or_create_contact",
     "lock_contact",
     "lock_name",
+    "lock_names",
     "migrate",
     "new_metadata",
     "next_number",

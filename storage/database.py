@@ -42,6 +42,13 @@ _TRY_LOCK_CONTACTS = text(
     "SELECT k FROM unnest(CAST(:keys AS integer[])) AS k WHERE pg_try_advisory_xact_lock(:ns, k)"
 )
 _LOCK_KEY_MODULUS = 2_147_483_647
+# Named locks taken one after another in the order given (a sorted array; the ordinality
+# keeps that order through the scan).
+_LOCK_NAMES = text(
+    "SELECT count(pg_advisory_xact_lock(:ns, hashtext(n.name))) FROM ("
+    "SELECT name FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS u(name, i) "
+    "ORDER BY i) AS n"
+)
 
 
 def normalize_url(url: str) -> URL:
@@ -253,6 +260,15 @@ async def lock_name(session: AsyncSession, name: str) -> None:
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:ns, hashtext(:name))"),
             {"ns": _NAME_LOCK_NAMESPACE, "name": name},
+        )
+
+
+async def lock_names(session: AsyncSession, names: list[str]) -> None:
+    """:func:`lock_name` for many names in one statement, in sorted order (the order
+    every caller takes several in, so two transactions never wait on each other crosswise)."""
+    if session.get_bind().dialect.name == "postgresql" and names:
+        await session.execute(
+            _LOCK_NAMES, {"ns": _NAME_LOCK_NAMESPACE, "names": sorted(set(names))}
         )
 
 

@@ -29,7 +29,6 @@ from typing import Any
 import aiohttp
 from aiolimiter import AsyncLimiter
 from sqlalchemy import and_, exists, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.metrics import Metrics
@@ -46,7 +45,7 @@ from bot.whatsapp.errors import (
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
 from bot.whatsapp.rounds import run_rounds
-from bot.whatsapp.statuses import apply_early_statuses
+from bot.whatsapp.statuses import apply_early_statuses_of
 from flows.messages import Document, Template, reply_from_payload
 from flows.outreach import in_window
 from storage import (
@@ -55,7 +54,7 @@ from storage import (
     OutboundMessage,
     OutboundStatus,
     StoredFile,
-    lock_name,
+    lock_names,
     utcnow,
 )
 
@@ -81,6 +80,17 @@ class Claimed:
     pair_rate_strikes: int = 0
 
 
+@dataclass(slots=True)
+class _Sent:
+    """A row Meta accepted, waiting to be recorded with the others sent meanwhile."""
+
+    row_id: int
+    wamid: str | None
+    media_id: str | None
+    at: dt.datetime
+    done: asyncio.Future[None]
+
+
 class Outbox:
     """Sends queued outbound rows.
 
@@ -92,7 +102,8 @@ class Outbox:
         max_attempts: attempts before a retryable failure becomes permanent.
         lease: how long a claim holds a row.
         batch: rows claimed at once.
-        lanes: rounds of claiming and sending that overlap (see :meth:`run`).
+        lanes: rounds of claiming and sending that overlap (see :meth:`run`; PostgreSQL
+            only, SQLite runs one).
         poll_interval: seconds between looks for work when nothing woke the sender.
     """
 
@@ -118,10 +129,14 @@ class Outbox:
         self.max_attempts = max_attempts
         self.lease = lease
         self.batch = batch
-        self.lanes = max(1, lanes)
+        # SQLite has one writer: a second lane would only wait for the first's lock (and
+        # a lane cancelled while waiting for it holds up the shutdown).
+        self.lanes = max(1, lanes) if db.is_postgresql else 1
         self.poll_interval = poll_interval
         self.clock = clock
         self.wakeup = asyncio.Event()
+        self._sent: list[_Sent] = []  # sent rows waiting to be recorded
+        self._recorder: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for work now (called after replies were queued in this process)."""
@@ -133,12 +148,17 @@ class Outbox:
         the limiter's next tokens, so the rate stays at the limit instead of pausing
         between rounds. (A contact's next row is never claimed while an earlier one is
         still queued, so two lanes never reorder one contact's messages.)"""
-        await asyncio.gather(
-            *(
-                run_rounds(self.send_due, self.wakeup, self.poll_interval, "outbox")
-                for _ in range(self.lanes)
+        try:
+            await asyncio.gather(
+                *(
+                    run_rounds(self.send_due, self.wakeup, self.poll_interval, "outbox")
+                    for _ in range(self.lanes)
+                )
             )
-        )
+        finally:
+            # Rows Meta accepted are recorded before the sender stops (a short write).
+            if self._recorder is not None and not self._recorder.done():
+                await asyncio.wait({self._recorder}, timeout=5.0)
 
     async def send_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""
@@ -271,39 +291,57 @@ class Outbox:
     async def _done(
         self, row_id: int, wamid: str | None, media_id: str | None, accepted_at: dt.datetime
     ) -> None:
-        """Record the row sent, stamped when Meta accepted it (not when this write runs,
-        which may wait for the database)."""
-        now = accepted_at
-        async with self.db.transaction() as session:
-            if wamid is not None:
-                await lock_name(session, f"wamid:{wamid}")
-            await self._record_sent(session, row_id, wamid, media_id, now)
-            if wamid is not None:
-                await apply_early_statuses(session, wamid, now)
+        """Record the row sent, stamped when Meta accepted it (not when this write runs).
 
-    async def _record_sent(
-        self,
-        session: AsyncSession,
-        row_id: int,
-        wamid: str | None,
-        media_id: str | None,
-        now: dt.datetime,
-    ) -> None:
-        await session.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == row_id)
-            .values(
-                status=OutboundStatus.SENT,
-                wa_message_id=wamid,
-                sent_at=now,
-                status_at=now,
-                in_flight=False,
-                media_id=media_id,
-                next_attempt_at=None,
-                last_error=None,
-                error_code=None,
-            )
-        )
+        Rows sent while a record is being written are recorded together in the next
+        transaction (group commit): one commit for many sends, not one each.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent.append(_Sent(row_id, wamid, media_id, accepted_at, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_sent_rows())
+        await done
+
+    async def _record_sent_rows(self) -> None:
+        while self._sent:
+            group, self._sent = self._sent, []
+            try:
+                async with self.db.transaction() as session:
+                    wamids = [sent.wamid for sent in group if sent.wamid is not None]
+                    # The locks a status webhook takes too (in the same sorted order):
+                    # a status that arrives meanwhile waits, then finds the message id.
+                    await lock_names(session, [f"wamid:{wamid}" for wamid in wamids])
+                    await session.execute(
+                        update(OutboundMessage),
+                        [
+                            {
+                                "id": sent.row_id,
+                                "status": OutboundStatus.SENT,
+                                "wa_message_id": sent.wamid,
+                                "sent_at": sent.at,
+                                "status_at": sent.at,
+                                "in_flight": False,
+                                "media_id": sent.media_id,
+                                "next_attempt_at": None,
+                                "last_error": None,
+                                "error_code": None,
+                            }
+                            for sent in group
+                        ],
+                    )
+                    await apply_early_statuses_of(session, wamids, self.clock())
+            except BaseException as exc:
+                # Not recorded: the rows stay in flight, and their lease ends in a resend
+                # counted as ambiguous (Meta may have them), as after a crash.
+                for sent in group:
+                    if not sent.done.done():
+                        sent.done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for sent in group:
+                if not sent.done.done():
+                    sent.done.set_result(None)
 
     def _backoff(self, row: Claimed, exc: WhatsAppError) -> float:
         if isinstance(exc, PairRateLimitError):

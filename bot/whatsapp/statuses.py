@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.whatsapp.errors import error_text
 from bot.whatsapp.payloads import StatusError, StatusUpdate
-from storage import IgnoredUpdate, OutboundMessage, OutboundStatus, lock_name
+from storage import IgnoredUpdate, OutboundMessage, OutboundStatus, lock_name, lock_names
 
 # Delivery statuses only move forward (a late "delivered" never undoes "read").
 _RANK = {
@@ -109,15 +109,26 @@ async def apply_early_statuses(session: AsyncSession, wamid: str, now: dt.dateti
 
     Call it in the transaction that records ``wamid``.
     """
-    await lock_name(session, f"wamid:{wamid}")
+    return await apply_early_statuses_of(session, [wamid], now)
+
+
+async def apply_early_statuses_of(
+    session: AsyncSession, wamids: list[str], now: dt.datetime
+) -> int:
+    """:func:`apply_early_statuses` for many message ids: their locks and one query."""
+    if not wamids:
+        return 0
+    await lock_names(session, [f"wamid:{wamid}" for wamid in wamids])
+    keys = {early_status_key(wamid): wamid for wamid in wamids}
     early = (
         await session.scalars(
             select(IgnoredUpdate)
-            .where(IgnoredUpdate.what == early_status_key(wamid))
+            .where(IgnoredUpdate.what.in_(list(keys)))
             .order_by(IgnoredUpdate.id)
         )
     ).all()
     for row in early:
+        wamid = keys[row.what]
         data = row.payload or {}
         stamp = data.get("timestamp")
         update = StatusUpdate(
