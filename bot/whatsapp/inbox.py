@@ -3,10 +3,10 @@
 Storing happens in one transaction before the webhook answers 200, shared by the
 deliveries of concurrent requests (group commit, :class:`GroupCommit`): each message once
 (unique on its WhatsApp id; a redelivery is a no-op), statuses applied to outbound rows
-(never backwards), anything else recorded as ignored. Processing runs right after, in
-this process, per contact (the engine takes the contact's lock, then that contact's
-oldest pending message); a recovery loop picks up rows a crash left pending, so any number
-of processes can share one PostgreSQL.
+(never backwards), anything else recorded as ignored. Processing is another module's
+(:mod:`bot.whatsapp.processing`: batches of contacts in this process, or announced to
+processing processes of their own); its recovery loop picks up rows a crash left pending,
+so any number of processes can share one PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import math
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -37,12 +35,10 @@ from bot.whatsapp.payloads import (
     message_payload,
 )
 from bot.whatsapp.statuses import apply_status
-from flows import Engine
 from flows.messages import MEDIA_KINDS
 from storage import (
     Database,
     IgnoredUpdate,
-    InboundMessage,
     InboundStatus,
     MediaDownload,
     get_or_create_contact,
@@ -652,152 +648,3 @@ def _download_row(
         animated=animated,
         now=now,
     )
-
-
-class Inbox:
-    """Processes stored messages: right after storing, and by recovery for leftovers.
-
-    Acknowledging webhooks comes first: while webhook requests are in flight in this
-    process, or were in the last ``busy_window`` seconds (:meth:`acknowledging`), at most
-    ``busy_concurrency`` contacts are processed at once instead of ``concurrency``. Under
-    a flood the 200s keep coming fast (Meta retries slow answers, which only adds load)
-    while processing goes on at a lower pace and catches up once the flood passes;
-    nothing waits for a pause that might never come.
-
-    Args:
-        engine: the flow engine.
-        metrics: where to count.
-        concurrency: contacts processed at once by this process.
-        on_replies: called after a contact's messages were processed (wakes the sender).
-        busy_concurrency: contacts processed at once while webhooks are arriving.
-        busy_window: how long after the last webhook request the process counts as busy.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        metrics: Metrics,
-        *,
-        concurrency: int = 8,
-        on_replies: Callable[[], None] | None = None,
-        busy_concurrency: int = 2,
-        busy_window: float = 0.05,
-    ) -> None:
-        self.engine = engine
-        self.metrics = metrics
-        self.semaphore = asyncio.Semaphore(concurrency)
-        self.busy_lanes = asyncio.Semaphore(max(1, min(busy_concurrency, concurrency)))
-        self.busy_window = busy_window
-        self.on_replies = on_replies
-        self._running: dict[int, asyncio.Task[None]] = {}
-        self._again: set[int] = set()
-        self._acks = 0  # webhook requests in flight
-        self._last_ack = -math.inf  # when the last one ended (monotonic)
-
-    @contextlib.contextmanager
-    def acknowledging(self) -> Iterator[None]:
-        """Mark a webhook request in flight (processing makes room for it)."""
-        self._acks += 1
-        try:
-            yield
-        finally:
-            self._acks -= 1
-            self._last_ack = time.monotonic()
-
-    @property
-    def busy(self) -> bool:
-        """Whether webhook requests are in flight or just were."""
-        return self._acks > 0 or time.monotonic() - self._last_ack < self.busy_window
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        """A processing slot: one of ``concurrency``, and one of the busy lanes while
-        webhooks arrive."""
-        async with self.semaphore:
-            if not self.busy:
-                yield
-                return
-            async with self.busy_lanes:
-                yield
-
-    def kick(self, contact_ids: Iterable[int]) -> None:
-        """Process these contacts' pending messages soon (one task per contact)."""
-        for contact_id in contact_ids:
-            if contact_id in self._running:
-                self._again.add(contact_id)  # finish, then look again
-                continue
-            task = asyncio.create_task(self._drain(contact_id))
-            self._running[contact_id] = task
-
-    async def _drain(self, contact_id: int) -> None:
-        try:
-            while True:
-                self._again.discard(contact_id)
-                async with self._slot():
-                    try:
-                        count = await self.engine.process_pending(contact_id)
-                    except Exception:
-                        log.exception(
-                            "processing contact %s failed; recovery will retry", contact_id
-                        )
-                        return
-                if count and self.on_replies is not None:
-                    self.on_replies()
-                if contact_id not in self._again:
-                    return
-        finally:
-            self._running.pop(contact_id, None)
-
-    async def recover_once(self, older_than: dt.timedelta = dt.timedelta(seconds=2)) -> int:
-        """Kick every contact with messages pending longer than ``older_than``."""
-        cutoff = self.engine.clock() - older_than
-        async with self.engine.db.read() as session:
-            contact_ids = (
-                await session.scalars(
-                    select(InboundMessage.contact_id)
-                    .where(
-                        InboundMessage.status == InboundStatus.PENDING,
-                        InboundMessage.held.is_(False),  # the downloader releases those
-                        InboundMessage.received_at < cutoff,
-                    )
-                    .group_by(InboundMessage.contact_id)
-                    .order_by(func.min(InboundMessage.id))
-                    .limit(500)
-                )
-            ).all()
-        self.kick(contact_ids)
-        return len(contact_ids)
-
-    async def run_recovery(self, interval: float = 5.0) -> None:
-        """Recover leftovers until cancelled (survives database restarts)."""
-        while True:
-            try:
-                await self.recover_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("inbox recovery round failed")
-            await asyncio.sleep(interval)
-
-    async def drain(self, grace: float | None = None) -> None:
-        """Wait until every running contact task finished (tests, shutdown).
-
-        With ``grace`` (seconds), tasks still running after it are cancelled (their messages stay
-        pending, and recovery processes them after the restart) and said in the log.
-        """
-        deadline = None if grace is None else asyncio.get_running_loop().time() + grace
-        while self._running:
-            tasks = list(self._running.values())
-            if deadline is None:
-                await asyncio.gather(*tasks, return_exceptions=True)
-                continue
-            left = deadline - asyncio.get_running_loop().time()
-            _, pending = await asyncio.wait(tasks, timeout=max(left, 0.0))
-            if pending and left <= 0:
-                log.warning(
-                    "cancelling %d contact task(s) still running at shutdown", len(pending)
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending, timeout=1.0)
-                return
