@@ -32,6 +32,26 @@ def _process_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def tree_seconds(pid: int) -> float:
+    """CPU seconds of a process and all its descendants alive now (``nyala serve
+    --processors`` does its work in child processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _process_seconds(current) or 0.0
+        todo.extend(children.get(current, []))
+    return total
+
+
 def _postgres_pids() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
