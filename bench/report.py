@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -325,11 +326,21 @@ def markdown(report: Report) -> str:
     return "\n".join(parts)
 
 
+def _jsonable(value: object) -> object:
+    """Results kept as dataclasses (a phase's raw measurements) as plain dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)
+
+
 def write(report: Report) -> tuple[Path, Path]:
     """Write ``docs/benchmarks.md`` and ``docs/benchmarks.json``."""
     DOCS.mkdir(exist_ok=True)
     MARKDOWN.write_text(markdown(report))
-    JSON_FILE.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    raw = json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=_jsonable)
+    JSON_FILE.write_text(raw + "\n")
     if report.profile is not None:
         PROFILE_FILE.write_text(report.profile)
     return MARKDOWN, JSON_FILE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +60,12 @@ def test_the_runner_explains_itself(flag: str) -> None:
     )
     assert done.returncode == 0
     assert "--quick" in done.stdout and "--tiny" in done.stdout
+
+
+def test_raw_results_kept_as_dataclasses_are_written_as_json() -> None:
+    from bench.end_to_end import Processed
+    from bench.report import _jsonable
+
+    fields = {f.name: 1 for f in dataclasses.fields(Processed)}
+    raw = json.loads(json.dumps({"ceiling": Processed(**fields)}, default=_jsonable))
+    assert raw == {"ceiling": fields}

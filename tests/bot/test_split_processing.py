@@ -141,8 +141,10 @@ async def test_serve_with_processing_processes_answers_everyone_once_in_order(
     assert "Traceback" not in server.log.read_text()
 
 
-@pytest.mark.parametrize("args", [["serve", "--processors", "1"], ["work"]])
-def test_sqlite_refuses_processing_processes_in_one_line(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args", [["serve", "--processors", "1"], ["serve", "--workers", "2"], ["work"]]
+)
+def test_sqlite_refuses_more_processes_in_one_line(tmp_path: Path, args: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "NYALA_"))}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", PYTHONPATH=str(ROOT))
     done = subprocess.run(
