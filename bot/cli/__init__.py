@@ -211,6 +211,19 @@ def port_free(host: str, port: int) -> str | None:
         return f"cannot listen on {host}:{port}: {reason}"
 
 
+def _child_settings(settings_env: dict[str, str]) -> Settings:
+    """The settings of a server or processing process, with its logging set up."""
+    os.environ.update(settings_env)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." is noise
+    return settings
+
+
 def _serve_process(
     settings_env: dict[str, str], app_target: str, host: str, port: int, share_port: bool = False
 ) -> None:
@@ -220,14 +233,7 @@ def _serve_process(
     from bot.apps import load_app
     from bot.server import create_app, run
 
-    os.environ.update(settings_env)
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." is noise
+    settings = _child_settings(settings_env)
     app = load_app(app_target)
     # Not web.run_app: slow or flooding clients are cut off (bot.server.ConnectionGuard).
     try:
@@ -242,15 +248,7 @@ def _work_process(settings_env: dict[str, str], app_target: str) -> None:
     from bot.apps import load_app
     from bot.worker import run_worker
 
-    os.environ.update(settings_env)
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    run_worker(settings, load_app(app_target))
+    run_worker(_child_settings(settings_env), load_app(app_target))
 
 
 @cli.command()

@@ -52,14 +52,14 @@ def free_port() -> int:
 class Server:
     """One ``nyala serve`` subprocess."""
 
-    def __init__(self, env: dict[str, str], app_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], app_dir: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = app_dir / f"server-{self.port}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "--app", str(app_dir / "app.py"), "serve",
-                 "--port", str(self.port)],
+                 "--port", str(self.port), *args],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
 

@@ -23,11 +23,11 @@ from testing.fake_graph import FakeGraph
 from tests.bot.test_processes import (
     ROOT,
     SCRIPT,
+    Server,
     app_dir,
     check_invariants,
     empty_postgres,
     fake,
-    free_port,
     post,
     processed,
     server_env,
@@ -76,35 +76,14 @@ async def _is_done(db: Database, inbound_id: int) -> bool:
     return await _status(db, inbound_id) is InboundStatus.DONE
 
 
-class SplitServer:
+class SplitServer(Server):
     """``nyala serve --processors 2``: one web process, two processing processes."""
 
     def __init__(self, env: dict[str, str], app: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = app / f"split-{self.port}.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--app", str(app / "app.py"), "serve",
-                 "--port", str(self.port), "--processors", "2"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-            )  # fmt: skip
+        super().__init__(env, app, "--processors", "2")
 
-    async def ready(self, http: ClientSession) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(self.log.read_text())
-            try:
-                async with http.get(f"{self.url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError("server did not start")
-
-    def stop(self) -> int:
+    def stop_all(self) -> int:
+        """SIGTERM, as a supervisor stops it; the exit status once every process ended."""
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(30)
@@ -134,7 +113,7 @@ async def test_serve_with_processing_processes_answers_everyone_once_in_order(
         await settled(db, len(contacts))
         await check_invariants(db, fake, contacts)
     finally:
-        code = server.stop()
+        code = server.stop_all()
         await db.dispose()
     assert code == 0, server.log.read_text()[-2000:]
     # Every process of the three stopped (none left behind holding the database).
