@@ -41,6 +41,35 @@ class LoadResult:
         return percentile(self.latencies, 99) * 1000
 
 
+async def _post(
+    http: aiohttp.ClientSession,
+    url: str,
+    next_request: Callable[[], Request],
+    result: LoadResult,
+    *,
+    due: float | None = None,
+) -> None:
+    """POST the next request and count its answer in ``result``; a 200's latency runs
+    from when it was sent, or from ``due`` in an open loop (queueing included)."""
+    body, headers = next_request()
+    since = time.perf_counter() if due is None else due
+    try:
+        async with http.post(url, data=body, headers=headers) as response:
+            await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        result.errors += 1
+        key = type(exc).__name__
+        result.statuses[key] = result.statuses.get(key, 0) + 1
+        return
+    result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
+    if status == 200:
+        result.ok += 1
+        result.latencies.append(time.perf_counter() - since)
+    else:
+        result.errors += 1
+
+
 async def drive(
     url: str,
     next_request: Callable[[], Request],
@@ -63,23 +92,7 @@ async def drive(
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                body, headers = next_request()
-                sent = time.perf_counter()
-                try:
-                    async with http.post(url, data=body, headers=headers) as response:
-                        await response.read()
-                        status = response.status
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    result.errors += 1
-                    key = type(exc).__name__
-                    result.statuses[key] = result.statuses.get(key, 0) + 1
-                    continue
-                result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
-                if status == 200:
-                    result.ok += 1
-                    result.latencies.append(time.perf_counter() - sent)
-                else:
-                    result.errors += 1
+                await _post(http, url, next_request, result)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
         result.seconds = time.perf_counter() - started
@@ -108,22 +121,7 @@ async def drive_rate(
         started = time.perf_counter()
 
         async def one(due: float) -> None:
-            body, headers = next_request()
-            try:
-                async with http.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                result.errors += 1
-                key = type(exc).__name__
-                result.statuses[key] = result.statuses.get(key, 0) + 1
-                return
-            result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
-            if status == 200:
-                result.ok += 1
-                result.latencies.append(time.perf_counter() - due)
-            else:
-                result.errors += 1
+            await _post(http, url, next_request, result, due=due)
 
         tasks: list[asyncio.Task[None]] = []
         for i in range(total):
@@ -155,23 +153,7 @@ async def post_count(
 
         async def worker() -> None:
             for _ in left:
-                body, headers = next_request()
-                sent = time.perf_counter()
-                try:
-                    async with http.post(url, data=body, headers=headers) as response:
-                        await response.read()
-                        status = response.status
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    result.errors += 1
-                    key = type(exc).__name__
-                    result.statuses[key] = result.statuses.get(key, 0) + 1
-                    continue
-                result.statuses[str(status)] = result.statuses.get(str(status), 0) + 1
-                if status == 200:
-                    result.ok += 1
-                    result.latencies.append(time.perf_counter() - sent)
-                else:
-                    result.errors += 1
+                await _post(http, url, next_request, result)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
         result.seconds = time.perf_counter() - started

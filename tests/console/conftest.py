@@ -4,6 +4,7 @@ in as an operator of a given role. Both backends."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -152,6 +153,13 @@ async def console(database_url: str, db: Database, tmp_path: Path) -> AsyncItera
     app = build_app(tmp_path / "flows")
     add_pages(app)
     await seed(db, app)
+    async with serving(database_url, db, app) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, db: Database, app: App) -> AsyncIterator[Console]:
+    """``app``'s server in sandbox mode on ``database_url``, closed with its browsers."""
     server = TestServer(create_app(sandbox_settings(database_url), app), host="127.0.0.1")
     await server.start_server()
     running = Console(str(server.make_url("")).rstrip("/"), db, app)

@@ -10,16 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
 from analytics import get_step_funnel
-from bot.server import create_app
 from storage import Database
 from storage.operators import OperatorRole
 from tests.analytics.truth_data import DAY, FLOW, HARARE, STEPS, write_stories
 from tests.cafe import build_app
-from tests.console.conftest import Browser, Console, sandbox_settings
+from tests.console.conftest import Browser, Console, serving
 
 LINK = re.compile(r'<a (?![^>]*xlink)[^>]*href="(/console/sessions\?[^"]+)"[^>]*>(.*?)</a>', re.S)
 ROW = re.compile(r'<a href="/console/sessions/(\d+)">')
@@ -32,15 +30,8 @@ async def harare(database_url: str, db: Database, tmp_path: Path) -> AsyncIterat
     app = build_app(tmp_path / "flows")
     app.timezone = HARARE
     await write_stories(db)
-    server = TestServer(create_app(sandbox_settings(database_url), app), host="127.0.0.1")
-    await server.start_server()
-    running = Console(str(server.make_url("")).rstrip("/"), db, app)
-    try:
+    async with serving(database_url, db, app) as running:
         yield running
-    finally:
-        for http in running.browsers:
-            await http.close()
-        await server.close()
 
 
 def figure(label: str) -> int:
