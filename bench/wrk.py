@@ -21,8 +21,9 @@ figure well below what aiohttp can do. ``wrk`` (C, several threads) does not. On
    still processes the backlog.
 
 The machine's load average is printed before and after. ``--profile`` records the server
-with ``py-spy`` during its ``wrk`` run and prints the top functions (``.venv/bin/pip
-install py-spy``). ``wrk`` is required: ``apt-get install -y wrk`` (Debian/Ubuntu) or
+and its child processes with ``py-spy`` during its ``wrk`` run (``--profile e2e``: its
+end-to-end run) and prints the top functions (``.venv/bin/pip install py-spy``). ``wrk``
+is required: ``apt-get install -y wrk`` (Debian/Ubuntu) or
 ``brew install wrk``.
 """
 
@@ -36,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -184,6 +186,7 @@ def _py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
         [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+         "--subprocesses",
          "--format", "raw", "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -408,9 +411,15 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
 
             say(f"end to end through nyala serve: {args.messages:,} messages…")
             e2e_payloads = Payloads(f"{tag}1", args.contacts, APP_SECRET, stride=7)
+            spy = None
+            if args.profile == "e2e":
+                spy = _py_spy(nyala.process.pid, args.drain_timeout, workdir / "nyala.spy")
             r["e2e"] = await end_to_end(
                 nyala, conn, e2e_payloads, count=args.messages, within=args.drain_timeout
             )
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.to_thread(spy.wait, 60)
 
             say("outbox at its limit…")
             db = Database(url)
@@ -436,7 +445,7 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
             say(f"wrk: bare, then Nyala ({args.seconds:g} s each)…")
             r["bare"] = await asyncio.to_thread(run_wrk, bare.url, bare_bodies, script, **runs)
             spy = None
-            if args.profile:
+            if args.profile == "wrk":
                 spy = _py_spy(nyala.process.pid, args.seconds, workdir / "nyala.spy")
             cpu = tree_seconds(nyala.process.pid)
             r["nyala"] = await asyncio.to_thread(run_wrk, nyala.url, nyala_bodies, script, **runs)
@@ -598,7 +607,13 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="run nyala serve --processors N (processing in processes of its own)",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the server's wrk run")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="wrk",
+        choices=("wrk", "e2e"),
+        help="py-spy the server during its wrk run (default) or its end-to-end run",
+    )
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's raw stacks here")
     return parser
 

@@ -22,11 +22,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from statemachine import StateChart
 
 from analytics.tracking import StepTracker, event_rows, write_events
 from flows.app import App, AppSnapshot, Intent
-from flows.context import EntryRecorder, FlowContext, FlowModel
+from flows.context import FlowContext
 from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
 from flows.errors import ActionError, FlowError
 from flows.ledger import Ledger
@@ -376,7 +375,7 @@ class Engine:
             if not ready:
                 return outcome
             loaded = await _load_rows(session, ready)
-            ledger = Ledger()
+            ledger = Ledger(turns=len(ready))
             snapshot = self.app.snapshot()  # the flow files, looked at once a batch
             for contact_id in ready:
                 inbound, more = pending[contact_id][0], len(pending[contact_id]) > 1
@@ -851,6 +850,7 @@ class _Turn:
         if self.spec is not None:
             self._end_session(SessionStatus.ABANDONED, f"switched to {name}")
         flow_session = FlowSession(
+            id=await self.ledger.flow_session_id(self.session),
             contact_id=self.contact.id,
             flow_name=spec.name,
             flow_version=spec.version,
@@ -859,8 +859,7 @@ class _Turn:
             status=SessionStatus.ACTIVE,
             context_data=_public(data),
         )
-        self.session.add(flow_session)
-        await self.session.flush()
+        self.session.add(flow_session)  # inserted with the batch's other rows
         conversation = self.conversation
         conversation.flow_name = spec.name
         conversation.flow_version = spec.version
@@ -871,16 +870,12 @@ class _Turn:
         self.flow_session = flow_session
         self.tracker = StepTracker(clock=self.engine.clock)
         self.ctx.data = dict(data)
-        model = FlowModel(None, self.ctx.data, self.ctx)
-        machine = self._machine(spec, model)
-        await _maybe_await(machine.activate_initial_state())
-        await self._settle(spec, model.state)
-
-    def _machine(self, spec: FlowSpec, model: FlowModel) -> StateChart[Any]:
-        assert self.tracker is not None
-        listeners = [self.tracker, EntryRecorder(model)]
-        machine: StateChart[Any] = spec.machine(model=model, listeners=listeners)
-        return machine
+        with self.engine.machines.machine(
+            spec, None, data=self.ctx.data, ctx=self.ctx, tracker=self.tracker
+        ) as (machine, model):
+            await _maybe_await(machine.activate_initial_state())
+            entered = model.state
+        await self._settle(spec, entered)
 
     async def _answer(self) -> None:
         spec = self.spec

@@ -1,10 +1,11 @@
 """The ledger: what a batch of turns writes, buffered and written together.
 
 A turn changes ORM rows (conversation, flow session, contact, inbound message), which the
-session flushes once at the end, and produces step events and reply rows, which the
-ledger keeps as plain rows and inserts with one multi-row statement each. A batch of N
-contacts' turns therefore costs the same few statements as one turn: the rows, not the
-round trips, grow with N.
+session flushes once at the end (a new flow session's id is taken beforehand, see
+:meth:`Ledger.flow_session_id`, so nothing needs a flush before then), and produces step
+events and reply rows, which the ledger keeps as plain rows and inserts with one multi-row
+statement each. A batch of N contacts' turns therefore costs the same few statements as
+one turn: the rows, not the round trips, grow with N.
 """
 
 from __future__ import annotations
@@ -18,17 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.tracking import insert_events
 from flows.messages import Reply, Template, reply_kind, reply_to_payload
-from storage import OutboundMessage, OutboundStatus
+from storage import FlowSession, IdBlock, OutboundMessage, OutboundStatus
 
 _OUTBOUND = cast(Table, OutboundMessage.__table__)
+_FLOW_SESSIONS = cast(Table, FlowSession.__table__)
 
 
 class Ledger:
-    """Step-event and reply rows of one or more turns, written by :meth:`write`."""
+    """Step-event and reply rows of one or more turns, written by :meth:`write`.
 
-    def __init__(self) -> None:
+    Args:
+        turns: how many turns write to it (a flow session id is taken for each turn
+            at once, the first time one is needed).
+    """
+
+    def __init__(self, turns: int = 1) -> None:
         self.events: list[dict[str, Any]] = []
         self.outbound: list[dict[str, Any]] = []
+        self._session_ids = IdBlock(_FLOW_SESSIONS, block=turns)
+
+    async def flow_session_id(self, session: AsyncSession) -> int:
+        """The id for a new flow session: its row, its conversation's reference to it and
+        its step events are then written together at the end, with no flush per turn."""
+        return await self._session_ids.take(session)
 
     def __len__(self) -> int:
         return len(self.events) + len(self.outbound)

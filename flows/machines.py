@@ -70,7 +70,7 @@ class _Pooled:
         )
 
     def reset(
-        self, state: str, data: dict[str, Any], ctx: FlowContext, tracker: StepTracker
+        self, state: str | None, data: dict[str, Any], ctx: FlowContext, tracker: StepTracker
     ) -> None:
         self.model.state = state
         self.model.data = data
@@ -80,6 +80,10 @@ class _Pooled:
         # A machine that reached a final state stops its engine; the next contact's
         # conversation is elsewhere in the flow.
         self.machine._engine.running = True
+        if state is None:
+            # A flow starting: queue the initial transition as a new machine's
+            # constructor does (a model without a state); activate_initial_state takes it.
+            self.machine._engine.start()
 
     def release(self) -> None:
         self.model.ctx = None  # type: ignore[assignment]  # no turn outlives its transaction
@@ -97,20 +101,21 @@ class MachinePool:
     def machine(
         self,
         spec: FlowSpec,
-        state: str,
+        state: str | None,
         *,
         data: dict[str, Any],
         ctx: FlowContext,
         tracker: StepTracker,
     ) -> Iterator[tuple[StateChart[Any], FlowModel]]:
         """A machine of ``spec`` resting at ``state`` with the turn's data, context and
-        tracker; back in the pool afterwards unless the block raised."""
+        tracker; back in the pool afterwards unless the block raised. With ``state``
+        None the flow starts: ``activate_initial_state()`` enters its initial step."""
         idle = self._idle.setdefault(spec.name, [])
         pooled = idle.pop() if idle else None
         if pooled is None or pooled.spec is not spec:  # none idle, or the flow changed
             if pooled is not None:
                 idle.clear()
-            pooled = _Pooled(spec, state)
+            pooled = _Pooled(spec, state or spec.initial)
         pooled.reset(state, data, ctx, tracker)
         yield pooled.machine, pooled.model
         pooled.release()

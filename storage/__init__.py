@@ -37,6 +37,7 @@ from storage.flow_sessions import (
     StepAction,
 )
 from storage.goals import GoalEvent
+from storage.ids import IdBlock
 from storage.media import MediaDownload, MediaDownloadStatus
 from storage.messages import (
     IgnoredUpdate,
@@ -63,6 +64,7 @@ __all__ = [
     "FlowSession",
     "FlowStepEvent",
     "GoalEvent",
+    "IdBlock",
     "IgnoredUpdate",
     "InboundMessage",
     "InboundStatus",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, TimestampMixin, UTCDateTime
 from storage.types import BigIntId, JSONDoc
+
+if TYPE_CHECKING:
+    from storage.flow_sessions import FlowSession
 
 
 class Conversation(TimestampMixin, Base):
@@ -33,6 +36,12 @@ class Conversation(TimestampMixin, Base):
     flow_session_id: Mapped[int | None] = mapped_column(
         BigIntId,
         ForeignKey("flow_sessions.id", ondelete="SET NULL"),
+    )
+    # Never loaded or set (the id is): declared so that a flush inserts a new flow session
+    # before the conversation that refers to it (the engine gives new sessions their id
+    # beforehand and flushes a whole batch at once).
+    flow_session: Mapped[FlowSession | None] = relationship(
+        lazy="raise", foreign_keys=[flow_session_id]
     )
     step_entered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     retry_count: Mapped[int] = mapped_column(Integer, default=0)

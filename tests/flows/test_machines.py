@@ -106,3 +106,35 @@ async def test_a_contact_mid_flow_after_another_finished_one(cafe: App, db: Data
     # The same machine, back in the pool, takes Bob's answer in the middle of the flow.
     assert await say(bob, "3") == "3 small for Bob Marley. Confirm?"
     assert len(engine.machines._idle["order_flow"]) == 1
+
+
+async def test_a_pooled_machine_starts_a_flow_like_a_fresh_one(tmp_path: Path) -> None:
+    """Starting a flow takes a machine from the pool too (``state=None``): the initial
+    step is entered with the same step events, whether the machine is new, was last used
+    in the middle of the flow, or ended it in a final state."""
+    spec = build_app(tmp_path / "flows").flows["order_flow"]
+    pool = MachinePool()
+    fresh_tracker = StepTracker()
+    model = FlowModel(None, {}, _Ctx())  # type: ignore[arg-type]
+    fresh = spec.machine(model=model, listeners=[fresh_tracker, EntryRecorder(model)])
+    await fresh.activate_initial_state()
+    assert model.state == spec.initial
+    # None: start the flow; a pair: answer at that step (the second ends the flow).
+    visits: list[tuple[str, Any] | None] = [None, ("ask_count", 2), None, ("confirm", "no")]
+    for visit in [*visits, None]:
+        tracker = StepTracker()
+        with pool.machine(
+            spec,
+            None if visit is None else visit[0],
+            data={},
+            ctx=_Ctx(),  # type: ignore[arg-type]
+            tracker=tracker,
+        ) as (machine, pooled_model):
+            if visit is None:
+                await machine.activate_initial_state()
+                assert pooled_model.state == model.state
+                assert pooled_model.entered == model.entered
+                assert _events(tracker) == _events(fresh_tracker)
+            else:
+                await machine.send("answer", value=visit[1])
+    assert len(pool._idle["order_flow"]) == 1

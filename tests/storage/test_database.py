@@ -185,3 +185,45 @@ async def test_wait_ready_waits_while_postgresql_is_starting(
         assert next(answers, None) is None
     finally:
         await db.dispose()
+
+
+async def test_a_connection_closed_by_the_server_is_never_handed_out(postgres_url: str) -> None:
+    """No pre-ping round trips: a pooled connection the server closed (a restart, an
+    operator's ``pg_terminate_backend``) is found by the driver and replaced at checkout,
+    so the next transaction works on a new connection instead of failing."""
+    db = Database(postgres_url)
+    admin = Database(postgres_url)
+    try:
+        async with db.transaction() as session:
+            first = await session.scalar(text("SELECT pg_backend_pid()"))
+        async with admin.transaction() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await asyncio.sleep(0.2)  # the driver reads the server's goodbye on the next poll
+        async with db.transaction() as session:
+            second = await session.scalar(text("SELECT pg_backend_pid()"))
+        assert second is not None
+        assert second != first
+    finally:
+        await db.dispose()
+        await admin.dispose()
+
+
+async def test_a_checkout_costs_no_round_trip(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    sent: list[str] = []
+    try:
+        async with db.engine.connect() as conn:  # the first connect sets the dialect up
+            await conn.execute(text("SELECT 1"))
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            driver.add_query_logger(lambda query: sent.append(query.query))
+        for _ in range(3):
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 2"))
+        # asyncpg logs the transaction's own BEGIN and ROLLBACK (a prepared SELECT is
+        # not logged); a pre-ping would add its own BEGIN, ";" and ROLLBACK each time.
+        assert sent.count("BEGIN;") == 3, sent
+        assert ";" not in sent, sent
+    finally:
+        await db.dispose()
