@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 from aiolimiter import AsyncLimiter
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import ColumnElement, func, literal_column, select, update
 from sqlalchemy.orm import aliased
 
 from bot.metrics import Metrics
@@ -176,7 +176,7 @@ class Outbox:
         earlier = aliased(OutboundMessage)
         # "Queued" written out, as in the partial indexes the claim is made for
         # (storage.messages.QUEUED_SQL): a bound value would not match them.
-        queued = literal_column(f"'{OutboundStatus.QUEUED.value}'")
+        queued: ColumnElement[str] = literal_column(f"'{OutboundStatus.QUEUED.value}'")
         # A row goes when it is its contact's oldest queued row: one probe of the
         # contact's queued rows for each candidate, taken in due order until the batch
         # is full, whatever the backlog (as NOT EXISTS, PostgreSQL could join it against
