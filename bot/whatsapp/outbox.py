@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 from sqlalchemy import ColumnElement, func, literal_column, select, update
 from sqlalchemy.orm import aliased
 
@@ -44,6 +43,7 @@ from bot.whatsapp.errors import (
 )
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
+from bot.whatsapp.pacing import Pacer
 from bot.whatsapp.rounds import run_rounds
 from bot.whatsapp.statuses import apply_early_statuses_of
 from flows.messages import Document, Template, reply_from_payload
@@ -124,8 +124,8 @@ class Outbox:
         self.db = db
         self.client = client
         self.metrics = metrics
-        # A bucket of one token refilled at the rate: never a burst above the limit.
-        self.limiter = AsyncLimiter(1, 1 / rate) if rate else None
+        # Evenly spaced sends at the full rate, never above it (bot.whatsapp.pacing).
+        self.limiter = Pacer(rate) if rate else None
         self.max_attempts = max_attempts
         self.lease = lease
         self.batch = batch
