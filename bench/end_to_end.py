@@ -4,14 +4,15 @@ Three measurements, all in this process on the benchmark's PostgreSQL database:
 
 - :func:`engine_rate`: Nyala's :class:`flows.Engine` on the test café. Each contact runs
   the order-flow script; each message is stored with ``Engine.receive`` and processed
-  with ``Engine.process_pending`` (two transactions, the second under the contact's
-  advisory lock), with at most ``concurrency`` contacts in flight. Timed from the first
-  store until the last message is processed.
+  either on its own (``Engine.process_pending``) or, as the server does, in batches of
+  contacts (``Engine.process_batch``: one transaction for N contacts' turns). Timed from
+  the first store until the last message is processed.
 - :func:`asyncpg_rate`: the ceiling. The same number of messages, same contacts in
   flight, each one bare asyncpg transaction of four statements on the same tables: insert
   the inbound row, update the conversation's state, insert a step event, insert a reply.
 - :func:`machine_us`: the state machine alone: python-statemachine rebuilds the order
-  flow's machine at a stored state and sends it one ``answer`` event, per message.
+  flow's machine at a stored state (or takes it from the engine's pool) and sends it one
+  ``answer`` event, per message.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncpg
 from analytics.tracking import StepTracker
 from flows import App, ContactRef, Engine, FlowContext, UserMessage
 from flows.context import EntryRecorder, FlowModel
+from flows.machines import MachinePool
 from flows.spec import ANSWER_EVENT, FlowSpec
 from storage import utcnow
 
@@ -123,30 +125,71 @@ async def engine_rate(
     contacts: int,
     conversations: int,
     concurrency: int,
+    batch: int = 0,
+    workers: int = 2,
 ) -> Processed:
-    """Nyala: ``receive`` then ``process_pending`` per message, contacts in parallel."""
+    """Nyala's Engine over the script, ``contacts`` conversations at once.
+
+    ``batch`` 0: each message is stored (``receive``) and processed (``process_pending``)
+    on its own, ``concurrency`` contacts in flight. ``batch`` N: the way the server
+    processes (:class:`bot.whatsapp.processing.Processor`): every contact's next message
+    is stored (``concurrency`` stores at once), then all are processed with
+    ``Engine.process_batch``, N contacts a transaction, ``workers`` batches at once (the
+    server's defaults: 32 and 2); message after message of the script. Timed from the first
+    store to the last turn."""
     run = next(_runs)
     texts = script(conversations)
     base = utcnow().replace(microsecond=0)
+    refs = [
+        ContactRef(wa_id=_wa_id(run, index, 1), profile_name=f"Bench {index}")
+        for index in range(contacts)
+    ]
+
+    def message(index: int, step: int) -> UserMessage:
+        return UserMessage(
+            id=f"wamid.E2E.{run}.{index}.{step}",
+            kind="text",
+            text=texts[step],
+            timestamp=base + dt.timedelta(seconds=step),
+        )
 
     def job(index: int) -> Callable[[], Awaitable[None]]:
-        ref = ContactRef(wa_id=_wa_id(run, index, 1), profile_name=f"Bench {index}")
-
         async def converse() -> None:
-            for step, text in enumerate(texts):
-                message = UserMessage(
-                    id=f"wamid.E2E.{run}.{index}.{step}",
-                    kind="text",
-                    text=text,
-                    timestamp=base + dt.timedelta(seconds=step),
-                )
-                received = await engine.receive(ref, message)
+            for step in range(len(texts)):
+                received = await engine.receive(refs[index], message(index, step))
                 await engine.process_pending(received.contact_id)
 
         return converse
 
+    async def waves() -> None:
+        ids: list[int] = [0] * contacts
+        for step in range(len(texts)):
+
+            def store(index: int, step: int = step) -> Callable[[], Awaitable[None]]:
+                async def one() -> None:
+                    received = await engine.receive(refs[index], message(index, step))
+                    ids[index] = received.contact_id
+
+                return one
+
+            await _bounded(concurrency, [store(i) for i in range(contacts)])
+            chunks = [ids[start : start + batch] for start in range(0, contacts, batch)]
+
+            def turns(chunk: list[int]) -> Callable[[], Awaitable[None]]:
+                async def one() -> None:
+                    await engine.process_batch(chunk, wait=True)
+
+                return one
+
+            await _bounded(workers, [turns(chunk) for chunk in chunks])
+
     mark = await _mark(conn)
-    seconds = await _bounded(concurrency, [job(i) for i in range(contacts)])
+    if batch:
+        started = time.perf_counter()
+        await waves()
+        seconds = time.perf_counter() - started
+    else:
+        seconds = await _bounded(concurrency, [job(i) for i in range(contacts)])
     return await _processed(conn, mark, contacts * len(texts), seconds)
 
 
@@ -236,27 +279,43 @@ async def asyncpg_rate(
     return await _processed(conn, mark, contacts * len(texts), seconds)
 
 
-async def machine_us(spec: FlowSpec, iterations: int, *, listeners: bool) -> float:
-    """Microseconds per message: rebuild the machine at a stored state, send ``answer``.
+async def machine_us(
+    spec: FlowSpec, iterations: int, *, listeners: bool, pooled: bool = False
+) -> float:
+    """Microseconds per message: a machine at a stored state, sent ``answer``.
 
     Alternates the order flow's ``ask_size → ask_count`` and ``ask_count → confirm``
     (no app callbacks on them), with the engine's listeners (step tracker, entry
-    recorder) when ``listeners``.
+    recorder) when ``listeners``. The machine is built for each message, or with
+    ``pooled`` taken from a :class:`flows.machines.MachinePool` and reset, as the engine
+    does (always with its listeners).
     """
     ctx = cast(FlowContext, None)  # these transitions call nothing that needs a context
     cases = (("ask_size", "large", "ask_count"), ("ask_count", 2, "confirm"))
     entered = utcnow()
+    pool = MachinePool()
     started = time.perf_counter()
     for i in range(iterations):
         state, value, target = cases[i & 1]
-        model = FlowModel(state, {"name": "Ada", "size": "large"}, ctx)
-        attached: list[Any] = (
-            [StepTracker(entered_at=entered), EntryRecorder(model)] if listeners else []
-        )
-        machine = spec.machine(model=model, listeners=attached)
-        result = machine.send(ANSWER_EVENT, value=value, input_value=str(value))
-        if asyncio.iscoroutine(result):
-            await result
+        data = {"name": "Ada", "size": "large"}
+        if pooled:
+            tracker = StepTracker(entered_at=entered)
+            with pool.machine(spec, state, data=data, ctx=ctx, tracker=tracker) as (
+                machine,
+                model,
+            ):
+                result = machine.send(ANSWER_EVENT, value=value, input_value=str(value))
+                if asyncio.iscoroutine(result):
+                    await result
+        else:
+            model = FlowModel(state, data, ctx)
+            attached: list[Any] = (
+                [StepTracker(entered_at=entered), EntryRecorder(model)] if listeners else []
+            )
+            machine = spec.machine(model=model, listeners=attached)
+            result = machine.send(ANSWER_EVENT, value=value, input_value=str(value))
+            if asyncio.iscoroutine(result):
+                await result
         if model.state != target:
             raise AssertionError(f"{state} + answer went to {model.state}, not {target}")
     return (time.perf_counter() - started) / iterations * 1e6
