@@ -35,6 +35,11 @@ def _process_seconds(pid: int) -> float | None:
 def tree_seconds(pid: int) -> float:
     """CPU seconds of a process and all its descendants alive now (``nyala serve
     --processors`` does its work in child processes)."""
+    return sum(_process_seconds(each) or 0.0 for each in tree_pids(pid))
+
+
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants alive now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -44,12 +49,12 @@ def tree_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += _process_seconds(current) or 0.0
+        found.append(current)
         todo.extend(children.get(current, []))
-    return total
+    return found
 
 
 def _postgres_pids() -> list[int]:

@@ -49,6 +49,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench import cpu
 from bench.cpu import tree_seconds
 from bench.database import ADMIN_URL, bench_database
 from bench.end_to_end import Processed, asyncpg_rate
@@ -276,6 +277,7 @@ class Delivered:
     cpu_seconds: float  # the server process's CPU time over the run
     transactions: int  # PostgreSQL transactions over the run (the benchmark's own excluded)
     complete: bool
+    cores: dict[str, float]  # cores busy on average per role (cpu.Monitor) over the run
 
     @property
     def rate(self) -> float:
@@ -314,18 +316,31 @@ async def _delivered(
 
 
 async def end_to_end(
-    nyala: Server, conn: asyncpg.Connection, payloads: Payloads, *, count: int, within: float
+    nyala: Server,
+    graph: Server,
+    conn: asyncpg.Connection,
+    payloads: Payloads,
+    *,
+    count: int,
+    within: float,
 ) -> Delivered:
     """POST ``count`` signed messages (16 connections) and wait until every reply was
     accepted by the Graph API stand-in; the server's CPU time and PostgreSQL's
-    transactions over the run."""
+    transactions over the run, and the cores each part of the machine kept busy."""
     in_mark, out_mark = await inbound_mark(conn), await _outbound_mark(conn)
     transactions = await _transactions(conn)
-    cpu = tree_seconds(nyala.process.pid)
+    cpu_before = tree_seconds(nyala.process.pid)
+    roles: cpu.Roles = {
+        "nyala": cpu.tree_pids(nyala.process.pid),
+        "postgresql": None,
+        "graph": [graph.process.pid],
+        "generator": [os.getpid()],
+    }
     started = dt.datetime.now(dt.UTC)
-    await post_count(f"{nyala.url}/webhook", payloads, count=count, connections=16)
-    last, complete, polls = await _delivered(conn, in_mark, out_mark, within)
-    cpu = (tree_seconds(nyala.process.pid)) - cpu
+    async with cpu.Monitor(roles) as monitor:
+        await post_count(f"{nyala.url}/webhook", payloads, count=count, connections=16)
+        last, complete, polls = await _delivered(conn, in_mark, out_mark, within)
+    spent = tree_seconds(nyala.process.pid) - cpu_before
     row = await conn.fetchrow(
         f"""
         SELECT (SELECT count(*) FROM inbound_messages WHERE id > $1 AND status <> 'pending')
@@ -341,7 +356,13 @@ async def end_to_end(
     transactions = await _transactions(conn) - transactions - polls - 5
     seconds = (last - started).total_seconds() if last is not None else 0.0
     return Delivered(
-        int(row["messages"]), int(row["replies"]), seconds, cpu, transactions, complete
+        int(row["messages"]),
+        int(row["replies"]),
+        seconds,
+        spent,
+        transactions,
+        complete,
+        monitor.cores,
     )
 
 
@@ -395,7 +416,9 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
     offered = {"rate": args.offered_rate, "duration": args.offered_seconds}
     tag = f"{secrets.randbelow(10_000):04d}"
     async with (
-        running("graph", lean_graph_command(graph_port), graph_port, {}, workdir, health_path="/"),
+        running(
+            "graph", lean_graph_command(graph_port), graph_port, {}, workdir, health_path="/"
+        ) as graph,
         running("nyala", _serve(nyala_port, args.processors), nyala_port, env, workdir) as nyala,
         running("bare", bare_command(bare_port), bare_port, bare_env(), workdir) as bare,
     ):
@@ -415,7 +438,7 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
             if args.profile == "e2e":
                 spy = _py_spy(nyala.process.pid, args.drain_timeout, workdir / "nyala.spy")
             r["e2e"] = await end_to_end(
-                nyala, conn, e2e_payloads, count=args.messages, within=args.drain_timeout
+                nyala, graph, conn, e2e_payloads, count=args.messages, within=args.drain_timeout
             )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -472,6 +495,24 @@ def _ratio(now: float, ceiling: float) -> str:
     return f"{now / ceiling:.3f}×" if ceiling else "—"
 
 
+def _per_message_cpu(e: Delivered) -> str:
+    """Each part's CPU milliseconds per message (cores busy × seconds ÷ messages)."""
+    if not e.messages:
+        return "nothing processed"
+    names = {
+        "nyala": "nyala serve",
+        "postgresql": "PostgreSQL",
+        "graph": "Graph API stand-in",
+        "generator": "load generator",
+        "other": "the rest of the machine",
+    }
+    parts = [
+        f"{names.get(role, role)} {1000 * cores * e.seconds / e.messages:.2f} ms"
+        for role, cores in e.cores.items()
+    ]
+    return ", ".join(parts)
+
+
 def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
     n: WrkResult = r["nyala"]
     b: WrkResult = r["bare"]
@@ -518,9 +559,11 @@ def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"errors from Nyala, {b.errors} from the bare handler; open loop: {o.errors} / "
         f"{bo.errors}. Server CPU during Nyala's wrk run: {r['wrk_cpu']:.1f} s of "
         f"{args.seconds:g} s.",
+        "",
+        f"Where the machine's CPU went end to end, per message: {_per_message_cpu(e)}.",
     ]
     if "profile" in r:
-        lines += ["", "py-spy, nyala serve during its wrk run: own % / total %"]
+        lines += ["", f"py-spy, nyala serve during its {args.profile} run: own % / total %"]
         lines += [f"  {own:5.1f}% {total:5.1f}%  {name}" for name, own, total in r["profile"]]
     return "\n".join(lines)
 

@@ -18,9 +18,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -41,12 +41,15 @@ from storage import (
     IgnoredUpdate,
     InboundStatus,
     MediaDownload,
+    OutboundMessage,
     get_or_create_contact,
     utcnow,
 )
 from storage.messages import KnownContact, insert_contacts, insert_new_inbound, known_contacts
 
 log = logging.getLogger("nyala.inbox")
+
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
 
 Clock = Callable[[], dt.datetime]
 
@@ -430,6 +433,7 @@ async def _store_messages(
         ]
         insert = _pg_insert_inbound if postgresql else insert_new_inbound
         stored.update(await insert(session, rows))
+    receipts: list[dict[str, Any]] = []
     for i, (result, incoming) in enumerate(fresh):
         row_id = stored.get(incoming.message.id)
         if row_id is None:
@@ -439,9 +443,11 @@ async def _store_messages(
         if helds[i]:
             session.add(_download_row(incoming, row_id, contact_id, payloads[i], now))
         if mark_read and incoming.message.kind != "reaction":
-            session.add(mark_read_row(contact_id, row_id, incoming.message.id, now))
+            receipts.append(mark_read_row(contact_id, row_id, incoming.message.id, now))
         result.contacts.add(contact_id)
         result.new_messages += 1
+    if receipts:
+        await session.execute(_OUTBOUND.insert(), receipts)
 
 
 # PostgreSQL: one cached statement whatever the number of rows ---------------------------

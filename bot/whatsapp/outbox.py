@@ -415,17 +415,18 @@ class Outbox:
 
 def mark_read_row(
     contact_id: int, inbound_id: int, message_id: str, now: dt.datetime
-) -> OutboundMessage:
-    """An outbox row that marks an inbound message as read (before the replies to it)."""
-    return OutboundMessage(
-        contact_id=contact_id,
-        inbound_id=inbound_id,
-        kind=MARK_READ,
-        payload=mark_read_body(message_id),
-        status=OutboundStatus.QUEUED,
-        created_at=now,
-        next_attempt_at=now,
-    )
+) -> dict[str, Any]:
+    """An outbox row (its column values) that marks an inbound message as read, before
+    the replies to it; the inbox inserts a group's rows with one statement."""
+    return {
+        "contact_id": contact_id,
+        "inbound_id": inbound_id,
+        "kind": MARK_READ,
+        "payload": mark_read_body(message_id),
+        "status": OutboundStatus.QUEUED,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
 
 
 async def send_queued_now(settings: Settings, db: Database) -> int:
