@@ -24,11 +24,23 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from sqlalchemy import ColumnElement, func, literal_column, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -59,6 +71,22 @@ from storage import (
 )
 
 log = logging.getLogger("nyala.outbox")
+
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
+_CONTACTS = cast(Table, Contact.__table__)
+
+
+def _ids_match(
+    column: ColumnElement[int], ids: list[int], *, postgresql: bool
+) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``: on PostgreSQL one array parameter (one prepared
+    statement whatever the count), elsewhere an IN list."""
+    if postgresql:
+        return column == any_(
+            cast_(bindparam("ids", ids, type_=ARRAY(BigInteger)), ARRAY(BigInteger))
+        )
+    return column.in_(ids)
+
 
 Clock = Callable[[], dt.datetime]
 MARK_READ = "mark_read"
@@ -171,9 +199,13 @@ class Outbox:
         return len(claimed)
 
     async def claim(self) -> list[Claimed]:
-        """Take the lease of due rows, at most one per contact (the oldest waiting)."""
+        """Take the lease of due rows, at most one per contact (the oldest waiting).
+
+        Two statements and no ORM objects: select the rows (locking them, skipping rows
+        another sender holds), then take their lease with one UPDATE."""
         now = self.clock()
-        earlier = aliased(OutboundMessage)
+        out, contacts = _OUTBOUND, _CONTACTS
+        earlier = out.alias("earlier")
         # "Queued" written out, as in the partial indexes the claim is made for
         # (storage.messages.QUEUED_SQL): a bound value would not match them.
         queued: ColumnElement[str] = literal_column(f"'{OutboundStatus.QUEUED.value}'")
@@ -182,51 +214,73 @@ class Outbox:
         # is full, whatever the backlog (as NOT EXISTS, PostgreSQL could join it against
         # every queued row: 0.7 s a claim with 2,000 queued, against 0.5 ms now).
         oldest = (
-            select(func.min(earlier.id))
-            .where(earlier.contact_id == OutboundMessage.contact_id, earlier.status == queued)
+            select(func.min(earlier.c.id))
+            .where(earlier.c.contact_id == out.c.contact_id, earlier.c.status == queued)
             .scalar_subquery()
         )
         query = (
-            select(OutboundMessage, Contact.wa_id, Contact.user_id, Contact.last_inbound_at)
-            .join(Contact, Contact.id == OutboundMessage.contact_id)
-            .where(
-                OutboundMessage.status == queued,
-                OutboundMessage.next_attempt_at <= now,
-                OutboundMessage.id == oldest,
-                # A sandbox contact (the console's simulator) is never a WhatsApp user.
-                Contact.sandbox.is_(False),
+            select(
+                out.c.id,
+                out.c.kind,
+                out.c.payload,
+                out.c.attempts,
+                out.c.media_id,
+                out.c.in_flight,
+                out.c.fallback,
+                out.c.pair_rate_strikes,
+                contacts.c.wa_id,
+                contacts.c.user_id,
+                contacts.c.last_inbound_at,
             )
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .join_from(out, contacts, contacts.c.id == out.c.contact_id)
+            .where(
+                out.c.status == queued,
+                out.c.next_attempt_at <= now,
+                out.c.id == oldest,
+                # A sandbox contact (the console's simulator) is never a WhatsApp user.
+                contacts.c.sandbox.is_(False),
+            )
+            .order_by(out.c.next_attempt_at, out.c.id)
             .limit(self.batch)
         )
         if self.db.is_postgresql:
-            query = query.with_for_update(skip_locked=True, of=OutboundMessage)
-        claimed: list[Claimed] = []
+            query = query.with_for_update(skip_locked=True, of=out)
         async with self.db.transaction() as session:
             rows = (await session.execute(query)).all()
-            for row, wa_id, user_id, last_inbound in rows:
-                ambiguous = row.in_flight
-                if ambiguous:
-                    row.ambiguous_resends += 1
-                    self.metrics.ambiguous_resends.inc()
-                row.in_flight = True
-                row.attempts += 1
-                row.next_attempt_at = now + self.lease
-                claimed.append(
-                    Claimed(
-                        id=row.id,
-                        kind=row.kind,
-                        payload=dict(row.payload),
-                        to=recipient(wa_id, user_id),
-                        last_inbound_at=last_inbound,
-                        attempts=row.attempts,
-                        media_id=row.media_id,
-                        ambiguous=ambiguous,
-                        fallback=dict(row.fallback) if row.fallback else None,
-                        pair_rate_strikes=row.pair_rate_strikes or 0,
-                    )
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            # Resent while in flight: Meta may have the first (no idempotency key).
+            lease = (
+                update(out)
+                .values(
+                    in_flight=True,
+                    attempts=out.c.attempts + 1,
+                    next_attempt_at=now + self.lease,
+                    ambiguous_resends=out.c.ambiguous_resends
+                    + case((out.c.in_flight.is_(True), 1), else_=0),
                 )
-        return claimed
+                .where(_ids_match(out.c.id, ids, postgresql=self.db.is_postgresql))
+            )
+            await session.execute(lease)
+        ambiguous = sum(1 for row in rows if row.in_flight)
+        if ambiguous:
+            self.metrics.ambiguous_resends.inc(ambiguous)
+        return [
+            Claimed(
+                id=row.id,
+                kind=row.kind,
+                payload=dict(row.payload),
+                to=recipient(row.wa_id, row.user_id),
+                last_inbound_at=row.last_inbound_at,
+                attempts=row.attempts + 1,
+                media_id=row.media_id,
+                ambiguous=bool(row.in_flight),
+                fallback=dict(row.fallback) if row.fallback else None,
+                pair_rate_strikes=row.pair_rate_strikes or 0,
+            )
+            for row in rows
+        ]
 
     async def _send(self, row: Claimed) -> None:
         media_id = row.media_id
