@@ -76,6 +76,24 @@ _OUTBOUND = cast(Table, OutboundMessage.__table__)
 _CONTACTS = cast(Table, Contact.__table__)
 
 
+# One executemany for a group of sends (Core: no ORM bookkeeping per row).
+_RECORD_SENT = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("row_id"))
+    .values(
+        status=OutboundStatus.SENT,
+        wa_message_id=bindparam("wamid"),
+        sent_at=bindparam("at"),
+        status_at=bindparam("at"),
+        in_flight=False,
+        media_id=bindparam("media"),
+        next_attempt_at=None,
+        last_error=None,
+        error_code=None,
+    )
+)
+
+
 def _ids_match(
     column: ColumnElement[int], ids: list[int], *, postgresql: bool
 ) -> ColumnElement[bool]:
@@ -371,19 +389,13 @@ class Outbox:
                     # a status that arrives meanwhile waits, then finds the message id.
                     await lock_names(session, [f"wamid:{wamid}" for wamid in wamids])
                     await session.execute(
-                        update(OutboundMessage),
+                        _RECORD_SENT,
                         [
                             {
-                                "id": sent.row_id,
-                                "status": OutboundStatus.SENT,
-                                "wa_message_id": sent.wamid,
-                                "sent_at": sent.at,
-                                "status_at": sent.at,
-                                "in_flight": False,
-                                "media_id": sent.media_id,
-                                "next_attempt_at": None,
-                                "last_error": None,
-                                "error_code": None,
+                                "row_id": sent.row_id,
+                                "wamid": sent.wamid,
+                                "at": sent.at,
+                                "media": sent.media_id,
                             }
                             for sent in group
                         ],
