@@ -51,6 +51,10 @@ log = logging.getLogger("nyala.inbox")
 
 _OUTBOUND = cast(Table, OutboundMessage.__table__)
 
+# Contact ids per NOTIFY payload (a payload must stay under 8,000 bytes).
+IDS_PER_NOTIFY = 500
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
 Clock = Callable[[], dt.datetime]
 
 
@@ -72,9 +76,11 @@ async def store_batch(
     *,
     mark_read: bool,
     clock: Clock = utcnow,
+    announce: str | None = None,
 ) -> Stored:
     """Store a parsed webhook delivery in one transaction (retried on a unique clash)."""
-    return (await store_batches(db, [batch], mark_read=mark_read, clock=clock))[0]
+    stored = await store_batches(db, [batch], mark_read=mark_read, clock=clock, announce=announce)
+    return stored[0]
 
 
 async def store_batches(
@@ -83,15 +89,20 @@ async def store_batches(
     *,
     mark_read: bool,
     clock: Clock = utcnow,
+    announce: str | None = None,
 ) -> list[Stored]:
     """Store several deliveries in ONE transaction (retried on a unique clash).
 
-    Either all of them are durable when this returns, or none is (an exception).
+    Either all of them are durable when this returns, or none is (an exception). With
+    ``announce`` (PostgreSQL), the contacts with new messages are announced on that
+    ``NOTIFY`` channel in the same transaction: delivered when, and only if, it commits.
     """
     for attempt in range(3):
         try:
             async with db.transaction() as session:
-                return await _store(session, batches, mark_read=mark_read, now=clock())
+                return await _store(
+                    session, batches, mark_read=mark_read, now=clock(), announce=announce
+                )
         except IntegrityError:
             # Another process stored the same message or contact at this moment.
             if attempt == 2:
@@ -119,6 +130,9 @@ class GroupCommit:
             between groups, instead of the shared pool: the acknowledgement then never
             waits behind processing and the outbox for a pooled connection (under load
             they hold all of them). The owner calls :meth:`close` at shutdown.
+        announce: a PostgreSQL ``NOTIFY`` channel: each group's contacts with new messages
+            are announced on it in the group's own transaction (processing runs in other
+            processes, :class:`bot.whatsapp.processing.Announcer`), at no extra commit.
     """
 
     def __init__(
@@ -130,8 +144,10 @@ class GroupCommit:
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
         own_connection: bool = False,
+        announce: str | None = None,
     ) -> None:
         self.db = db
+        self.announce = announce if db.is_postgresql else None
         self.metrics = metrics
         self.own_connection = own_connection and db.is_postgresql
         self._own_db: Database | None = None
@@ -209,7 +225,9 @@ class GroupCommit:
                 if held is not None:
                     await _release(held)
                 held = None
-        results = await store_batches(self.db, batches, mark_read=self.mark_read, clock=self.clock)
+        results = await store_batches(
+            self.db, batches, mark_read=self.mark_read, clock=self.clock, announce=self.announce
+        )
         return results, None
 
     async def _connect(self) -> AsyncConnection:
@@ -239,7 +257,11 @@ class GroupCommit:
             session = AsyncSession(bind=conn, expire_on_commit=False)
             try:
                 results = await _store(
-                    session, batches, mark_read=self.mark_read, now=self.clock()
+                    session,
+                    batches,
+                    mark_read=self.mark_read,
+                    now=self.clock(),
+                    announce=self.announce,
                 )
                 await session.flush()
             finally:
@@ -250,7 +272,11 @@ class GroupCommit:
         for batch, future in group:
             try:
                 result = await store_batch(
-                    self.db, batch, mark_read=self.mark_read, clock=self.clock
+                    self.db,
+                    batch,
+                    mark_read=self.mark_read,
+                    clock=self.clock,
+                    announce=self.announce,
                 )
             except Exception as exc:
                 _settle(future, error=exc)
@@ -286,6 +312,7 @@ async def _store(
     *,
     mark_read: bool,
     now: dt.datetime,
+    announce: str | None = None,
 ) -> list[Stored]:
     results = [Stored() for _ in batches]
     seen: set[str] = set()
@@ -319,7 +346,20 @@ async def _store(
         for reported in batch.reported:
             session.add(_error_row(reported, now))
             result.errors += 1
+    if announce is not None:
+        await announce_contacts(session, announce, {c for r in results for c in r.contacts})
     return results
+
+
+async def announce_contacts(
+    session: AsyncSession, channel: str, contact_ids: Iterable[int]
+) -> None:
+    """``NOTIFY`` the contacts on ``channel`` in the session's transaction (PostgreSQL
+    delivers it at commit, and only if it commits), in payloads under its 8,000 bytes."""
+    ids = sorted(contact_ids)
+    for start in range(0, len(ids), IDS_PER_NOTIFY):
+        payload = ",".join(map(str, ids[start : start + IDS_PER_NOTIFY]))
+        await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
 def _error_row(reported: ReportedError, now: dt.datetime) -> IgnoredUpdate:

@@ -27,9 +27,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Protocol
 
 import asyncpg
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bot.metrics import Metrics
+from bot.whatsapp.inbox import announce_contacts
 from flows import Engine
 from storage import Database, InboundMessage, InboundStatus
 
@@ -39,6 +40,10 @@ log = logging.getLogger("nyala.processing")
 class Kicker(Protocol):
     """What the webhook hands stored contacts to: a :class:`Processor` here, or an
     :class:`Announcer` when other processes process."""
+
+    announce_on: str | None
+    """A ``NOTIFY`` channel the webhook announces stored contacts on in its storing
+    transaction, instead of kicking (``None``: kick)."""
 
     def acknowledging(self) -> contextlib.AbstractContextManager[None]:
         """Mark a webhook request in flight."""
@@ -69,6 +74,8 @@ class Processor:
         busy_window: how long after the last webhook request the process counts as busy.
         on_replies: called after a batch produced replies (wakes the sender).
     """
+
+    announce_on: str | None = None  # this process processes: the webhook kicks it
 
     def __init__(
         self,
@@ -251,19 +258,19 @@ class Processor:
 # Other processes process (``nyala serve --processors N``, ``nyala work``) -----------------
 
 CHANNEL = "nyala_inbound"
-# A NOTIFY payload must stay under 8,000 bytes: contact ids in chunks well below that.
-_IDS_PER_NOTIFY = 500
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class Announcer:
     """What the webhook kicks when processing runs in other processes (PostgreSQL only):
-    the contacts are announced with ``NOTIFY`` on :data:`CHANNEL` (gathered for one
-    loop turn, one statement for many requests), and every processing process listening
-    (:func:`listen_for_kicks`) takes them. A lost announcement costs only time: the
-    processors' recovery finds every pending message."""
+    the contacts are announced with ``NOTIFY`` on :data:`CHANNEL`, and every processing
+    process listening (:func:`listen_for_kicks`) takes them. The webhook announces in
+    the very transaction that stores the messages (:attr:`announce_on`); :meth:`kick`
+    announces the others (a held message released after its download), gathered for one
+    loop turn. A lost announcement costs only time: the processors' recovery finds every
+    pending message."""
 
     busy = False
+    announce_on: str | None = CHANNEL
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -288,9 +295,7 @@ class Announcer:
             self._pending.clear()
             try:
                 async with self.db.transaction() as session:
-                    for start in range(0, len(ids), _IDS_PER_NOTIFY):
-                        payload = ",".join(map(str, ids[start : start + _IDS_PER_NOTIFY]))
-                        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+                    await announce_contacts(session, CHANNEL, ids)
             except Exception:
                 log.exception("announcing %d contact(s) failed; recovery will find them", len(ids))
 

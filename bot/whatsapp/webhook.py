@@ -71,7 +71,11 @@ class Webhook:
         self._verify_token = verify_token
         self.mark_read = mark_read
         self.group = GroupCommit(
-            db, mark_read=mark_read, metrics=metrics, own_connection=own_connection
+            db,
+            mark_read=mark_read,
+            metrics=metrics,
+            own_connection=own_connection,
+            announce=inbox.announce_on,
         )
 
     async def close(self) -> None:
@@ -140,6 +144,6 @@ class Webhook:
             self.metrics.webhook_errors.labels(
                 code=str(code) if code is not None else "none"
             ).inc()
-        if stored.contacts:
+        if stored.contacts and self.group.announce is None:  # else announced with them
             self.inbox.kick(stored.contacts)
         return web.Response(text="OK")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 
@@ -243,3 +244,48 @@ async def test_a_connection_of_its_own_that_died_is_replaced(db: Database) -> No
     finally:
         await group.close()
     assert [wamid for wamid, _ in await _rows(db)] == ["wamid.X1", "wamid.X2", "wamid.X3"]
+
+
+async def test_the_contacts_stored_are_announced_with_them(db: Database) -> None:
+    """With processing in other processes, a group's contacts are announced (NOTIFY) in
+    the transaction that stores their messages: heard once it commits, once a group, and
+    not at all for a group that failed (its deliveries, stored one by one, announce
+    themselves). Redeliveries announce nobody."""
+    if not db.is_postgresql:
+        pytest.skip("announcements are PostgreSQL's NOTIFY")
+
+    heard: list[set[int]] = []
+    url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = await asyncpg.connect(url)
+    try:
+        await listener.add_listener(
+            "test_inbound",
+            lambda _c, _p, _ch, payload: heard.append({int(x) for x in payload.split(",")}),
+        )
+        group = GroupCommit(db, mark_read=False, announce="test_inbound", own_connection=True)
+        batches = [_delivery(f"26377300{i % 3:04d}", f"wamid.AN{i}") for i in range(9)]
+        results = await asyncio.gather(*(group.store(b) for b in batches))
+        contacts = {c for r in results for c in r.contacts}
+        assert len(contacts) == 3
+        for _ in range(50):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [contacts]  # one announcement for the group's one commit
+        # A group with a bad delivery fails whole; each is then stored (and announced)
+        # on its own, the bad one not at all.
+        heard.clear()
+        good = _delivery("263773000100", "wamid.AN.OK")
+        template = _delivery("263773000199", "wamid.AN.BAD")
+        nobody = dataclasses.replace(template.messages[0].sender, wa_id=None, user_id=None)
+        bad = WebhookBatch(messages=(dataclasses.replace(template.messages[0], sender=nobody),))
+        outcomes = await asyncio.gather(group.store(good), group.store(bad), return_exceptions=True)
+        assert isinstance(outcomes[1], ValueError)
+        stored = outcomes[0]
+        assert isinstance(stored, Stored)
+        await group.store(good)  # a redelivery: nothing new to announce
+        await asyncio.sleep(0.3)
+        assert heard == [stored.contacts]
+        await group.close()
+    finally:
+        await listener.close()
