@@ -279,7 +279,8 @@ async def test_the_contacts_stored_are_announced_with_them(db: Database) -> None
         template = _delivery("263773000199", "wamid.AN.BAD")
         nobody = dataclasses.replace(template.messages[0].sender, wa_id=None, user_id=None)
         bad = WebhookBatch(messages=(dataclasses.replace(template.messages[0], sender=nobody),))
-        outcomes = await asyncio.gather(group.store(good), group.store(bad), return_exceptions=True)
+        stores = (group.store(good), group.store(bad))
+        outcomes = await asyncio.gather(*stores, return_exceptions=True)
         assert isinstance(outcomes[1], ValueError)
         stored = outcomes[0]
         assert isinstance(stored, Stored)
