@@ -46,9 +46,16 @@ async def test_late_wake_ups_do_not_slow_the_rate_nor_push_it_over(rate: float) 
         sent.append(loop.now)
         loop.now += 0.0002  # the send itself
     achieved = (len(sent) - 1) / (sent[-1] - sent[0])
-    assert achieved >= 0.99 * rate
-    assert achieved <= rate * 1.0001
+    # The goal is 0.98× the limit; the window's 1% margin (for network jitter) costs up
+    # to 1%, late wake-ups nothing beyond it.
+    assert achieved >= 0.985 * rate
+    assert achieved <= rate
     assert _most_in_one_second(sent) <= max(1, int(rate) + (rate % 1 > 0))
+    # Arrivals up to 10 ms apart from the sends still never make more than the rate a
+    # second at 80/s (what Meta counts).
+    jitter = random.Random(3)
+    arrived = sorted(t + jitter.uniform(0, 0.01 if rate >= 80 else 0.0) for t in sent)
+    assert _most_in_one_second(arrived) <= max(1, int(rate) + (rate % 1 > 0))
 
 
 async def test_concurrent_senders_take_turns_in_call_order() -> None:
