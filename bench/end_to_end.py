@@ -127,6 +127,7 @@ async def engine_rate(
     concurrency: int,
     batch: int = 0,
     workers: int = 2,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Processed:
     """Nyala's Engine over the script, ``contacts`` conversations at once.
 
@@ -136,7 +137,8 @@ async def engine_rate(
     is stored (``concurrency`` stores at once), then all are processed with
     ``Engine.process_batch``, N contacts a transaction, ``workers`` batches at once (the
     server's defaults: 32 and 2); message after message of the script. Timed from the first
-    store to the last turn."""
+    store to the last turn. ``on_phase`` hears "store" and "process" as each wave's stores
+    and turns begin (batches only)."""
     run = next(_runs)
     texts = script(conversations)
     base = utcnow().replace(microsecond=0)
@@ -172,7 +174,11 @@ async def engine_rate(
 
                 return one
 
+            if on_phase is not None:
+                on_phase("store")
             await _bounded(concurrency, [store(i) for i in range(contacts)])
+            if on_phase is not None:
+                on_phase("process")
             chunks = [ids[start : start + batch] for start in range(0, contacts, batch)]
 
             def turns(chunk: list[int]) -> Callable[[], Awaitable[None]]:

@@ -1,4 +1,5 @@
-"""``python -m bench --profile``: where one end-to-end run's time goes (pyinstrument).
+"""``python -m bench --profile``: where one end-to-end run's time goes (pyinstrument),
+turns in batches as the server runs them.
 
 pyinstrument is not a dependency; install it with ``pip install -e ".[bench]"``. The
 profile covers the benchmark's process only (the Engine, SQLAlchemy, asyncpg,
@@ -38,12 +39,18 @@ async def profile_async(cfg: Config, url: str, workdir: Path) -> str:
     db = Database(url)
     engine = Engine(db, build_app(workdir / "flows"), sandbox=True)
     conn = await asyncpg.connect(url)
-    size = {"contacts": cfg.e2e_contacts, "conversations": cfg.e2e_conversations}
     try:
-        await engine_rate(engine, conn, contacts=8, conversations=1, concurrency=8)
+        await engine_rate(engine, conn, contacts=64, conversations=1, concurrency=8, batch=32)
         profiler = Profiler(interval=0.0005)
         profiler.start()
-        processed = await engine_rate(engine, conn, concurrency=cfg.concurrency, **size)
+        processed = await engine_rate(
+            engine,
+            conn,
+            concurrency=cfg.concurrency,
+            contacts=cfg.e2e_contacts,
+            conversations=cfg.e2e_conversations,
+            batch=32,  # the server's default batches (NYALA_BATCH_SIZE), 2 at once
+        )
         profiler.stop()
     finally:
         await conn.close()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 from sqlalchemy import event
@@ -180,7 +180,12 @@ def _say(line: str) -> None:
     print(f"[{time.monotonic() - _STARTED:5.0f} s] {line}", file=sys.stderr, flush=True)
 
 
-def _batching() -> dict[str, int]:
+class _Batching(TypedDict):
+    batch: int
+    workers: int
+
+
+def _batching() -> _Batching:
     """The server's batch size and batches at once, from its settings' defaults."""
     fields = Settings.model_fields
     return {
@@ -192,14 +197,26 @@ def _batching() -> dict[str, int]:
 async def _statements_per_message(
     db: Database, engine: Engine, conn: asyncpg.Connection
 ) -> dict[str, float]:
-    """SQL round trips Nyala makes per message (an untimed, instrumented run)."""
-    counts = {"statements": 0, "transaction_control": 0}
+    """SQL round trips Nyala makes per message (an untimed, instrumented run): storing
+    (``Engine.receive``, a transaction a message; the server's webhook shares one among
+    the requests that arrive together) and processing (the turns, in batches)."""
+    counts = {
+        "statements": 0,
+        "transaction_control": 0,
+        "store_statements": 0,
+        "store_transaction_control": 0,
+    }
+    phase = {"now": ""}
 
     def statement(*_: Any) -> None:
-        counts["statements"] += 1
+        counts["store_statements" if phase["now"] == "store" else "statements"] += 1
 
     def control(*_: Any) -> None:
-        counts["transaction_control"] += 1
+        store = phase["now"] == "store"
+        counts["store_transaction_control" if store else "transaction_control"] += 1
+
+    def begin(name: str) -> None:
+        phase["now"] = name
 
     sync = db.engine.sync_engine
     controls = ("begin", "commit", "rollback", "savepoint", "release_savepoint")
@@ -208,8 +225,9 @@ async def _statements_per_message(
         event.listen(sync, name, control)
     try:
         processed = await engine_rate(
-            engine, conn, contacts=64, conversations=2, concurrency=8, **_batching()
-        )
+            engine, conn, contacts=64, conversations=2, concurrency=8, on_phase=begin,
+            **_batching(),
+        )  # fmt: skip
     finally:
         event.remove(sync, "before_cursor_execute", statement)
         for name in controls:
@@ -260,7 +278,12 @@ async def _end_to_end(
             async with cpu.Monitor(roles) as on_nyala:
                 nyala.append(
                     await engine_rate(
-                        engine, conn, concurrency=cfg.concurrency, **size, **_batching()
+                        engine,
+                        conn,
+                        concurrency=cfg.concurrency,
+                        contacts=cfg.e2e_contacts,
+                        conversations=cfg.e2e_conversations,
+                        **_batching(),
                     )
                 )
             async with cpu.Monitor(roles) as on_ceiling:
@@ -547,7 +570,8 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         ),
         Figure(
             "sql_per_message",
-            "SQL round trips per processed message (statements + BEGIN/COMMIT/SAVEPOINT)",
+            "SQL round trips per processed message, turns in batches (statements + "
+            "BEGIN/COMMIT/SAVEPOINT; storing not included, see the notes)",
             "round trips",
             Summary.of([per_sql["statements"] + per_sql["transaction_control"]]),
             "bare asyncpg transaction per message: 4 statements + BEGIN/COMMIT",
@@ -579,9 +603,11 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
         f"{machine_median:,.0f} µs of that ({machine_median / per_message_us:.0%}). Per "
         "message it makes "
         f"{per['statements']:g} SQL statements plus {per['transaction_control']:g} "
-        "BEGIN/COMMIT/SAVEPOINT/RELEASE, storing included (one transaction a message "
-        "here, the webhook's group commit shares them); the turns share one transaction "
-        "a batch. The ceiling makes 4 plus BEGIN/COMMIT.",
+        "BEGIN/COMMIT/SAVEPOINT/RELEASE to process it (the turns share one transaction a "
+        f"batch), and {per['store_statements']:g} plus "
+        f"{per['store_transaction_control']:g} to store it with `Engine.receive` (one "
+        "transaction a message; the server's webhook shares one among the requests that "
+        "arrive together). The ceiling makes 4 plus BEGIN/COMMIT for both.",
         f"Each message wrote {replies:.2f} reply rows and {events:.2f} step events on "
         "average (the ceiling: 1 and 1).",
         "Cores busy (mean over repetitions; `python` is the benchmark's process, `other` "
