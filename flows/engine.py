@@ -68,6 +68,7 @@ from storage import (
     SessionStatus,
     get_or_create_contact,
     lock_contact,
+    lock_contacts,
     try_lock_contacts,
     utcnow,
 )
@@ -355,8 +356,7 @@ class Engine:
         outcome = Batch()
         async with self.db.transaction() as session:
             if wait:
-                for contact_id in ids:
-                    await lock_contact(session, contact_id)
+                await lock_contacts(session, ids)  # ids are sorted: one statement
                 locked = ids
             else:
                 locked = await try_lock_contacts(session, ids)

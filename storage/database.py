@@ -42,6 +42,12 @@ _TRY_LOCK_CONTACTS = text(
     "SELECT k FROM unnest(CAST(:keys AS integer[])) AS k WHERE pg_try_advisory_xact_lock(:ns, k)"
 )
 _LOCK_KEY_MODULUS = 2_147_483_647
+# Contact locks taken one after another, waiting, in the sorted order given.
+_LOCK_CONTACTS = text(
+    "SELECT count(pg_advisory_xact_lock(:ns, k.key)) FROM ("
+    "SELECT key FROM unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS u(key, i) "
+    "ORDER BY i) AS k"
+)
 # Named locks taken one after another in the order given (a sorted array; the ordinality
 # keeps that order through the scan).
 _LOCK_NAMES = text(
@@ -304,6 +310,14 @@ async def lock_contact(session: AsyncSession, contact_id: int) -> None:
         await session.execute(
             _LOCK_CONTACT, {"ns": _LOCK_NAMESPACE, "key": contact_id % _LOCK_KEY_MODULUS}
         )
+
+
+async def lock_contacts(session: AsyncSession, contact_ids: list[int]) -> None:
+    """:func:`lock_contact` for many contacts in one statement, waiting for each, in
+    sorted order (as every caller takes several: no two transactions wait crosswise)."""
+    if session.get_bind().dialect.name == "postgresql" and contact_ids:
+        keys = sorted({contact_id % _LOCK_KEY_MODULUS for contact_id in contact_ids})
+        await session.execute(_LOCK_CONTACTS, {"ns": _LOCK_NAMESPACE, "keys": keys})
 
 
 async def try_lock_contacts(session: AsyncSession, contact_ids: list[int]) -> list[int]:

@@ -18,7 +18,9 @@ from storage import (
     SessionStatus,
     StorageError,
     get_or_create_contact,
+    lock_contacts,
     migrate,
+    try_lock_contacts,
 )
 from storage.base import Money, UTCDateTime
 from storage.database import normalize_url
@@ -225,5 +227,20 @@ async def test_a_checkout_costs_no_round_trip(postgres_url: str) -> None:
         # not logged); a pre-ping would add its own BEGIN, ";" and ROLLBACK each time.
         assert sent.count("BEGIN;") == 3, sent
         assert ";" not in sent, sent
+    finally:
+        await db.dispose()
+
+
+async def test_contacts_locked_together_are_held_until_the_transaction_ends(
+    postgres_url: str,
+) -> None:
+    db = Database(postgres_url)
+    try:
+        async with db.transaction() as holder:
+            await lock_contacts(holder, [3, 1, 2])  # one statement, any order given
+            async with db.transaction() as other:
+                assert await try_lock_contacts(other, [2, 4, 1]) == [4]
+        async with db.transaction() as other:
+            assert await try_lock_contacts(other, [2, 4, 1]) == [2, 4, 1]
     finally:
         await db.dispose()
