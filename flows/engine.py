@@ -849,8 +849,9 @@ class _Turn:
             return
         if self.spec is not None:
             self._end_session(SessionStatus.ABANDONED, f"switched to {name}")
+        session_id = await self.ledger.flow_session_id(self.session)
         flow_session = FlowSession(
-            id=await self.ledger.flow_session_id(self.session),
+            id=session_id,
             contact_id=self.contact.id,
             flow_name=spec.name,
             flow_version=spec.version,
@@ -860,6 +861,8 @@ class _Turn:
             context_data=_public(data),
         )
         self.session.add(flow_session)  # inserted with the batch's other rows
+        if session_id is None:  # SQLite: the database gives the id as it inserts
+            await self.session.flush()
         conversation = self.conversation
         conversation.flow_name = spec.name
         conversation.flow_version = spec.version

@@ -1,11 +1,11 @@
 """The ledger: what a batch of turns writes, buffered and written together.
 
 A turn changes ORM rows (conversation, flow session, contact, inbound message), which the
-session flushes once at the end (a new flow session's id is taken beforehand, see
-:meth:`Ledger.flow_session_id`, so nothing needs a flush before then), and produces step
-events and reply rows, which the ledger keeps as plain rows and inserts with one multi-row
-statement each. A batch of N contacts' turns therefore costs the same few statements as
-one turn: the rows, not the round trips, grow with N.
+session flushes once at the end (on PostgreSQL a new flow session's id is taken
+beforehand, see :meth:`Ledger.flow_session_id`, so nothing needs a flush before then), and
+produces step events and reply rows, which the ledger keeps as plain rows and inserts
+with one multi-row statement each. A batch of N contacts' turns therefore costs the same
+few statements as one turn: the rows, not the round trips, grow with N.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ class Ledger:
         self.outbound: list[dict[str, Any]] = []
         self._session_ids = IdBlock(_FLOW_SESSIONS, block=turns)
 
-    async def flow_session_id(self, session: AsyncSession) -> int:
+    async def flow_session_id(self, session: AsyncSession) -> int | None:
         """The id for a new flow session: its row, its conversation's reference to it and
-        its step events are then written together at the end, with no flush per turn."""
+        its step events are then written together at the end, with no flush per turn
+        (``None`` on SQLite: flush the new row to have the database give it one)."""
         return await self._session_ids.take(session)
 
     def __len__(self) -> int:

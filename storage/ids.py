@@ -4,7 +4,7 @@ them all with one statement at the end."""
 
 from __future__ import annotations
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -12,14 +12,15 @@ class IdBlock:
     """New ids for one table within one transaction, taken a block at a time.
 
     On PostgreSQL the ids come from the table's own sequence (``nextval``, one statement
-    for the block): they never clash with rows inserted elsewhere, and ids a rolled-back
-    transaction took are left unused, as PostgreSQL does itself. On SQLite, whose write
-    transactions hold the database's only writer lock, they follow the largest id,
-    counted on in memory, which is what SQLite would assign itself.
+    for the block): they never clash with rows inserted in any other way, and ids a
+    rolled-back transaction took are left unused, as PostgreSQL does itself. SQLite has no
+    sequence to take from: there :meth:`take` gives ``None`` and the caller lets the
+    database assign the id when it inserts the row (any id counted on beforehand could be
+    taken meanwhile by a row inserted another way in the same transaction).
 
     Args:
         table: the table (its single-column integer primary key).
-        block: how many ids to take at once on PostgreSQL (those left over are skipped).
+        block: how many ids to take at once (those left over are skipped).
     """
 
     def __init__(self, table: Table, *, block: int = 1) -> None:
@@ -28,16 +29,12 @@ class IdBlock:
         self.column = column
         self.block = max(1, block)
         self._free: list[int] = []
-        self._next: int | None = None  # SQLite: the next id to give
 
-    async def take(self, session: AsyncSession) -> int:
-        """A new id, unique in the table (free of charge while the block lasts)."""
-        if session.get_bind().dialect.name == "sqlite":
-            if self._next is None:
-                largest = await session.scalar(select(func.max(self.column)))
-                self._next = (largest or 0) + 1
-            taken, self._next = self._next, self._next + 1
-            return taken
+    async def take(self, session: AsyncSession) -> int | None:
+        """A new id, unique in the table (free of charge while the block lasts); ``None``
+        on SQLite (insert the row to get one)."""
+        if session.get_bind().dialect.name != "postgresql":
+            return None
         if not self._free:
             found = await session.scalars(
                 text(

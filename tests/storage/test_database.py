@@ -6,15 +6,17 @@ import asyncio
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, insert, select, text
+from sqlalchemy import Column, MetaData, Table, func, insert, select, text
 
 from storage import (
     Contact,
     Database,
     DatabaseUnavailableError,
     FlowSession,
+    IdBlock,
     SessionStatus,
     StorageError,
     get_or_create_contact,
@@ -244,3 +246,34 @@ async def test_contacts_locked_together_are_held_until_the_transaction_ends(
             assert await try_lock_contacts(other, [2, 4, 1]) == [2, 4, 1]
     finally:
         await db.dispose()
+
+
+async def test_ids_taken_beforehand_never_clash_with_rows_inserted_otherwise(db: Database) -> None:
+    """A batch takes new flow sessions' ids before inserting them (PostgreSQL: from the
+    sequence); a row inserted another way meanwhile (an app's own code in the same
+    transaction) gets another id. SQLite takes none: the row gets its id on insert."""
+    blocks = IdBlock(cast(Table, FlowSession.__table__), block=4)
+    now = dt.datetime.now(dt.UTC)
+
+    def session_row(contact_id: int, **fields: Any) -> FlowSession:
+        return FlowSession(
+            contact_id=contact_id, flow_name="f", flow_version="1", started_at=now,
+            last_activity_at=now, status=SessionStatus.ACTIVE, context_data={}, **fields,
+        )  # fmt: skip
+
+    async with db.transaction() as session:
+        contact = await get_or_create_contact(session, wa_id="263770009001")
+        taken = [await blocks.take(session) for _ in range(3)]
+        if db.is_sqlite:
+            assert taken == [None, None, None]
+            return
+        assert len(set(taken)) == 3
+        other = session_row(contact.id)  # the database's own next id
+        session.add(other)
+        await session.flush()
+        assert other.id not in taken
+        session.add_all(session_row(contact.id, id=taken_id) for taken_id in taken)
+        await session.flush()  # no clash
+    async with db.read() as session:
+        count = await session.scalar(select(func.count()).select_from(FlowSession))
+    assert count == 4
