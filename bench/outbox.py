@@ -79,7 +79,8 @@ async def _queue(db: Database, messages: int, tag: str) -> int:
     return int(first)
 
 
-def _busiest_second(stamps: list[float]) -> int:
+def busiest_second(stamps: list[float]) -> int:
+    """The most of ``stamps`` (seconds, sorted) within any one second."""
     best, low = 0, 0
     for high, stamp in enumerate(stamps):
         while stamp - stamps[low] >= 1.0:
@@ -137,6 +138,6 @@ async def send_run(
         sent=len(stamps),
         failed=failed,
         rate=(len(stamps) - 1) / span if span else 0.0,
-        busiest_second=_busiest_second(stamps),
+        busiest_second=busiest_second(stamps),
         seconds=seconds,
     )

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from bench.outbox import busiest_second
 from bot.whatsapp.pacing import Pacer
 
 
@@ -27,15 +28,6 @@ class LateLoop:
         self.now += seconds + self.random.uniform(0, self.late)
 
 
-def _most_in_one_second(times: list[float]) -> int:
-    best, low = 0, 0
-    for high, t in enumerate(times):
-        while t - times[low] >= 1.0:
-            low += 1
-        best = max(best, high - low + 1)
-    return best
-
-
 @pytest.mark.parametrize("rate", [80.0, 26.5, 3.0])
 async def test_late_wake_ups_do_not_slow_the_rate_nor_push_it_over(rate: float) -> None:
     loop = LateLoop(late=0.004)
@@ -50,12 +42,12 @@ async def test_late_wake_ups_do_not_slow_the_rate_nor_push_it_over(rate: float) 
     # to 1%, late wake-ups nothing beyond it.
     assert achieved >= 0.985 * rate
     assert achieved <= rate
-    assert _most_in_one_second(sent) <= max(1, int(rate) + (rate % 1 > 0))
+    assert busiest_second(sent) <= max(1, int(rate) + (rate % 1 > 0))
     # Arrivals up to 10 ms apart from the sends still never make more than the rate a
     # second at 80/s (what Meta counts).
     jitter = random.Random(3)
     arrived = sorted(t + jitter.uniform(0, 0.01 if rate >= 80 else 0.0) for t in sent)
-    assert _most_in_one_second(arrived) <= max(1, int(rate) + (rate % 1 > 0))
+    assert busiest_second(arrived) <= max(1, int(rate) + (rate % 1 > 0))
 
 
 async def test_concurrent_senders_take_turns_in_call_order() -> None:

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -36,6 +34,7 @@ from tests.bot.test_processes import (
 )
 from tests.bot.test_server import eventually
 from tests.bot.webhooks import messages_payload
+from tests.cli import nyala
 
 __all__ = ["app_dir", "empty_postgres", "fake", "server_env"]  # fixtures used here
 
@@ -124,17 +123,8 @@ async def test_serve_with_processing_processes_answers_everyone_once_in_order(
     "args", [["serve", "--processors", "1"], ["serve", "--workers", "2"], ["work"]]
 )
 def test_sqlite_refuses_more_processes_in_one_line(tmp_path: Path, args: list[str]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "NYALA_"))}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    database = f"sqlite:///{tmp_path / 'bot.db'}"
+    done = nyala(*args, cwd=tmp_path, env={"DATABASE_URL": database, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert any("needs PostgreSQL" in line for line in lines), done.stderr
