@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import hmac
 import ipaddress
 import logging
@@ -108,13 +107,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         client = GraphClient.from_settings(session, settings) if is_live else None
         outbox: Outbox | None = None
         if client is not None and here:
-            outbox = Outbox(
-                db,
-                client,
-                metrics,
-                rate=settings.send_rate,
-                lease=dt.timedelta(seconds=settings.send_lease_seconds),
-            )
+            outbox = Outbox.from_settings(db, client, metrics, settings)
             app[OUTBOX] = outbox
         wake = outbox.wake if outbox is not None else None
         # The app's lifespans run for as long as the server: they provide its services

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import signal
 
@@ -47,13 +46,8 @@ async def work(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             outbox: Outbox | None = None
             if settings.live:
-                outbox = Outbox(
-                    db,
-                    GraphClient.from_settings(http, settings),
-                    metrics,
-                    rate=settings.send_rate,
-                    lease=dt.timedelta(seconds=settings.send_lease_seconds),
-                )
+                client = GraphClient.from_settings(http, settings)
+                outbox = Outbox.from_settings(db, client, metrics, settings)
             wake = outbox.wake if outbox is not None else None
             runtime = await stack.enter_async_context(
                 Runtime.start(

@@ -184,6 +184,19 @@ class Outbox:
         self._sent: list[_Sent] = []  # sent rows waiting to be recorded
         self._recorder: asyncio.Task[None] | None = None
 
+    @classmethod
+    def from_settings(
+        cls, db: Database, client: GraphClient, metrics: Metrics, settings: Settings
+    ) -> Outbox:
+        """The sender a server or processing process runs: the settings' rate and lease."""
+        return cls(
+            db,
+            client,
+            metrics,
+            rate=settings.send_rate,
+            lease=dt.timedelta(seconds=settings.send_lease_seconds),
+        )
+
     def wake(self) -> None:
         """Look for work now (called after replies were queued in this process)."""
         self.wakeup.set()

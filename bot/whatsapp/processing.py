@@ -269,7 +269,6 @@ class Announcer:
     loop turn. A lost announcement costs only time: the processors' recovery finds every
     pending message."""
 
-    busy = False
     announce_on: str | None = CHANNEL
 
     def __init__(self, db: Database) -> None:
