@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -20,13 +21,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import Table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.metrics import Metrics
 from bot.whatsapp.media import media_download_row
-from bot.whatsapp.outbox import mark_read_row
+from bot.whatsapp.message_bodies import mark_read_body
+from bot.whatsapp.outbox import MARK_READ, mark_read_row
 from bot.whatsapp.payloads import (
     IncomingMessage,
     ReportedError,
@@ -45,7 +48,12 @@ from storage import (
     get_or_create_contact,
     utcnow,
 )
-from storage.messages import KnownContact, insert_contacts, insert_new_inbound, known_contacts
+from storage.messages import (
+    KnownContact,
+    insert_contacts,
+    insert_new_inbound,
+    known_contacts,
+)
 
 log = logging.getLogger("nyala.inbox")
 
@@ -214,17 +222,34 @@ class GroupCommit:
         more than the group's own statement. Any failure on it gives the connection
         back and stores the group the ordinary way (:func:`store_batches`: a fresh,
         checked connection from the shared pool, retried on a unique clash), so a
-        PostgreSQL restart costs one retry, never a delivery.
+        PostgreSQL restart costs one retry, never a delivery. Deliveries the group's first
+        statement stored whole before a failure are not stored again
+        (:class:`_UnfinishedError`): only the others are.
         """
         if self.db.is_postgresql:
+            done: list[Stored] | None = None
+            redo: list[int] = []
             try:
                 if held is None:
                     held = await self._connect()
                 return await self._store_on(held, batches), held
-            except Exception:
-                if held is not None:
-                    await _release(held)
-                held = None
+            except _UnfinishedError as unfinished:
+                done, redo = unfinished.results, unfinished.redo
+            except Exception as exc:
+                log.warning("storing a group failed (%s); storing it again", type(exc).__name__)
+            if held is not None:
+                await _release(held)
+            if done is not None:
+                again = await store_batches(
+                    self.db,
+                    [batches[i] for i in redo],
+                    mark_read=self.mark_read,
+                    clock=self.clock,
+                    announce=self.announce,
+                )
+                for i, result in zip(redo, again, strict=True):
+                    done[i] = _merged(done[i], result)
+                return done, None
         results = await store_batches(
             self.db, batches, mark_read=self.mark_read, clock=self.clock, announce=self.announce
         )
@@ -252,21 +277,66 @@ class GroupCommit:
             self._own_db = None
 
     async def _store_on(self, conn: AsyncConnection, batches: list[WebhookBatch]) -> list[Stored]:
-        """:func:`store_batches`' transaction on ``conn``: committed when this returns."""
+        """:func:`store_batches`' work on ``conn``: committed when this returns.
+
+        On PostgreSQL the group's messages go first in ONE statement run on its own, which
+        commits by itself (:func:`_pg_store_messages`: no BEGIN and COMMIT round trips);
+        whatever it leaves (statuses, media to download, senders that changed or that
+        another process is creating) is stored in a transaction after it. If that
+        transaction fails, :class:`_UnfinishedError` says which deliveries are left to store."""
+        results = [Stored() for _ in batches]
+        fresh = _fresh_messages(batches, results)
+        now = self.clock()
+        if self.db.is_postgresql and _one_statement_fits(fresh, mark_read=self.mark_read):
+            raw = await conn.get_raw_connection()
+            fresh = await _pg_store_messages(
+                cast(asyncpg.Connection, raw.driver_connection),
+                fresh,
+                mark_read=self.mark_read,
+                now=now,
+                announce=self.announce,
+            )
+            if not fresh and not any(_has_more(batch) for batch in batches):
+                return results
+            stored = [dataclasses.replace(r, contacts=set(r.contacts)) for r in results]
+            try:
+                await self._store_rest_on(conn, batches, results, fresh, now)
+            except Exception as exc:
+                left = {id(result) for result, _ in fresh}
+                redo = [
+                    i
+                    for i, (batch, result) in enumerate(zip(batches, results, strict=True))
+                    if id(result) in left or _has_more(batch)
+                ]
+                raise _UnfinishedError(stored, redo) from exc
+            return results
+        await self._store_rest_on(conn, batches, results, fresh, now)
+        return results
+
+    async def _store_rest_on(
+        self,
+        conn: AsyncConnection,
+        batches: list[WebhookBatch],
+        results: list[Stored],
+        fresh: list[tuple[Stored, IncomingMessage]],
+        now: dt.datetime,
+    ) -> None:
+        """:func:`_store_rest` in a transaction on ``conn``, committed when this returns."""
         async with conn.begin():
             session = AsyncSession(bind=conn, expire_on_commit=False)
             try:
-                results = await _store(
+                await _store_rest(
                     session,
                     batches,
+                    results,
+                    fresh,
                     mark_read=self.mark_read,
-                    now=self.clock(),
+                    now=now,
                     announce=self.announce,
                 )
                 await session.flush()
             finally:
                 await session.close()
-        return results
 
     async def _write_alone(self, group: list[tuple[WebhookBatch, asyncio.Future[Stored]]]) -> None:
         for batch, future in group:
@@ -283,6 +353,32 @@ class GroupCommit:
             else:
                 self._committed()
                 _settle(future, result=result)
+
+
+class _UnfinishedError(Exception):
+    """A group whose first statement committed, and whose transaction after it failed:
+    ``results`` as that statement left them; ``redo``, the deliveries to store again."""
+
+    def __init__(self, results: list[Stored], redo: list[int]) -> None:
+        super().__init__("the group's transaction failed after its first statement")
+        self.results = results
+        self.redo = redo
+
+
+def _has_more(batch: WebhookBatch) -> bool:
+    """Whether a delivery has more than messages (statuses, ignored updates, errors)."""
+    return bool(batch.statuses or batch.ignored or batch.reported)
+
+
+def _merged(first: Stored, again: Stored) -> Stored:
+    """A delivery stored in two goes: ``again`` (all of it, once more) counts the
+    messages ``first`` stored as duplicates."""
+    return dataclasses.replace(
+        again,
+        contacts=first.contacts | again.contacts,
+        new_messages=first.new_messages + again.new_messages,
+        duplicates=again.duplicates - first.new_messages,
+    )
 
 
 async def _release(conn: AsyncConnection) -> None:
@@ -315,6 +411,18 @@ async def _store(
     announce: str | None = None,
 ) -> list[Stored]:
     results = [Stored() for _ in batches]
+    fresh = _fresh_messages(batches, results)
+    await _store_rest(
+        session, batches, results, fresh, mark_read=mark_read, now=now, announce=announce
+    )
+    return results
+
+
+def _fresh_messages(
+    batches: Sequence[WebhookBatch], results: list[Stored]
+) -> list[tuple[Stored, IncomingMessage]]:
+    """The group's messages, each once (a message twice in the group counts as a
+    duplicate of its delivery), with the result of the delivery it came in."""
     seen: set[str] = set()
     fresh: list[tuple[Stored, IncomingMessage]] = []
     for batch, result in zip(batches, results, strict=True):
@@ -324,6 +432,21 @@ async def _store(
                 continue
             seen.add(incoming.message.id)
             fresh.append((result, incoming))
+    return fresh
+
+
+async def _store_rest(
+    session: AsyncSession,
+    batches: Sequence[WebhookBatch],
+    results: list[Stored],
+    fresh: list[tuple[Stored, IncomingMessage]],
+    *,
+    mark_read: bool,
+    now: dt.datetime,
+    announce: str | None,
+) -> None:
+    """Store ``fresh`` (the group's messages not stored yet), then the statuses, ignored
+    updates and reported errors of ``batches``, counting into ``results``."""
     if fresh:
         await _store_messages(session, fresh, mark_read=mark_read, now=now)
     # In wamid order, so two transactions never take the same wamid locks crosswise.
@@ -348,7 +471,6 @@ async def _store(
             result.errors += 1
     if announce is not None:
         await announce_contacts(session, announce, {c for r in results for c in r.contacts})
-    return results
 
 
 async def announce_contacts(
@@ -621,6 +743,149 @@ async def _pg_store_known(
         else:
             contact_ids[i] = contact_id
     return todo
+
+
+# The group's messages in one statement, run on its own (it commits by itself): look the
+# senders up, create the new ones (a phone number and a name), insert the messages, queue
+# their read receipts and announce their contacts. A message whose sender changed (a new
+# name, a user id), or is new in a way the statement does not cover, is not stored and
+# goes the general way; a contact another process creates at this moment too. The read
+# receipts are 'queued' written out, as storage.messages.QUEUED_SQL has it.
+_PG_STORE_MESSAGES = """
+WITH n AS (
+    SELECT * FROM unnest(
+        $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[],
+        $6::text[], $7::timestamptz[], $8::text[]
+    ) WITH ORDINALITY
+        AS n(wa_id, user_id, name, wa_message_id, kind, payload, sent_at, receipt, ord)
+),
+c AS (
+    SELECT id, wa_id, user_id, profile_name FROM contacts WHERE wa_id = ANY($1::varchar[])
+),
+unchanged AS (
+    SELECT m.wa_id FROM n AS m JOIN c ON c.wa_id = m.wa_id
+    GROUP BY m.wa_id
+    HAVING bool_and(
+        (m.user_id IS NULL OR m.user_id = '' OR c.user_id IS NOT NULL)
+        AND (m.name IS NULL OR m.name = '' OR m.name = c.profile_name)
+    )
+),
+newcomers AS (
+    SELECT m.wa_id, min(m.name) AS name FROM n AS m
+    WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.wa_id = m.wa_id)
+    GROUP BY m.wa_id
+    HAVING bool_and(m.user_id IS NULL OR m.user_id = '')
+       AND count(DISTINCT coalesce(m.name, '')) = 1
+),
+created AS (
+    INSERT INTO contacts (wa_id, user_id, profile_name, attributes, created_at, updated_at)
+    SELECT wa_id, NULL, name, '{}'::jsonb, $9, $9 FROM newcomers ORDER BY wa_id
+    ON CONFLICT DO NOTHING
+    RETURNING id, wa_id
+),
+ok AS (
+    SELECT n.ord, n.wa_message_id, c.id AS contact_id, n.kind, n.payload, n.sent_at,
+           n.receipt
+    FROM n JOIN c ON c.wa_id = n.wa_id
+    WHERE n.wa_id IN (SELECT wa_id FROM unchanged)
+    UNION ALL
+    SELECT n.ord, n.wa_message_id, created.id, n.kind, n.payload, n.sent_at, n.receipt
+    FROM n JOIN created ON created.wa_id = n.wa_id
+),
+ins AS (
+    INSERT INTO inbound_messages
+        (wa_message_id, contact_id, kind, payload, received_at, sent_at, status, held)
+    SELECT wa_message_id, contact_id, kind, CAST(payload AS jsonb), $9, sent_at, $10, false
+    FROM ok ORDER BY ord
+    ON CONFLICT (wa_message_id) DO NOTHING
+    RETURNING wa_message_id, id, contact_id
+),
+receipts AS (
+    INSERT INTO outbound_messages
+        (contact_id, inbound_id, kind, payload, status, created_at, next_attempt_at,
+         attempts, ambiguous_resends, pair_rate_strikes, in_flight)
+    SELECT ins.contact_id, ins.id, $11, CAST(ok.receipt AS jsonb),
+           'queued', $9, $9, 0, 0, 0, false
+    FROM ins JOIN ok ON ok.wa_message_id = ins.wa_message_id
+    WHERE ok.receipt IS NOT NULL
+    ORDER BY ins.id
+),
+announced AS (
+    SELECT pg_notify($12, a.ids) FROM (
+        SELECT string_agg(DISTINCT contact_id::text, ',') AS ids FROM ins
+    ) AS a
+    WHERE $12::text IS NOT NULL AND a.ids IS NOT NULL
+)
+SELECT 'o' AS what, wa_message_id, contact_id FROM ok
+UNION ALL SELECT 'i', wa_message_id, contact_id FROM ins
+UNION ALL SELECT 'a', NULL, count(*) FROM announced
+"""
+
+
+def _one_statement_fits(fresh: list[tuple[Stored, IncomingMessage]], *, mark_read: bool) -> bool:
+    """Whether :func:`_pg_store_messages` can take these messages: every sender has a
+    phone number, no file waits to be downloaded (live mode), and the contacts fit in
+    one ``NOTIFY``."""
+    if not fresh or len(fresh) > IDS_PER_NOTIFY:
+        return False
+    return all(
+        incoming.sender.wa_id and not (mark_read and _has_media(incoming)) for _, incoming in fresh
+    )
+
+
+async def _pg_store_messages(
+    conn: asyncpg.Connection,
+    fresh: list[tuple[Stored, IncomingMessage]],
+    *,
+    mark_read: bool,
+    now: dt.datetime,
+    announce: str | None,
+) -> list[tuple[Stored, IncomingMessage]]:
+    """Store ``fresh`` with :data:`_PG_STORE_MESSAGES` outside any transaction (the
+    statement commits by itself, atomically), counting into their results; the
+    messages left for the general way.
+
+    Called only between transactions on ``conn``. A message stored before (a
+    redelivery) counts as a duplicate, as on the general way."""
+    senders = [incoming.sender for _, incoming in fresh]
+    messages = [incoming.message for _, incoming in fresh]
+    receipts = [
+        json.dumps(mark_read_body(m.id)) if mark_read and m.kind != "reaction" else None
+        for m in messages
+    ]
+    rows = await conn.fetch(
+        _PG_STORE_MESSAGES,
+        [s.wa_id for s in senders],
+        [s.user_id for s in senders],
+        [s.profile_name or s.username for s in senders],
+        [m.id for m in messages],
+        [m.kind for m in messages],
+        [json.dumps(message_payload(m)) for m in messages],
+        [m.timestamp for m in messages],
+        receipts,
+        now,
+        InboundStatus.PENDING.value,
+        MARK_READ,
+        announce,
+    )
+    tried: set[str] = set()
+    new: dict[str, int] = {}
+    for what, wa_message_id, contact_id in rows:
+        if what == "o":
+            tried.add(wa_message_id)
+        elif what == "i":
+            new[wa_message_id] = int(contact_id)
+    left = []
+    for result, incoming in fresh:
+        wa_message_id = incoming.message.id
+        if wa_message_id not in tried:
+            left.append((result, incoming))
+        elif wa_message_id in new:
+            result.contacts.add(new[wa_message_id])
+            result.new_messages += 1
+        else:
+            result.duplicates += 1
+    return left
 
 
 def _is_postgresql(session: AsyncSession) -> bool:

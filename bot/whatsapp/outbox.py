@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -30,6 +31,7 @@ import aiohttp
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     Table,
     any_,
     bindparam,
@@ -229,12 +231,9 @@ class Outbox:
         self.metrics.outbox_backlog.set(0)
         return len(claimed)
 
-    async def claim(self) -> list[Claimed]:
-        """Take the lease of due rows, at most one per contact (the oldest waiting).
-
-        Two statements and no ORM objects: select the rows (locking them, skipping rows
-        another sender holds), then take their lease with one UPDATE."""
-        now = self.clock()
+    @functools.cached_property
+    def _claim_query(self) -> Select[Any]:
+        """The claim's SELECT, built once (``now`` is bound at each claim)."""
         out, contacts = _OUTBOUND, _CONTACTS
         earlier = out.alias("earlier")
         # "Queued" written out, as in the partial indexes the claim is made for
@@ -266,7 +265,7 @@ class Outbox:
             .join_from(out, contacts, contacts.c.id == out.c.contact_id)
             .where(
                 out.c.status == queued,
-                out.c.next_attempt_at <= now,
+                out.c.next_attempt_at <= bindparam("now"),
                 out.c.id == oldest,
                 # A sandbox contact (the console's simulator) is never a WhatsApp user.
                 contacts.c.sandbox.is_(False),
@@ -276,8 +275,17 @@ class Outbox:
         )
         if self.db.is_postgresql:
             query = query.with_for_update(skip_locked=True, of=out)
+        return query
+
+    async def claim(self) -> list[Claimed]:
+        """Take the lease of due rows, at most one per contact (the oldest waiting).
+
+        Two statements and no ORM objects: select the rows (locking them, skipping rows
+        another sender holds), then take their lease with one UPDATE."""
+        now = self.clock()
+        out = _OUTBOUND
         async with self.db.transaction() as session:
-            rows = (await session.execute(query)).all()
+            rows = (await session.execute(self._claim_query, {"now": now})).all()
             if not rows:
                 return []
             ids = [row.id for row in rows]
