@@ -1,7 +1,8 @@
 """The durable inbox: store a webhook's messages and statuses, then process them.
 
 Storing happens in one transaction before the webhook answers 200, shared by the
-deliveries of concurrent requests (group commit, :class:`GroupCommit`): each message once
+deliveries of concurrent requests (group commit, :class:`GroupCommit`; on PostgreSQL a
+group of plain messages is one statement that commits by itself): each message once
 (unique on its WhatsApp id; a redelivery is a no-op), statuses applied to outbound rows
 (never backwards), anything else recorded as ignored. Processing is another module's
 (:mod:`bot.whatsapp.processing`: batches of contacts in this process, or announced to
@@ -240,6 +241,7 @@ class GroupCommit:
             if held is not None:
                 await _release(held)
             if done is not None:
+                self._committed()  # the first statement's
                 again = await store_batches(
                     self.db,
                     [batches[i] for i in redo],
@@ -301,6 +303,7 @@ class GroupCommit:
             stored = [dataclasses.replace(r, contacts=set(r.contacts)) for r in results]
             try:
                 await self._store_rest_on(conn, batches, results, fresh, now)
+                self._committed()  # the statement's own commit (the caller counts this one)
             except Exception as exc:
                 left = {id(result) for result, _ in fresh}
                 redo = [

@@ -165,6 +165,7 @@ async def test_a_contact_another_process_is_creating_is_waited_for(db: Database)
         await group.close()
         await other.close()
     assert (result.new_messages, result.contacts) == (1, {contact_id})
+    assert group.commits == 2  # the statement's own, then the general way's
     assert await _count(db, Contact) == 1
     async with db.read() as session:
         stored = await session.scalar(select(InboundMessage.contact_id))
@@ -199,6 +200,7 @@ async def test_a_failure_after_the_first_statement_stores_each_delivery_once(
     finally:
         await group.close()
     assert failures == [True]
+    assert group.commits == 2  # the statement's, then the deliveries stored again
     assert isinstance(results[0], Stored)
     assert [(r.new_messages, r.duplicates, r.ignored) for r in results] == [
         (2, 0, 0), (0, 0, 1), (1, 0, 0),
