@@ -98,6 +98,13 @@ class Databases:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` (tens of seconds each) first: with ``-n 2`` a worker
+    starts them at once and the other tests fill both workers around them, instead of a
+    slow test begun last keeping one worker busy alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def cheap_password_hashes() -> Iterator[None]:
     """Operator passwords hashed with argon2id at its lowest cost in the test process.

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_runner_runs_every_benchmark_on_a_tiny_size(postgres_url: str) -> None:
     del postgres_url  # PostgreSQL is reachable (else the fixture skipped or failed)
     docs = [ROOT / "docs" / name for name in ("benchmarks.md", "benchmarks.json")]

@@ -20,6 +20,7 @@ TINY = [
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+@pytest.mark.slow
 def test_the_server_benchmark_prints_every_figure_beside_its_ceiling(postgres_url: str) -> None:
     del postgres_url  # PostgreSQL is reachable (else the fixture skipped or failed)
     done = subprocess.run(

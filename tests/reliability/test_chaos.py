@@ -22,6 +22,7 @@ def postgres_binaries() -> None:
 
 
 @pytest.mark.usefixtures("postgres_binaries")
+@pytest.mark.slow
 async def test_the_chaos_run_loses_and_duplicates_nothing() -> None:
     result = await run("ci", SIZES["ci"])
     record("chaos", *result.rows())

@@ -47,6 +47,7 @@ async def _count(db: Database, model: type[object]) -> int:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 async def test_cron_runs_and_receipt_requests_at_once_duplicate_nothing(
     safari_postgres_url: str, tmp_path: Path
 ) -> None:

@@ -75,6 +75,7 @@ async def _wait_ready(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 async def test_no_secret_reaches_the_logs(safari_postgres_url: str, tmp_path: Path) -> None:
     postgres_url = safari_postgres_url  # `nyala serve` runs the safari app
     database = Database(postgres_url)
