@@ -49,12 +49,7 @@ from storage import (
     get_or_create_contact,
     utcnow,
 )
-from storage.messages import (
-    KnownContact,
-    insert_contacts,
-    insert_new_inbound,
-    known_contacts,
-)
+from storage.messages import KnownContact, insert_contacts, insert_new_inbound, known_contacts
 
 log = logging.getLogger("nyala.inbox")
 
