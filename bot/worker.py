@@ -1,12 +1,16 @@
-"""A processing process: turns and sends, no web server (``nyala work``, and the children of
-``nyala serve --processors N``).
+"""Processes without a web server: processing (``nyala work``, and the children of ``nyala
+serve --processors N``) and sending (the one sending child of ``nyala serve --processors
+N`` in live mode).
 
 The web process acknowledges webhooks, stores the messages and announces their contacts
 (:class:`bot.whatsapp.processing.Announcer`); each processing process listens for those
-announcements, processes the contacts in batches and sends the replies (its share of
-``NYALA_SEND_RATE``). Processing then never takes the event loop, nor the core, from the
-acknowledgements. Any number of processing processes, on this machine or others, can
-share one PostgreSQL; recovery finds whatever an announcement missed.
+announcements and processes the contacts in batches. ``nyala work`` also sends the replies
+(its share of ``NYALA_SEND_RATE``); under ``nyala serve --processors N`` one sending
+process of its own sends them all, woken by a ``NOTIFY`` when a batch queued replies
+(:class:`bot.whatsapp.outbox.RemoteWake`). Processing and sending then never take the
+event loop, nor the core, from the acknowledgements, nor from each other. Any number of
+processing processes, on this machine or others, can share one PostgreSQL; recovery finds
+whatever an announcement missed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import aiohttp
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.whatsapp.graph import GraphClient
-from bot.whatsapp.outbox import Outbox
+from bot.whatsapp.outbox import Outbox, RemoteWake, listen_for_outbound
 from bot.whatsapp.processing import Processor, listen_for_kicks
 from flows import App, Engine
 from flows.runtime import Runtime
@@ -30,8 +34,12 @@ from storage import Database, migrate
 log = logging.getLogger("nyala.worker")
 
 
-async def work(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
-    """Process and send until ``stop`` is set (PostgreSQL only)."""
+async def work(
+    settings: Settings, flow_app: App, stop: asyncio.Event, *, send: bool = True
+) -> None:
+    """Process, and send unless ``send`` is false, until ``stop`` is set (PostgreSQL
+    only). Without ``send``, a sending process elsewhere sends: it is woken with a
+    ``NOTIFY`` whenever replies were queued here."""
     db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
     if not db.is_postgresql:
         raise ValueError("a processing process needs PostgreSQL (set DATABASE_URL)")
@@ -45,10 +53,13 @@ async def work(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             outbox: Outbox | None = None
-            if settings.live:
+            remote: RemoteWake | None = None
+            if settings.live and send:
                 client = GraphClient.from_settings(http, settings)
                 outbox = Outbox.from_settings(db, client, metrics, settings)
-            wake = outbox.wake if outbox is not None else None
+            elif settings.live:
+                remote = RemoteWake(db)
+            wake = outbox.wake if outbox is not None else remote.wake if remote else None
             runtime = await stack.enter_async_context(
                 Runtime.start(
                     flow_app, db, sandbox=not settings.live, settings=settings, wake_outbox=wake
@@ -75,18 +86,52 @@ async def work(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
             finally:
                 await stop_tasks(tasks)
                 await processor.drain(grace=settings.shutdown_grace_seconds)
+                if remote is not None:
+                    await remote.drain()
     finally:
         await db.dispose()
 
 
-def run_worker(settings: Settings, flow_app: App) -> None:
-    """Run :func:`work` until SIGTERM or SIGINT."""
+async def send(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
+    """Send the queued replies until ``stop`` is set: the sending process of ``nyala serve
+    --processors N`` in live mode (PostgreSQL only). It is woken by the processing
+    processes' ``NOTIFY`` and looks for due rows every ``poll_interval`` anyway."""
+    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
+    if not db.is_postgresql:
+        raise ValueError("a sending process needs PostgreSQL (set DATABASE_URL)")
+    from bot.server import stop_tasks
+
+    try:
+        await db.wait_ready()
+        await migrate(db, flow_app.migration_locations, metadata=flow_app.metadata)
+        async with aiohttp.ClientSession() as http:
+            client = GraphClient.from_settings(http, settings)
+            outbox = Outbox.from_settings(db, client, Metrics(), settings)
+            tasks = [
+                asyncio.create_task(outbox.run(), name="outbox"),
+                asyncio.create_task(listen_for_outbound(outbox, db), name="listen-outbound"),
+            ]
+            log.info("sending for %s (database %s)", flow_app.name, db.display_url)
+            try:
+                await stop.wait()
+            finally:
+                await stop_tasks(tasks)
+    finally:
+        await db.dispose()
+
+
+def run_worker(settings: Settings, flow_app: App, *, role: str = "work") -> None:
+    """Run :func:`work` (``role`` "work": process and send; "process": process only) or
+    :func:`send` ("send") until SIGTERM or SIGINT."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await work(settings, flow_app, stop)
+        if role == "send":
+            await send(settings, flow_app, stop)
+        else:
+            await work(settings, flow_app, stop, send=role == "work")
 
     asyncio.run(main())

@@ -243,12 +243,13 @@ def _serve_process(
         raise SystemExit(f"nyala: cannot listen on {host}:{port}: {reason}") from None
 
 
-def _work_process(settings_env: dict[str, str], app_target: str) -> None:
-    """One processing process (``nyala work``, and each ``serve --processors`` child)."""
+def _work_process(settings_env: dict[str, str], app_target: str, role: str = "work") -> None:
+    """One processing process (``nyala work``, and each ``serve --processors`` child, role
+    "process"), or the sending child of ``serve --processors`` (role "send")."""
     from bot.apps import load_app
     from bot.worker import run_worker
 
-    run_worker(_child_settings(settings_env), load_app(app_target))
+    run_worker(_child_settings(settings_env), load_app(app_target), role=role)
 
 
 @cli.command()
@@ -272,8 +273,8 @@ def _work_process(settings_env: dict[str, str], app_target: str) -> None:
     default=0,
     show_default=True,
     type=click.IntRange(0, 64),
-    help="Processes that process messages and send replies, apart from the webhook's "
-    "(PostgreSQL only; 0: the server processes them itself)",
+    help="Processes that process messages, apart from the webhook's, plus one that sends "
+    "the replies in live mode (PostgreSQL only; 0: the server does both itself)",
 )
 def serve(host: str, port: int, workers: int, processors: int) -> None:
     """Run the WhatsApp webhook server (sandbox mode without WHATSAPP_ACCESS_TOKEN)."""
@@ -309,15 +310,20 @@ def serve(host: str, port: int, workers: int, processors: int) -> None:
     for note in startup_warnings(settings):
         click.echo(f"note: {note}", err=True)
     processes = f"{workers} process{'es' if workers > 1 else ''}"
+    # With processing processes, one process of its own sends (live mode): the rate is
+    # kept in one place, and sending takes no time from the turns.
+    sender = bool(processors) and settings.live
     if processors:
-        processes += f" and {processors} processing process{'es' if processors > 1 else ''}"
+        processes += f", {processors} processing process{'es' if processors > 1 else ''}"
+    if sender:
+        processes += " and a sending process"
     database = Database(settings.database_url).display_url
     click.echo(
         f"nyala: serving {app.name} on http://{host}:{port} ({processes}, database {database})",
         err=True,
     )
     # The processes that send share the send rate: never above it all together.
-    senders = processors or workers
+    senders = 1 if processors else workers
     env = {"NYALA_SEND_RATE": str(settings.send_rate / senders)}
     if processors:
         env["NYALA_PROCESSING"] = "elsewhere"
@@ -334,13 +340,17 @@ def serve(host: str, port: int, workers: int, processors: int) -> None:
         for _ in range(workers)
     ]
     children += [
-        spawn.Process(
-            target=_work_process,
-            args=({"NYALA_SEND_RATE": env["NYALA_SEND_RATE"]}, state.target),
-            daemon=False,
-        )
+        spawn.Process(target=_work_process, args=({}, state.target, "process"), daemon=False)
         for _ in range(processors)
     ]
+    if sender:
+        children.append(
+            spawn.Process(
+                target=_work_process,
+                args=({"NYALA_SEND_RATE": env["NYALA_SEND_RATE"]}, state.target, "send"),
+                daemon=False,
+            )
+        )
     for child in children:
         child.start()
 

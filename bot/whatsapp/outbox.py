@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy import cast as cast_
@@ -57,6 +58,7 @@ from bot.whatsapp.errors import (
 )
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
+from bot.whatsapp.notify import listen
 from bot.whatsapp.pacing import Pacer
 from bot.whatsapp.rounds import run_rounds
 from bot.whatsapp.statuses import apply_early_statuses_of
@@ -498,6 +500,59 @@ class Outbox:
                     error_code=code,
                 )
             )
+
+
+# The sending process of ``nyala serve --processors N`` -----------------------------------
+
+OUTBOUND_CHANNEL = "nyala_outbound"
+"""The ``NOTIFY`` channel that wakes a sending process of its own: replies were queued."""
+
+
+class RemoteWake:
+    """Wakes the sending process from a processing process: ``NOTIFY`` on
+    :data:`OUTBOUND_CHANNEL` after a batch queued replies (:meth:`wake`, coalesced: wakes
+    asked for while one is on its way make one more). A lost wake-up costs only time: the
+    sender looks for due rows every ``poll_interval`` anyway."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def wake(self) -> None:
+        """Wake the sender soon."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.create_task(self._notify(), name="wake-sender")
+
+    async def _notify(self) -> None:
+        while True:
+            self._again = False
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(_NOTIFY_OUTBOUND)
+            except Exception as exc:
+                log.warning("waking the sender failed (%s); it looks again soon", exc)
+            if not self._again:
+                return
+
+    async def drain(self) -> None:
+        """Wait for a wake-up on its way (shutdown)."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=5.0)
+
+
+_NOTIFY_OUTBOUND = text(f"NOTIFY {OUTBOUND_CHANNEL}")
+
+
+async def listen_for_outbound(outbox: Outbox, db: Database) -> None:
+    """Wake ``outbox`` at every :data:`OUTBOUND_CHANNEL` notification until cancelled."""
+
+    def heard(_payload: str) -> None:
+        outbox.wake()
+
+    await listen(db, OUTBOUND_CHANNEL, heard)
 
 
 def mark_read_row(

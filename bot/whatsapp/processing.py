@@ -19,18 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Protocol
 
-import asyncpg
 from sqlalchemy import func, select
 
 from bot.metrics import Metrics
 from bot.whatsapp.inbox import announce_contacts
+from bot.whatsapp.notify import listen
 from flows import Engine
 from storage import Database, InboundMessage, InboundStatus
 
@@ -304,34 +303,15 @@ class Announcer:
             await asyncio.wait({self._task}, timeout=grace)
 
 
-def _set_on_close(closed: asyncio.Event, _connection: object) -> None:
-    closed.set()
-
-
 async def listen_for_kicks(processor: Processor, db: Database, *, retry: float = 1.0) -> None:
     """Kick ``processor`` with every contact announced on :data:`CHANNEL` until cancelled;
     a lost connection is opened again (recovery covers what was said meanwhile)."""
 
-    def heard(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+    def heard(payload: str) -> None:
         processor.kick(int(part) for part in payload.split(",") if part.isdigit())
 
-    url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    while True:
-        connection: asyncpg.Connection | None = None
-        try:
-            connection = await asyncpg.connect(url)
-            closed = asyncio.Event()
-            connection.add_termination_listener(functools.partial(_set_on_close, closed))
-            await connection.add_listener(CHANNEL, heard)
-            # Messages stored before listening began were announced to nobody.
-            await processor.recover_once(older_than=dt.timedelta(0))
-            await closed.wait()
-            log.warning("the connection listening on %s closed; listening again", CHANNEL)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("listening on %s failed; trying again", CHANNEL)
-            await asyncio.sleep(retry)
-        finally:
-            if connection is not None and not connection.is_closed():
-                await connection.close()
+    async def listening() -> None:
+        # Messages stored before listening began were announced to nobody.
+        await processor.recover_once(older_than=dt.timedelta(0))
+
+    await listen(db, CHANNEL, heard, on_listening=listening, retry=retry)

@@ -14,6 +14,8 @@ import pytest
 from aiohttp import ClientSession
 
 from bot.metrics import Metrics
+from bot.whatsapp.graph import GraphClient
+from bot.whatsapp.outbox import Outbox, RemoteWake, listen_for_outbound
 from bot.whatsapp.processing import Announcer, Processor, listen_for_kicks
 from flows import App, ContactRef, Engine, UserMessage
 from storage import Database, InboundMessage, InboundStatus
@@ -75,6 +77,38 @@ async def _is_done(db: Database, inbound_id: int) -> bool:
     return await _status(db, inbound_id) is InboundStatus.DONE
 
 
+async def test_a_processing_process_wakes_the_sending_process(db: Database) -> None:
+    """Replies queued in a processing process wake the sending process at once
+    (``NOTIFY``), instead of at its next look (every ``poll_interval``)."""
+    if not db.is_postgresql:
+        pytest.skip("wake-ups are PostgreSQL's NOTIFY")
+    async with ClientSession() as http:
+        client = GraphClient(
+            http, base_url="http://127.0.0.1:9/v23.0", access_token="t", phone_number_id="1"
+        )
+        outbox = Outbox(db, client, Metrics(), poll_interval=3600)
+        listening = asyncio.create_task(listen_for_outbound(outbox, db))
+        remote = RemoteWake(db)
+        try:
+            for _ in range(100):  # until the listener listens
+                remote.wake()
+                await remote.drain()
+                await asyncio.sleep(0.05)
+                if outbox.wakeup.is_set():
+                    break
+            assert outbox.wakeup.is_set()
+            outbox.wakeup.clear()
+            await asyncio.sleep(0.3)
+            assert not outbox.wakeup.is_set()  # nothing wakes it but a wake-up
+            remote.wake()
+            remote.wake()  # asked for while the first is on its way: coalesced
+            await remote.drain()
+            await eventually(outbox.wakeup.is_set, within=10)
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+
+
 class SplitServer(Server):
     """``nyala serve --processors 2``: one web process, two processing processes."""
 
@@ -115,8 +149,11 @@ async def test_serve_with_processing_processes_answers_everyone_once_in_order(
         code = server.stop_all()
         await db.dispose()
     assert code == 0, server.log.read_text()[-2000:]
-    # Every process of the three stopped (none left behind holding the database).
-    assert "Traceback" not in server.log.read_text()
+    # Every process of the four stopped (none left behind holding the database); in live
+    # mode one of them sent every reply (check_invariants: each once, in order).
+    log = server.log.read_text()
+    assert "2 processing processes and a sending process" in log
+    assert "Traceback" not in log
 
 
 @pytest.mark.parametrize(
