@@ -648,6 +648,19 @@ _PG_INSERT_INBOUND = text(
 )
 
 
+# Senders of ``n`` (the messages) whose ``c`` row (their contact) would stay as it is:
+# :meth:`storage.messages.KnownContact.unchanged` in SQL, for every one of their messages.
+_UNCHANGED_SENDERS = """
+unchanged AS (
+    SELECT m.wa_id FROM n AS m JOIN c ON c.wa_id = m.wa_id
+    GROUP BY m.wa_id
+    HAVING bool_and(
+        (m.user_id IS NULL OR m.user_id = '' OR c.user_id IS NOT NULL)
+        AND (m.name IS NULL OR m.name = '' OR m.name = c.profile_name)
+    )
+),
+"""
+
 # The messages of known senders whose contact would not change (same user id if they
 # send one, same name if they send one: KnownContact.unchanged), all of a contact's
 # messages or none of them, inserted in arrival order. It returns the messages tried
@@ -668,14 +681,9 @@ _PG_STORE_KNOWN = text(
         SELECT id, wa_id, user_id, profile_name FROM contacts
         WHERE wa_id = ANY(CAST(:wa_ids AS varchar[]))
     ),
-    unchanged AS (
-        SELECT m.wa_id FROM n AS m JOIN c ON c.wa_id = m.wa_id
-        GROUP BY m.wa_id
-        HAVING bool_and(
-            (m.user_id IS NULL OR m.user_id = '' OR c.user_id IS NOT NULL)
-            AND (m.name IS NULL OR m.name = '' OR m.name = c.profile_name)
-        )
-    ),
+    """  # noqa: S608 (composed of module constants only)
+    + _UNCHANGED_SENDERS
+    + """
     ok AS (
         SELECT n.ord, n.wa_message_id, c.id AS contact_id, n.kind, n.payload, n.sent_at,
                n.held
@@ -749,7 +757,8 @@ async def _pg_store_known(
 # name, a user id), or is new in a way the statement does not cover, is not stored and
 # goes the general way; a contact another process creates at this moment too. The read
 # receipts are 'queued' written out, as storage.messages.QUEUED_SQL has it.
-_PG_STORE_MESSAGES = """
+_PG_STORE_MESSAGES = (
+    """
 WITH n AS (
     SELECT * FROM unnest(
         $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[],
@@ -760,14 +769,9 @@ WITH n AS (
 c AS (
     SELECT id, wa_id, user_id, profile_name FROM contacts WHERE wa_id = ANY($1::varchar[])
 ),
-unchanged AS (
-    SELECT m.wa_id FROM n AS m JOIN c ON c.wa_id = m.wa_id
-    GROUP BY m.wa_id
-    HAVING bool_and(
-        (m.user_id IS NULL OR m.user_id = '' OR c.user_id IS NOT NULL)
-        AND (m.name IS NULL OR m.name = '' OR m.name = c.profile_name)
-    )
-),
+"""  # noqa: S608 (composed of module constants only)
+    + _UNCHANGED_SENDERS
+    + """
 newcomers AS (
     SELECT m.wa_id, min(m.name) AS name FROM n AS m
     WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.wa_id = m.wa_id)
@@ -818,6 +822,7 @@ SELECT 'o' AS what, wa_message_id, contact_id FROM ok
 UNION ALL SELECT 'i', wa_message_id, contact_id FROM ins
 UNION ALL SELECT 'a', NULL, count(*) FROM announced
 """
+)
 
 
 def _one_statement_fits(fresh: list[tuple[Stored, IncomingMessage]], *, mark_read: bool) -> bool:
