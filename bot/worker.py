@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
+from typing import Literal
 
 import aiohttp
 
@@ -34,21 +36,36 @@ from storage import Database, migrate
 log = logging.getLogger("nyala.worker")
 
 
+Role = Literal["work", "process", "send"]
+"""What a process without a web server does: process and send (``nyala work``), process
+only, or send only (the children of ``nyala serve --processors N``)."""
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings, flow_app: App, what: str) -> AsyncIterator[Database]:
+    """The process's database, reachable and migrated, disposed of at the end (a
+    ``what`` process needs PostgreSQL)."""
+    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
+    if not db.is_postgresql:
+        raise ValueError(f"a {what} process needs PostgreSQL (set DATABASE_URL)")
+    try:
+        await db.wait_ready()
+        await migrate(db, flow_app.migration_locations, metadata=flow_app.metadata)
+        yield db
+    finally:
+        await db.dispose()
+
+
 async def work(
     settings: Settings, flow_app: App, stop: asyncio.Event, *, send: bool = True
 ) -> None:
     """Process, and send unless ``send`` is false, until ``stop`` is set (PostgreSQL
     only). Without ``send``, a sending process elsewhere sends: it is woken with a
     ``NOTIFY`` whenever replies were queued here."""
-    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
-    if not db.is_postgresql:
-        raise ValueError("a processing process needs PostgreSQL (set DATABASE_URL)")
     # Deferred import: the server module and this one share its shutdown helper.
     from bot.server import stop_tasks
 
-    try:
-        await db.wait_ready()
-        await migrate(db, flow_app.migration_locations, metadata=flow_app.metadata)
+    async with _database(settings, flow_app, "processing") as db:
         metrics = Metrics()
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -88,39 +105,29 @@ async def work(
                 await processor.drain(grace=settings.shutdown_grace_seconds)
                 if remote is not None:
                     await remote.drain()
-    finally:
-        await db.dispose()
 
 
 async def send(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
     """Send the queued replies until ``stop`` is set: the sending process of ``nyala serve
     --processors N`` in live mode (PostgreSQL only). It is woken by the processing
     processes' ``NOTIFY`` and looks for due rows every ``poll_interval`` anyway."""
-    db = Database(settings.database_url, log_parameters=settings.log_sql_parameters)
-    if not db.is_postgresql:
-        raise ValueError("a sending process needs PostgreSQL (set DATABASE_URL)")
     from bot.server import stop_tasks
 
-    try:
-        await db.wait_ready()
-        await migrate(db, flow_app.migration_locations, metadata=flow_app.metadata)
-        async with aiohttp.ClientSession() as http:
-            client = GraphClient.from_settings(http, settings)
-            outbox = Outbox.from_settings(db, client, Metrics(), settings)
-            tasks = [
-                asyncio.create_task(outbox.run(), name="outbox"),
-                asyncio.create_task(listen_for_outbound(outbox, db), name="listen-outbound"),
-            ]
-            log.info("sending for %s (database %s)", flow_app.name, db.display_url)
-            try:
-                await stop.wait()
-            finally:
-                await stop_tasks(tasks)
-    finally:
-        await db.dispose()
+    async with _database(settings, flow_app, "sending") as db, aiohttp.ClientSession() as http:
+        client = GraphClient.from_settings(http, settings)
+        outbox = Outbox.from_settings(db, client, Metrics(), settings)
+        tasks = [
+            asyncio.create_task(outbox.run(), name="outbox"),
+            asyncio.create_task(listen_for_outbound(outbox, db), name="listen-outbound"),
+        ]
+        log.info("sending for %s (database %s)", flow_app.name, db.display_url)
+        try:
+            await stop.wait()
+        finally:
+            await stop_tasks(tasks)
 
 
-def run_worker(settings: Settings, flow_app: App, *, role: str = "work") -> None:
+def run_worker(settings: Settings, flow_app: App, *, role: Role = "work") -> None:
     """Run :func:`work` (``role`` "work": process and send; "process": process only) or
     :func:`send` ("send") until SIGTERM or SIGINT."""
 

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
@@ -37,6 +37,9 @@ from bot.settings import DEFAULT_APP, Settings
 from flows import Engine, FlowError, load_flow_file, release_handoff
 from flows.runtime import Runtime
 from storage import Contact, Database, NyalaError
+
+if TYPE_CHECKING:  # the worker is imported only by the commands that run it
+    from bot.worker import Role
 
 DEFAULT_CHAT_PHONE = "263771234567"
 log = logging.getLogger("nyala.bot")
@@ -243,7 +246,7 @@ def _serve_process(
         raise SystemExit(f"nyala: cannot listen on {host}:{port}: {reason}") from None
 
 
-def _work_process(settings_env: dict[str, str], app_target: str, role: str = "work") -> None:
+def _work_process(settings_env: dict[str, str], app_target: str, role: Role = "work") -> None:
     """One processing process (``nyala work``, and each ``serve --processors`` child, role
     "process"), or the sending child of ``serve --processors`` (role "send")."""
     from bot.apps import load_app
