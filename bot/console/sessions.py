@@ -65,9 +65,7 @@ def _lock_key(kind: str, value: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _reserve(
-    db: Database, username: str, ip: str, now: dt.datetime
-) -> tuple[int | None, float]:
+async def _reserve(db: Database, username: str, ip: str) -> tuple[int | None, float]:
     """Count this attempt against the limits, atomically, before the password is checked.
 
     In one write transaction that holds the username's and the address's lock (SQLite:
@@ -77,9 +75,11 @@ async def _reserve(
     once the password checks). So N parallel guesses from any number of processes check
     exactly the limit's worth of passwords. Returns ``(attempt id, 0)``, or ``(None,
     seconds until the oldest counted failure ages out)`` when a limit is reached.
+
+    The attempt's time is read once the locks are held, so attempts are written in the
+    order they were counted and the wait never exceeds :data:`RATE_WINDOW` (a time read
+    before waiting for the lock could be older than a failure counted meanwhile).
     """
-    since = now - RATE_WINDOW
-    failed = (LoginAttempt.at >= since, LoginAttempt.success.is_(False))
     limits = (
         (MAX_FAILURES_PER_PAIR, (LoginAttempt.username == username, LoginAttempt.ip == ip)),
         (MAX_FAILURES_PER_ADDRESS, (LoginAttempt.ip == ip,)),
@@ -89,6 +89,10 @@ async def _reserve(
         if db.is_postgresql:
             for key in sorted({_lock_key("user", username), _lock_key("ip", ip)}):
                 await session.execute(select(func.pg_advisory_xact_lock(key)))
+        else:
+            await session.connection()  # BEGIN IMMEDIATE: SQLite's write lock, held
+        now = utcnow()
+        failed = (LoginAttempt.at >= now - RATE_WINDOW, LoginAttempt.success.is_(False))
         for limit, where in limits:
             count, oldest = (
                 await session.execute(
@@ -97,7 +101,7 @@ async def _reserve(
             ).one()
             if (count or 0) >= limit:
                 wait = (oldest + RATE_WINDOW - now).total_seconds() if oldest else 1.0
-                return None, max(1.0, wait)
+                return None, min(max(1.0, wait), RATE_WINDOW.total_seconds())
         attempt = LoginAttempt(at=now, username=username, ip=ip, success=False)
         session.add(attempt)
         await session.flush()
@@ -118,7 +122,7 @@ async def log_in(
     name = username.strip().lower()[:64]
     ip = ip[:64]
     now = utcnow()
-    attempt_id, wait = await _reserve(db, name, ip, now)
+    attempt_id, wait = await _reserve(db, name, ip)
     if attempt_id is None:
         async with db.transaction() as session:
             audit(session, name or "?", "login_limited", f"address {ip}")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from bot.console import sessions
 from bot.console.accounts import create_operator
 from storage import AuditEntry
-from storage.operators import OperatorRole
+from storage.operators import LoginAttempt, OperatorRole
 from tests.console.conftest import PASSWORD, Browser, Console
 
 _LOGIN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -55,6 +55,9 @@ async def test_parallel_wrong_passwords_check_exactly_the_limit(
             select(func.count()).where(AuditEntry.action == "login_failed")
         )
     assert checked == sessions.MAX_FAILURES_PER_PAIR  # passwords actually checked
+    async with console.db.read() as session:
+        times = (await session.scalars(select(LoginAttempt.at).order_by(LoginAttempt.id))).all()
+    assert times == sorted(times)  # timed when counted, under the lock: never out of order
     # Even the right password waits, from this address.
     status, retry_after = await _guess(console, "ada", PASSWORD)
     assert status == 429 and retry_after is not None
