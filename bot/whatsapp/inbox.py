@@ -617,9 +617,20 @@ async def _store_messages(
 # under load. Arrays unnested by PostgreSQL are one prepared statement, encoded by asyncpg.
 # SQLite keeps the portable statements of :mod:`storage.messages`.
 
+# A contact is looked up by its unique wa_id once per sender (a nested loop over the
+# index): ``wa_id = ANY(array)`` let the planner scan the whole table while its
+# statistics still said it was small (a new database, a burst of new contacts), comparing
+# every row with every sender: 2.4 times the webhook statement's database time with
+# 4,000 contacts, and growing with them.
 _PG_KNOWN = text(
-    "SELECT wa_id, id, user_id, profile_name FROM contacts "
-    "WHERE wa_id = ANY(CAST(:wa_ids AS varchar[]))"
+    """
+    SELECT found.wa_id, found.id, found.user_id, found.profile_name
+    FROM unnest(CAST(:wa_ids AS varchar[])) AS sent(wa_id)
+    CROSS JOIN LATERAL (
+        SELECT wa_id, id, user_id, profile_name FROM contacts
+        WHERE contacts.wa_id = sent.wa_id LIMIT 1
+    ) AS found
+    """
 )
 _PG_INSERT_CONTACTS = text(
     """
@@ -647,6 +658,18 @@ _PG_INSERT_INBOUND = text(
     """
 )
 
+
+# The contacts of the senders of ``n`` (the messages), as ``c``: the same lookup as
+# :data:`_PG_KNOWN`, once per distinct sender.
+_SENDERS_CONTACTS = """
+c AS (
+    SELECT found.* FROM (SELECT DISTINCT wa_id FROM n) AS sent
+    CROSS JOIN LATERAL (
+        SELECT id, wa_id, user_id, profile_name FROM contacts
+        WHERE contacts.wa_id = sent.wa_id LIMIT 1
+    ) AS found
+),
+"""
 
 # Senders of ``n`` (the messages) whose ``c`` row (their contact) would stay as it is:
 # :meth:`storage.messages.KnownContact.unchanged` in SQL, for every one of their messages.
@@ -677,11 +700,8 @@ _PG_STORE_KNOWN = text(
         ) WITH ORDINALITY
             AS n(wa_id, user_id, name, wa_message_id, kind, payload, sent_at, held, ord)
     ),
-    c AS (
-        SELECT id, wa_id, user_id, profile_name FROM contacts
-        WHERE wa_id = ANY(CAST(:wa_ids AS varchar[]))
-    ),
     """  # noqa: S608 (composed of module constants only)
+    + _SENDERS_CONTACTS
     + _UNCHANGED_SENDERS
     + """
     ok AS (
@@ -766,10 +786,8 @@ WITH n AS (
     ) WITH ORDINALITY
         AS n(wa_id, user_id, name, wa_message_id, kind, payload, sent_at, receipt, ord)
 ),
-c AS (
-    SELECT id, wa_id, user_id, profile_name FROM contacts WHERE wa_id = ANY($1::varchar[])
-),
 """  # noqa: S608 (composed of module constants only)
+    + _SENDERS_CONTACTS
     + _UNCHANGED_SENDERS
     + """
 newcomers AS (
