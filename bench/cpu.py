@@ -38,6 +38,12 @@ def tree_seconds(pid: int) -> float:
     return sum(_process_seconds(each) or 0.0 for each in tree_pids(pid))
 
 
+def process_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds of each process alive now, by process id."""
+    found = {pid: _process_seconds(pid) for pid in pids}
+    return {pid: seconds for pid, seconds in found.items() if seconds is not None}
+
+
 def tree_pids(pid: int) -> list[int]:
     """A process and all its descendants alive now."""
     children: dict[int, list[int]] = {}

@@ -50,7 +50,7 @@ import aiohttp
 import asyncpg
 
 from bench import cpu
-from bench.cpu import tree_seconds
+from bench.cpu import process_seconds, tree_pids, tree_seconds
 from bench.database import ADMIN_URL, bench_database
 from bench.end_to_end import Processed, asyncpg_rate
 from bench.load import LoadResult, drive_rate, post_count
@@ -470,9 +470,14 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
             spy = None
             if args.profile == "wrk":
                 spy = _py_spy(nyala.process.pid, args.seconds, workdir / "nyala.spy")
-            cpu = tree_seconds(nyala.process.pid)
+            pids = [pid for pid in tree_pids(nyala.process.pid) if not _bookkeeping(pid)]
+            cpu = process_seconds(pids)
             r["nyala"] = await asyncio.to_thread(run_wrk, nyala.url, nyala_bodies, script, **runs)
-            r["wrk_cpu"] = (tree_seconds(nyala.process.pid)) - cpu
+            spent = process_seconds(pids)
+            r["wrk_cpu_by_process"] = [
+                spent[pid] - cpu[pid] for pid in sorted(cpu) if pid in spent
+            ]
+            r["wrk_cpu"] = sum(r["wrk_cpu_by_process"])
             if spy is not None:
                 await asyncio.to_thread(spy.wait, 60)
         finally:
@@ -511,6 +516,23 @@ def _per_message_cpu(e: Delivered) -> str:
         for role, cores in e.cores.items()
     ]
     return ", ".join(parts)
+
+
+def _bookkeeping(pid: int) -> bool:
+    """Whether a process is multiprocessing's resource tracker (not the server's work)."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _by_process(processors: int, seconds: list[float]) -> str:
+    """The server's CPU seconds by process, named by role: ``serve`` (the parent, idle
+    with ``--processors``), then its children in the order it starts them (web,
+    processing, sending)."""
+    roles = ["serve"] if not processors else ["serve", "web", *["processing"] * processors]
+    roles += ["sending"] * (len(seconds) - len(roles))
+    return ", ".join(f"{role} {value:.1f} s" for role, value in zip(roles, seconds, strict=False))
 
 
 def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
@@ -558,7 +580,7 @@ def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"{'' if e.complete else ' (NOT complete: gave up waiting)'}. wrk: {n.errors} "
         f"errors from Nyala, {b.errors} from the bare handler; open loop: {o.errors} / "
         f"{bo.errors}. Server CPU during Nyala's wrk run: {r['wrk_cpu']:.1f} s of "
-        f"{args.seconds:g} s.",
+        f"{args.seconds:g} s ({_by_process(args.processors, r['wrk_cpu_by_process'])}).",
         "",
         f"Where the machine's CPU went end to end, per message: {_per_message_cpu(e)}.",
     ]

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     send_rate: float = Field(
         80.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_RATE", "send_rate")
     )
+    processing_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        validation_alias=AliasChoices("NYALA_PROCESSING_NICE", "processing_nice"),
+    )
     send_lease_seconds: float = Field(
         60.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_LEASE", "send_lease_seconds")
     )

@@ -8,7 +8,8 @@ announcements and processes the contacts in batches. ``nyala work`` also sends t
 (its share of ``NYALA_SEND_RATE``); under ``nyala serve --processors N`` one sending
 process of its own sends them all, woken by a ``NOTIFY`` when a batch queued replies
 (:class:`bot.whatsapp.outbox.RemoteWake`). Processing and sending then never take the
-event loop, nor the core, from the acknowledgements, nor from each other. Any number of
+event loop from the acknowledgements, nor from each other, and run at a lower priority
+(``NYALA_PROCESSING_NICE``) so that they do not take the cores from them either. Any number of
 processing processes, on this machine or others, can share one PostgreSQL; recovery finds
 whatever an announcement missed.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -127,9 +129,21 @@ async def send(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
             await stop_tasks(tasks)
 
 
+def yield_to_webhooks(nice: int) -> None:
+    """Lower this process's priority by ``nice`` (the children of ``nyala serve
+    --processors``): when the cores are busy, the webhook's process (priority unchanged)
+    runs first, so a burst of webhooks is acknowledged at once and the turns and sends
+    catch up after it. Only scheduling changes: nothing waits while a core is idle."""
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
+
+
 def run_worker(settings: Settings, flow_app: App, *, role: Role = "work") -> None:
     """Run :func:`work` (``role`` "work": process and send; "process": process only) or
-    :func:`send` ("send") until SIGTERM or SIGINT."""
+    :func:`send` ("send") until SIGTERM or SIGINT; the children of ``serve`` ("process",
+    "send") at ``NYALA_PROCESSING_NICE`` below the webhook's process."""
+    if role != "work":
+        yield_to_webhooks(settings.processing_nice)
 
     async def main() -> None:
         stop = asyncio.Event()

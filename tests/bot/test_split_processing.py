@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -109,6 +110,23 @@ async def test_a_processing_process_wakes_the_sending_process(db: Database) -> N
             await asyncio.gather(listening, return_exceptions=True)
 
 
+def _niceness(pid: int) -> list[int]:
+    """The niceness of a process's children (not multiprocessing's resource tracker),
+    sorted."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if not entry.name.isdigit() or int(stat[1]) != pid:
+                continue
+            if b"resource_tracker" in (entry / "cmdline").read_bytes():
+                continue
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append(int(stat[16]))  # field 19 of /proc/PID/stat: nice
+    return sorted(found)
+
+
 class SplitServer(Server):
     """``nyala serve --processors 2``: one web process, two processing processes."""
 
@@ -135,6 +153,12 @@ async def test_serve_with_processing_processes_answers_everyone_once_in_order(
     try:
         async with ClientSession() as http:
             await server.ready(http)
+            # The web process keeps its priority; the processing and sending processes
+            # run NYALA_PROCESSING_NICE (default 10) below it.
+            base = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+            lower = min(19, base + 10)
+            expected = [base, lower, lower, lower]
+            await eventually(lambda: _niceness(server.process.pid) == expected, within=30)
             base = int(time.time())
             for index in range(len(SCRIPT)):
                 results = await asyncio.gather(*(
