@@ -161,7 +161,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await stop_tasks(tasks)
+            await stop_tasks(tasks, patience=db.cancel_patience)
             await inbox.drain(grace=settings.shutdown_grace_seconds)
 
 
@@ -171,6 +171,8 @@ async def stop_tasks(tasks: list[asyncio.Task[None]], patience: float = 5.0) -> 
     A loop whose cancellation was swallowed somewhere below it (a library that turns
     ``CancelledError`` into an error it then survives) is cancelled again after
     ``patience`` seconds, and said in the log, instead of keeping shutdown waiting forever.
+    The servers pass their database's :attr:`~storage.Database.cancel_patience`: a
+    cancellation repeated while a connection is being closed would hang instead.
     """
     pending = {task for task in tasks if not task.done()}
     while pending:

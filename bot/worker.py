@@ -103,7 +103,7 @@ async def work(
             try:
                 await stop.wait()
             finally:
-                await stop_tasks(tasks)
+                await stop_tasks(tasks, patience=db.cancel_patience)
                 await processor.drain(grace=settings.shutdown_grace_seconds)
                 if remote is not None:
                     await remote.drain()
@@ -126,7 +126,7 @@ async def send(settings: Settings, flow_app: App, stop: asyncio.Event) -> None:
         try:
             await stop.wait()
         finally:
-            await stop_tasks(tasks)
+            await stop_tasks(tasks, patience=db.cancel_patience)
 
 
 def yield_to_webhooks(nice: int) -> None:

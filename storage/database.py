@@ -27,6 +27,9 @@ log = logging.getLogger("nyala.storage")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///nyala.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a cancelled operation may take to give its connection back once no lock holds
+# it: SQLAlchemy closes the connection (asyncpg's close waits up to 2 s).
+CANCEL_PATIENCE_SECONDS = 5.0
 # Set to 1 to let SQL logs show statement parameters (personal data: off by default).
 LOG_PARAMETERS_VARIABLE = "NYALA_LOG_SQL_PARAMETERS"
 # The logging name of engines that keep parameters and rows out of the logs: their logger
@@ -123,7 +126,7 @@ def _check_on_checkout(engine: AsyncEngine) -> None:
             raise DisconnectionError("the PostgreSQL connection was closed")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """Make SQLite fit for a server and CLI commands sharing one file.
 
     WAL lets readers work while one writer writes; the busy timeout makes a second writer
@@ -141,7 +144,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -185,6 +188,7 @@ class Database:
         *,
         echo: bool = False,
         log_parameters: bool | None = None,
+        sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     ) -> None:
         """Open an engine on ``url`` (nothing connects until first use).
 
@@ -195,8 +199,11 @@ class Database:
                 parameters and (at DEBUG) the result rows. They hold names, phone numbers
                 and token hashes, so they are hidden unless asked for explicitly
                 (``None``: the environment variable ``NYALA_LOG_SQL_PARAMETERS=1``).
+            sqlite_busy_timeout_ms: on SQLite, how long a writer waits for another's
+                write lock before failing ("database is locked").
         """
         self.url = normalize_url(url)
+        self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
         if log_parameters is None:
             wanted = os.environ.get(LOG_PARAMETERS_VARIABLE, "").strip().lower()
             log_parameters = wanted in {"1", "true", "yes", "on"}
@@ -208,7 +215,7 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=10)
         self.engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
         else:
             _check_on_checkout(self.engine)
         self._writer = async_sessionmaker(
@@ -227,6 +234,22 @@ class Database:
     def is_postgresql(self) -> bool:
         """Whether this is PostgreSQL."""
         return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def cancel_patience(self) -> float:
+        """Seconds a cancelled task may need to give its connection back, which
+        shutdown waits before cancelling it again.
+
+        On SQLite a statement cancelled while it waits for the write lock keeps its
+        connection's thread busy until the busy timeout ends; SQLAlchemy closes the
+        connection behind it, shielded from the cancellation. A second cancellation then
+        would leave that close waiting forever (aiosqlite 0.22's ``close`` awaits a stop
+        its thread never runs) and hang the event loop's shutdown: so wait longer than
+        the busy timeout.
+        """
+        if self.is_sqlite:
+            return self.sqlite_busy_timeout_ms / 1000 + CANCEL_PATIENCE_SECONDS
+        return CANCEL_PATIENCE_SECONDS
 
     @property
     def display_url(self) -> str:

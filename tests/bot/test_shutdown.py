@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Literal
 
 import aiohttp
@@ -86,3 +89,49 @@ async def test_stop_tasks_cancels_again_a_loop_that_swallows_one(
     assert swallowed.is_set()
     assert all(task.done() for task in tasks)
     assert "stubborn did not stop when cancelled" in caplog.text
+
+
+# Run in its own interpreter: had the close hung, so would its event loop's shutdown.
+_CANCELLED_WHILE_LOCKED = """
+import asyncio, sqlite3, sys
+from sqlalchemy import text
+from bot.server import stop_tasks
+from storage import Database
+
+async def main(path: str) -> None:
+    db = Database(f"sqlite+aiosqlite:///{path}", sqlite_busy_timeout_ms=1500)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    holder = sqlite3.connect(path, isolation_level=None)  # a CLI command, say
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+
+    task = asyncio.create_task(write(), name="writer")
+    await asyncio.sleep(0.3)  # waiting for the write lock
+    await stop_tasks([task], patience=db.cancel_patience)
+    holder.execute("ROLLBACK")
+    await db.dispose()
+    print("stopped", task.cancelled())
+
+asyncio.run(main(sys.argv[1]))
+print("loop closed")
+"""
+
+
+def test_a_write_waiting_for_the_sqlite_lock_is_stopped_without_hanging(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while it waits for the write lock, SQLAlchemy closes the connection
+    behind it (shielded); cancelled a second time before that close ends, aiosqlite's
+    close would wait forever and so would the loop's shutdown. Shutdown waits a busy
+    timeout first: the script ends, in about that time."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CANCELLED_WHILE_LOCKED, str(tmp_path / "locked.db")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["stopped", "True", "loop", "closed"]
+    assert "did not stop when cancelled" not in done.stderr
