@@ -8,9 +8,11 @@ covers. Nothing loads events into Python; each query returns a handful of rows.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +31,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from analytics import config
 from analytics.expressions import Column, seconds_between
 from analytics.periods import Period, local_midnight
 from storage import (
     Contact,
+    Database,
     FlowMetricSnapshot,
     FlowSession,
     FlowStepEvent,
@@ -312,8 +316,15 @@ async def _session_totals(
         _count_if(_handed_off()).label("handed_off"),
     ]
     if detail is Detail.ALL:
-        # A goal reached in the session: the framework's own table, never the app's.
-        converted = exists().where(GoalEvent.session_id == FlowSession.id).correlate(FlowSession)
+        # A goal reached in the session: the framework's own table, never the app's. As
+        # an IN over the goals reached since the start (never before the session's), not
+        # a correlated EXISTS, which PostgreSQL answered by hashing every goal event ever
+        # reached (the (at) index finds the period's few).
+        converted = FlowSession.id.in_(
+            select(GoalEvent.session_id).where(
+                GoalEvent.at >= start, GoalEvent.session_id.is_not(None)
+            )
+        )
         earlier = aliased(FlowSession)
         returning = (
             exists()
@@ -395,10 +406,9 @@ async def _step_totals(
     scope: Scope,
     start: dt.datetime,
     end: dt.datetime,
-    result: dict[str, FlowTotals],
     *,
     by_version: bool,
-) -> None:
+) -> dict[str, FlowTotals]:
     event = FlowStepEvent
     version = version_column(by_version)
     action = event.action
@@ -440,6 +450,7 @@ async def _step_totals(
         )
         .group_by(*grouping(by_version), event.step_name)
     )
+    result: dict[str, FlowTotals] = {}
     for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
         step = totals.step(row["step_name"])
@@ -458,6 +469,7 @@ async def _step_totals(
         step.offset_count += int(row["offset_count"])
         totals.retries += int(row["retries"])
         totals.errors += int(row["errors"])
+    return result
 
 
 async def _retry_totals(
@@ -465,10 +477,9 @@ async def _retry_totals(
     scope: Scope,
     start: dt.datetime,
     end: dt.datetime,
-    result: dict[str, FlowTotals],
     *,
     by_version: bool,
-) -> None:
+) -> dict[str, FlowTotals]:
     """Sessions that hit a retry, and how many of them still completed."""
     event = FlowStepEvent
     window = select(FlowSession.id).where(*session_conditions(scope, start, end))
@@ -497,10 +508,12 @@ async def _retry_totals(
         )
         .group_by(*grouping(by_version))
     )
+    result: dict[str, FlowTotals] = {}
     for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
         totals.retried_sessions += int(row["retried"])
         totals.recovered_sessions += int(row["recovered"])
+    return result
 
 
 async def goal_totals(
@@ -550,6 +563,69 @@ async def goal_totals(
         totals.goals[row["goal"]] = totals.goals.get(row["goal"], 0) + int(row["sessions"])
 
 
+Job = Callable[[AsyncSession], Coroutine[Any, Any, dict[str, FlowTotals]]]
+
+
+async def run_jobs(
+    session: AsyncSession, jobs: Sequence[Job], *, db: Database | None = None
+) -> dict[str, FlowTotals]:
+    """Run ``jobs`` (queries giving totals) and add up what they give.
+
+    On ``session`` one after another; given a PostgreSQL ``db``, at once, each but the
+    first on a read transaction of its own: the statements of a report are independent,
+    each already sees its own snapshot of the data (READ COMMITTED), and PostgreSQL runs
+    them on every core instead of one.
+    """
+    if db is None or not db.is_postgresql or len(jobs) < 2:
+        parts = [await job(session) for job in jobs]
+    else:
+
+        async def alone(job: Job) -> dict[str, FlowTotals]:
+            async with config.reading(db) as own:
+                return await job(own)
+
+        first, *rest = jobs
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(first(session))]
+            tasks += [group.create_task(alone(job)) for job in rest]
+        parts = [task.result() for task in tasks]
+    result: dict[str, FlowTotals] = {}
+    for part in parts:
+        for version, totals in part.items():
+            result.setdefault(version, FlowTotals()).add(totals)
+    return result
+
+
+def event_jobs(
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    by_version: bool = False,
+    detail: Detail = Detail.ALL,
+) -> list[Job]:
+    """The queries giving the totals of the sessions started in ``[start, end)``."""
+    jobs: list[Job] = [
+        functools.partial(
+            _session_totals, scope=scope, start=start, end=end, by_version=by_version,
+            detail=detail,
+        )
+    ]  # fmt: skip
+    if detail >= Detail.STEPS:
+        jobs.append(
+            functools.partial(
+                _step_totals, scope=scope, start=start, end=end, by_version=by_version
+            )
+        )
+    if detail is Detail.ALL:
+        jobs.append(
+            functools.partial(
+                _retry_totals, scope=scope, start=start, end=end, by_version=by_version
+            )
+        )
+    return jobs
+
+
 async def from_events(
     session: AsyncSession,
     scope: Scope,
@@ -558,20 +634,17 @@ async def from_events(
     *,
     by_version: bool = False,
     detail: Detail = Detail.ALL,
+    db: Database | None = None,
 ) -> dict[str, FlowTotals]:
     """Totals of the sessions started in ``[start, end)``, straight from the tables.
 
     Args:
         detail: which figures to compute (the rest stay zero).
+        db: the database ``session`` reads, to run the queries at once on PostgreSQL
+            (:func:`run_jobs`).
     """
-    result = await _session_totals(
-        session, scope, start, end, by_version=by_version, detail=detail
-    )
-    if detail >= Detail.STEPS:
-        await _step_totals(session, scope, start, end, result, by_version=by_version)
-    if detail is Detail.ALL:
-        await _retry_totals(session, scope, start, end, result, by_version=by_version)
-    return result
+    jobs = event_jobs(scope, start, end, by_version=by_version, detail=detail)
+    return await run_jobs(session, jobs, db=db)
 
 
 # Snapshots ------------------------------------------------------------------------------
@@ -685,6 +758,22 @@ def _runs(period: Period, covered: set[dt.date]) -> list[Period]:
     return runs
 
 
+async def _goals_job(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    goals: Sequence[str],
+    by_version: bool,
+) -> dict[str, FlowTotals]:
+    result: dict[str, FlowTotals] = {}
+    await goal_totals(
+        session, scope, start, end, goals=goals, result=result, by_version=by_version
+    )
+    return result
+
+
 async def collect(
     session: AsyncSession,
     scope: Scope,
@@ -694,6 +783,7 @@ async def collect(
     detail: Detail = Detail.ALL,
     use_snapshots: bool = True,
     goals: Sequence[str] = (),
+    db: Database | None = None,
 ) -> Collected:
     """The period's totals: settled daily snapshots where they exist, SQL elsewhere.
 
@@ -703,6 +793,8 @@ async def collect(
     Args:
         goals: count the completed sessions that reached each of these goals (from the
             goal events over the whole period: snapshots keep only "any goal").
+        db: the database ``session`` reads: on PostgreSQL the queries over the events
+            then run at once (:func:`run_jobs`).
     """
     covered: dict[dt.date, Settled] = {}
     if use_snapshots and not by_version and not scope.filtered:
@@ -715,32 +807,32 @@ async def collect(
         for day in covered.values():
             overall.add(day.totals)
     runs = _runs(period, set(covered))
+    jobs: list[Job] = []
     for run in runs:
-        part = await from_events(
-            session, scope, run.start, run.end, by_version=by_version, detail=detail
-        )
-        for version, version_totals in part.items():
-            totals.setdefault(version, FlowTotals()).add(version_totals)
+        jobs += event_jobs(scope, run.start, run.end, by_version=by_version, detail=detail)
     if goals and covered and all(day.goals is not None for day in covered.values()):
         # Settled days' goals from their snapshots, only the other days from the events.
         overall = totals[ALL_VERSIONS]
         for day in covered.values():
             for goal in goals:
                 overall.goals[goal] = overall.goals.get(goal, 0) + (day.goals or {}).get(goal, 0)
-        for run in runs:
-            await goal_totals(
-                session, scope, run.start, run.end, goals=goals, result=totals, by_version=False
-            )
+        goal_runs = [(run.start, run.end) for run in runs]
+        goals_by_version = False
     else:
-        await goal_totals(
-            session,
-            scope,
-            period.start,
-            period.end,
-            goals=goals,
-            result=totals,
-            by_version=by_version,
-        )
+        goal_runs = [(period.start, period.end)] if goals else []
+        goals_by_version = by_version
+    for start, end in goal_runs:
+        jobs.append(
+            functools.partial(
+                _goals_job, scope=scope, start=start, end=end, goals=goals,
+                by_version=goals_by_version,
+            )
+        )  # fmt: skip
+    for version, version_totals in (await run_jobs(session, jobs, db=db)).items():
+        totals.setdefault(version, FlowTotals()).add(version_totals)
+    for version_totals in totals.values():
+        for goal in goals:
+            version_totals.goals.setdefault(goal, 0)
     return Collected(
         totals=totals, snapshot_days=len(covered), event_days=period.days - len(covered)
     )

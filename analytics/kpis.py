@@ -349,6 +349,7 @@ async def get_kpis(
             period,
             by_version=by_version,
             use_snapshots=use_snapshots,
+            db=database,
             goals=[goal.name for goal in wanted],
         )
         overall = collected.overall

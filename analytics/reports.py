@@ -286,6 +286,7 @@ async def get_flow_completion_rate(
             by_version=by_version,
             detail=Detail.SESSIONS,
             use_snapshots=use_snapshots,
+            db=database,
         )
         overall = collected.overall
         notes = await empty_notes(session, flow, period, overall.total)
@@ -400,6 +401,7 @@ async def get_step_funnel(
             by_version=by_version,
             detail=Detail.STEPS,
             use_snapshots=use_snapshots,
+            db=database,
         )
         overall = collected.overall
         notes = await empty_notes(session, flow, period, overall.total)

@@ -23,7 +23,12 @@ class GoalEvent(Base):
     """One goal reached by a contact, in a flow session when there was one."""
 
     __tablename__ = "goal_events"
-    __table_args__ = (Index(None, "session_id", "goal"), Index(None, "goal", "at"))
+    __table_args__ = (
+        Index(None, "session_id", "goal"),
+        Index(None, "goal", "at"),
+        # Any goal reached since a time: the sessions that converted, in the reports.
+        Index(None, "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     goal: Mapped[str] = mapped_column(String(60))

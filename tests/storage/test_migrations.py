@@ -73,13 +73,13 @@ def _tables(connection: Connection) -> set[str]:
 
 async def test_a_fresh_database_gets_the_framework_tables_only(empty_db: Database) -> None:
     before, after = await migrate(empty_db)
-    assert (before, after) == ("None", "0015_outbox_claim_indexes")
-    assert await current_revisions(empty_db) == head_revisions() == {"0015_outbox_claim_indexes"}
+    assert (before, after) == ("None", "0016_goal_events_at")
+    assert await current_revisions(empty_db) == head_revisions() == {"0016_goal_events_at"}
     async with empty_db.engine.connect() as conn:
         tables = await conn.run_sync(_tables)
     assert tables == {*FRAMEWORK_TABLES, "alembic_version"}
     # Migrating again changes nothing.
-    assert await migrate(empty_db) == ["0015_outbox_claim_indexes", "0015_outbox_claim_indexes"]
+    assert await migrate(empty_db) == ["0016_goal_events_at", "0016_goal_events_at"]
 
 
 def test_the_framework_models_are_the_framework_tables() -> None:
