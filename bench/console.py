@@ -36,7 +36,8 @@ from analytics import generate_snapshots
 from analytics.periods import today_in
 from apps.safari import app as safari
 from apps.safari.models import Booking, Payment, PaymentMethod, PaymentStatus
-from bench.reports import ADMIN_URL, GOAL, generate
+from bench.database import ADMIN_URL, database_url
+from bench.reports import GOAL, generate
 from bot.console.accounts import create_operator
 from bot.server import create_app
 from bot.settings import Settings
@@ -234,7 +235,7 @@ async def run(
     finally:
         await admin.close()
     try:
-        return await _bench(f"{admin_url.rsplit('/', 1)[0]}/{name}", events, reps)
+        return await _bench(database_url(name, admin_url), events, reps)
     finally:
         admin = await asyncpg.connect(admin_url, timeout=10)
         try:

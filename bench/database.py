@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import make_url
 
 from storage import Database, migrate
 
@@ -23,8 +24,9 @@ ADMIN_URL = os.environ.get("NYALA_BENCH_PG_URL", "postgresql://postgres@127.0.0.
 
 
 def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
-    """The URL of database ``name`` on the admin URL's server."""
-    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    """The URL of database ``name`` on the admin URL's server (its host, port and query
+    kept: ``?host=/var/run/postgresql`` is PostgreSQL's Unix socket)."""
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def _admin(sql: str, admin_url: str) -> None:

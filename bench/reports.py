@@ -43,9 +43,9 @@ from analytics import (
     get_step_funnel,
 )
 from analytics.periods import today_in
+from bench.database import ADMIN_URL, database_url
 from storage import Database, SnapshotPeriod, migrate, utcnow
 
-ADMIN_URL = os.environ.get("NYALA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLOWS = ("booking_flow", "payment_flow", "support_flow", "id_upload_flow")
 STEPS_PER_FLOW = 5
 DAYS = 90
@@ -403,7 +403,7 @@ async def run_report_bench(
     finally:
         await admin.close()
     try:
-        return await _bench(f"{admin_url.rsplit('/', 1)[0]}/{name}", backend, events, reps, server)
+        return await _bench(database_url(name, admin_url), backend, events, reps, server)
     finally:
         admin = await asyncpg.connect(admin_url, timeout=10)
         try:
