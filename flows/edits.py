@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.messages import MEDIA_KINDS, UserMessage
 from storage import InboundMessage, InboundStatus, OutboundMessage
 
-__all__ = ["AMENDING_KINDS", "amend_before_turn", "last_reply_was"]
+__all__ = ["AMENDING_KINDS", "amend_before_turn", "last_reply_was", "pending_amendments"]
 
 log = logging.getLogger("nyala.flows")
 
@@ -38,11 +38,34 @@ AMENDING_KINDS = ("edit", "revoke")
 """Message kinds that change an earlier message instead of saying something new."""
 
 
-async def amend_before_turn(
-    session: AsyncSession,
+async def pending_amendments(
+    session: AsyncSession, contact_ids: Sequence[int]
+) -> dict[int, list[InboundMessage]]:
+    """The pending edits and deletions of each of ``contact_ids``, oldest first: one query
+    for a batch of turns (the contacts' locks are held), before any turn changed a row,
+    so no turn's writes are flushed early to ask for them."""
+    found: dict[int, list[InboundMessage]] = {}
+    if not contact_ids:
+        return found
+    rows = await session.scalars(
+        select(InboundMessage)
+        .where(
+            InboundMessage.contact_id.in_(list(contact_ids)),
+            InboundMessage.status == InboundStatus.PENDING,
+            InboundMessage.kind.in_(AMENDING_KINDS),
+        )
+        .order_by(InboundMessage.id)
+    )
+    for row in rows:
+        found.setdefault(row.contact_id, []).append(row)
+    return found
+
+
+def amend_before_turn(
     inbound: InboundMessage,
     message: UserMessage,
     *,
+    amendments: Sequence[InboundMessage],
     more_pending: bool,
     now: dt.datetime,
 ) -> UserMessage | None:
@@ -53,9 +76,10 @@ async def amend_before_turn(
     edited content (the edits it used are marked done, so they are not answered again).
 
     Args:
-        session: the message's transaction (the contact's lock is held).
         inbound: the contact's oldest pending row, about to be processed.
         message: its content.
+        amendments: the contact's pending edits and deletions, oldest first
+            (:func:`pending_amendments`).
         more_pending: whether other messages of the contact wait (else no look-ahead).
         now: the time to mark rows processed at.
     """
@@ -69,7 +93,11 @@ async def amend_before_turn(
         return None
     if not more_pending or message.kind in AMENDING_KINDS:
         return message
-    later = await _pending_amendments(session, inbound)
+    later = [
+        row
+        for row in amendments
+        if row.id != inbound.id and row.payload.get("refers_to") == inbound.wa_message_id
+    ]
     if any(row.kind == "revoke" for row in later):
         log.info("message %s was deleted by the user before it was processed", inbound.id)
         _done(inbound, now)
@@ -104,23 +132,6 @@ async def last_reply_was(session: AsyncSession, contact_id: int, text: str) -> b
         )
     ).first()
     return latest is not None and latest[0] == "text" and latest[1].get("body") == text
-
-
-async def _pending_amendments(
-    session: AsyncSession, inbound: InboundMessage
-) -> Sequence[InboundMessage]:
-    """The contact's pending edits and deletions of ``inbound``, oldest first."""
-    rows = await session.scalars(
-        select(InboundMessage)
-        .where(
-            InboundMessage.contact_id == inbound.contact_id,
-            InboundMessage.status == InboundStatus.PENDING,
-            InboundMessage.kind.in_(AMENDING_KINDS),
-            InboundMessage.id != inbound.id,
-        )
-        .order_by(InboundMessage.id)
-    )
-    return [row for row in rows if row.payload.get("refers_to") == inbound.wa_message_id]
 
 
 def _with_content(original: UserMessage, edit: UserMessage) -> UserMessage:

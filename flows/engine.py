@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analytics.tracking import StepTracker, event_rows, write_events
 from flows.app import App, AppSnapshot, Intent
 from flows.context import FlowContext
-from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was
+from flows.edits import AMENDING_KINDS, amend_before_turn, last_reply_was, pending_amendments
 from flows.errors import ActionError, FlowError
 from flows.ledger import Ledger
 from flows.machines import MachinePool
@@ -375,6 +375,11 @@ class Engine:
             if not ready:
                 return outcome
             loaded = await _load_rows(session, ready)
+            # Edits and deletions of a message still waiting: looked for once a batch,
+            # for the contacts with more than one message pending.
+            amending = await pending_amendments(
+                session, [cid for cid in ready if len(pending[cid]) > 1]
+            )
             ledger = Ledger(turns=len(ready))
             snapshot = self.app.snapshot()  # the flow files, looked at once a batch
             for contact_id in ready:
@@ -383,6 +388,7 @@ class Engine:
                     session,
                     loaded,
                     inbound,
+                    amendments=amending.get(contact_id, ()),
                     more=more,
                     ledger=ledger,
                     snapshot=snapshot,
@@ -410,6 +416,7 @@ class Engine:
         loaded: Mapping[int, _Rows],
         inbound: InboundMessage,
         *,
+        amendments: Sequence[InboundMessage],
         more: bool,
         ledger: Ledger,
         snapshot: AppSnapshot,
@@ -421,8 +428,8 @@ class Engine:
         try:
             if message.kind in AMENDING_KINDS or more:
                 # A deletion, or an edit or deletion of this message still waiting.
-                amended = await amend_before_turn(
-                    session, inbound, message, more_pending=more, now=self.clock()
+                amended = amend_before_turn(
+                    inbound, message, amendments=amendments, more_pending=more, now=self.clock()
                 )
                 if amended is None:  # nothing to answer
                     return []

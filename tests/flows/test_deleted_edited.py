@@ -214,3 +214,34 @@ async def test_a_person_handling_the_chat_means_the_bot_stays_quiet(
     assert await chat.engine.handle(chat.contact, revoke("wamid.d", "wamid.agent")) == []
     for wamid in ("wamid.e", "wamid.e2", "wamid.d"):
         assert (await inbound(chat, wamid)).status is InboundStatus.DONE
+
+
+async def test_edits_are_applied_per_contact_within_one_batch(
+    cafe: App, nyala_chat: ChatFactory
+) -> None:
+    """The batch looks for edits once for all its contacts: each turn gets its own."""
+    ada = await nyala_chat(cafe, phone="263770000001")
+    grace = await nyala_chat(cafe, phone="263770000002")
+    await ada.send("order")
+    await grace.send("order")
+    ada_id = await receive(
+        ada,
+        text("wamid.ada", "Ada Lovelase"),
+        edit("wamid.ada.edit", "wamid.ada", "Ada Lovelace"),
+    )
+    grace_id = await receive(
+        grace,
+        text("wamid.grace", "Grace Hopper"),
+        edit("wamid.grace.edit", "wamid.ada", "not hers to edit"),
+        text("wamid.grace.next", "large"),
+    )
+    batch = await ada.engine.process_batch([ada_id, grace_id], wait=True)
+    assert {cid: [reply_text(r) for r in replies] for cid, replies in batch.replies.items()} == {
+        ada_id: ["Which size, Ada Lovelace?"],
+        grace_id: ["Which size, Grace Hopper?"],
+    }
+    assert (await inbound(ada, "wamid.ada.edit")).status is InboundStatus.DONE
+    # Grace's "edit" names Ada's message: it is not Grace's amendment and still waits.
+    assert (await inbound(grace, "wamid.grace.edit")).status is InboundStatus.PENDING
+    assert (await inbound(grace, "wamid.grace.next")).status is InboundStatus.PENDING
+    assert await ada.engine.process_pending(ada_id) == []  # the edit was used up
