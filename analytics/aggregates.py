@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import enum
 import functools
+import itertools
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -565,6 +566,15 @@ async def goal_totals(
 
 Job = Callable[[AsyncSession], Coroutine[Any, Any, dict[str, FlowTotals]]]
 
+PARALLEL_QUERIES = 4
+"""The most statements of one report that run at once on PostgreSQL (its own
+transaction's and three more): two cores gain nothing from more, and the pool is shared."""
+
+STEP_SLICES = 2
+"""Into how many stretches of time the steps' query over a run of days is cut when the
+statements run at once (its sorts and aggregation then use both cores; the sessions of
+each stretch are the ones that started in it, so the totals add up exactly)."""
+
 
 async def run_jobs(
     session: AsyncSession, jobs: Sequence[Job], *, db: Database | None = None
@@ -574,14 +584,15 @@ async def run_jobs(
     On ``session`` one after another; given a PostgreSQL ``db``, at once, each but the
     first on a read transaction of its own: the statements of a report are independent,
     each already sees its own snapshot of the data (READ COMMITTED), and PostgreSQL runs
-    them on every core instead of one.
+    them on every core instead of one. At most :data:`PARALLEL_QUERIES` run at once.
     """
     if db is None or not db.is_postgresql or len(jobs) < 2:
         parts = [await job(session) for job in jobs]
     else:
+        more = asyncio.Semaphore(PARALLEL_QUERIES - 1)
 
         async def alone(job: Job) -> dict[str, FlowTotals]:
-            async with config.reading(db) as own:
+            async with more, config.reading(db) as own:
                 return await job(own)
 
         first, *rest = jobs
@@ -603,8 +614,13 @@ def event_jobs(
     *,
     by_version: bool = False,
     detail: Detail = Detail.ALL,
+    step_slices: int = 1,
 ) -> list[Job]:
-    """The queries giving the totals of the sessions started in ``[start, end)``."""
+    """The queries giving the totals of the sessions started in ``[start, end)``.
+
+    Args:
+        step_slices: cut the steps' query into this many stretches of equal length.
+    """
     jobs: list[Job] = [
         functools.partial(
             _session_totals, scope=scope, start=start, end=end, by_version=by_version,
@@ -612,11 +628,13 @@ def event_jobs(
         )
     ]  # fmt: skip
     if detail >= Detail.STEPS:
-        jobs.append(
+        cuts = [start + (end - start) * k / step_slices for k in range(step_slices)] + [end]
+        jobs += [
             functools.partial(
-                _step_totals, scope=scope, start=start, end=end, by_version=by_version
+                _step_totals, scope=scope, start=low, end=high, by_version=by_version
             )
-        )
+            for low, high in itertools.pairwise(cuts)
+        ]
     if detail is Detail.ALL:
         jobs.append(
             functools.partial(
@@ -643,8 +661,14 @@ async def from_events(
         db: the database ``session`` reads, to run the queries at once on PostgreSQL
             (:func:`run_jobs`).
     """
-    jobs = event_jobs(scope, start, end, by_version=by_version, detail=detail)
+    jobs = event_jobs(
+        scope, start, end, by_version=by_version, detail=detail, step_slices=_slices(db)
+    )
     return await run_jobs(session, jobs, db=db)
+
+
+def _slices(db: Database | None) -> int:
+    return STEP_SLICES if db is not None and db.is_postgresql else 1
 
 
 # Snapshots ------------------------------------------------------------------------------
@@ -809,7 +833,10 @@ async def collect(
     runs = _runs(period, set(covered))
     jobs: list[Job] = []
     for run in runs:
-        jobs += event_jobs(scope, run.start, run.end, by_version=by_version, detail=detail)
+        jobs += event_jobs(
+            scope, run.start, run.end, by_version=by_version, detail=detail,
+            step_slices=_slices(db),
+        )  # fmt: skip
     if goals and covered and all(day.goals is not None for day in covered.values()):
         # Settled days' goals from their snapshots, only the other days from the events.
         overall = totals[ALL_VERSIONS]
