@@ -18,7 +18,7 @@ import asyncpg
 from sqlalchemy import event
 
 from bench import cpu, phases
-from bench.database import server_version
+from bench.database import server_version, settle
 from bench.end_to_end import (
     Processed,
     asyncpg_rate,
@@ -456,6 +456,7 @@ async def run(cfg: Config, url: str, workdir: Path, command: str, say: Progress 
     from bench import wrk
 
     if wrk.available():
+        await settle(url)  # the report phases wrote millions of rows: let that settle
         await phase(
             "server",
             "nyala serve under wrk, every issue-17 figure beside its ceiling (bench.wrk)…",
