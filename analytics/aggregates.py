@@ -524,20 +524,17 @@ async def goal_totals(
     end: dt.datetime,
     *,
     goals: Sequence[str] | None,
-    result: dict[str, FlowTotals],
     by_version: bool,
-) -> None:
+) -> dict[str, FlowTotals]:
     """Per goal, the completed sessions started in ``[start, end)`` that reached it.
 
     Args:
         goals: these goals (each counted, zero if never reached); ``None``: every goal
             reached (what a snapshot keeps).
     """
+    result: dict[str, FlowTotals] = {}
     if goals is not None and not goals:
-        return
-    for totals in result.values():
-        for goal in goals or ():
-            totals.goals.setdefault(goal, 0)
+        return result
     wanted = [GoalEvent.goal.in_(list(goals))] if goals is not None else []
     query = (
         select(
@@ -562,6 +559,7 @@ async def goal_totals(
         for goal in goals or ():
             totals.goals.setdefault(goal, 0)
         totals.goals[row["goal"]] = totals.goals.get(row["goal"], 0) + int(row["sessions"])
+    return result
 
 
 Job = Callable[[AsyncSession], Coroutine[Any, Any, dict[str, FlowTotals]]]
@@ -642,33 +640,6 @@ def event_jobs(
             )
         )
     return jobs
-
-
-async def from_events(
-    session: AsyncSession,
-    scope: Scope,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    by_version: bool = False,
-    detail: Detail = Detail.ALL,
-    db: Database | None = None,
-) -> dict[str, FlowTotals]:
-    """Totals of the sessions started in ``[start, end)``, straight from the tables.
-
-    Args:
-        detail: which figures to compute (the rest stay zero).
-        db: the database ``session`` reads, to run the queries at once on PostgreSQL
-            (:func:`run_jobs`).
-    """
-    jobs = event_jobs(
-        scope, start, end, by_version=by_version, detail=detail, step_slices=_slices(db)
-    )
-    return await run_jobs(session, jobs, db=db)
-
-
-def _slices(db: Database | None) -> int:
-    return STEP_SLICES if db is not None and db.is_postgresql else 1
 
 
 # Snapshots ------------------------------------------------------------------------------
@@ -782,22 +753,6 @@ def _runs(period: Period, covered: set[dt.date]) -> list[Period]:
     return runs
 
 
-async def _goals_job(
-    session: AsyncSession,
-    scope: Scope,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    goals: Sequence[str],
-    by_version: bool,
-) -> dict[str, FlowTotals]:
-    result: dict[str, FlowTotals] = {}
-    await goal_totals(
-        session, scope, start, end, goals=goals, result=result, by_version=by_version
-    )
-    return result
-
-
 async def collect(
     session: AsyncSession,
     scope: Scope,
@@ -831,12 +786,12 @@ async def collect(
         for day in covered.values():
             overall.add(day.totals)
     runs = _runs(period, set(covered))
+    slices = STEP_SLICES if db is not None and db.is_postgresql else 1
     jobs: list[Job] = []
     for run in runs:
         jobs += event_jobs(
-            scope, run.start, run.end, by_version=by_version, detail=detail,
-            step_slices=_slices(db),
-        )  # fmt: skip
+            scope, run.start, run.end, by_version=by_version, detail=detail, step_slices=slices
+        )
     if goals and covered and all(day.goals is not None for day in covered.values()):
         # Settled days' goals from their snapshots, only the other days from the events.
         overall = totals[ALL_VERSIONS]
@@ -851,7 +806,7 @@ async def collect(
     for start, end in goal_runs:
         jobs.append(
             functools.partial(
-                _goals_job, scope=scope, start=start, end=end, goals=goals,
+                goal_totals, scope=scope, start=start, end=end, goals=goals,
                 by_version=goals_by_version,
             )
         )  # fmt: skip

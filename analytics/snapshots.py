@@ -11,6 +11,7 @@ events (:func:`analytics.aggregates.collect`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -21,10 +22,12 @@ from analytics import config
 from analytics.aggregates import (
     ALL_VERSIONS,
     FlowTotals,
+    Job,
     Scope,
+    event_jobs,
     flow_known,
-    from_events,
     goal_totals,
+    run_jobs,
 )
 from analytics.partitions import ensure_step_event_partitions
 from analytics.periods import Period, snapshot_period
@@ -92,12 +95,13 @@ async def _generate(
     async with db.read() as session:
         # Scope's default leaves sandbox contacts out: a snapshot never holds their sessions.
         scope = Scope(flow=flow)
-        found = await from_events(session, scope, period.start, period.end)
-        # Every goal reached, so that reports read conversion per goal from here.
-        await goal_totals(
-            session, scope, period.start, period.end, goals=None, result=found, by_version=False
-        )
-        totals = found.get(ALL_VERSIONS, FlowTotals())
+        # Every goal reached too, so that reports read conversion per goal from here.
+        every_goal = functools.partial(
+            goal_totals, scope=scope, start=period.start, end=period.end, goals=None,
+            by_version=False,
+        )  # fmt: skip
+        jobs: list[Job] = [*event_jobs(scope, period.start, period.end), every_goal]
+        totals = (await run_jobs(session, jobs)).get(ALL_VERSIONS, FlowTotals())
     async with db.transaction() as session:
         await lock_name(session, f"snapshot:{flow}:{kind}:{period.start.isoformat()}")
         row = await session.scalar(
