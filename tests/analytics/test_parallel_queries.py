@@ -4,6 +4,7 @@ SQLite, and add up to the same totals either way."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,16 +27,7 @@ def _jobs(seen: list[str], together: asyncio.Barrier | None) -> list[Job]:
         await session.execute(text("SELECT 1"))
         return {"": FlowTotals(total=n, completed=1), f"v{n}": FlowTotals(total=1)}
 
-    async def first(session: AsyncSession) -> dict[str, FlowTotals]:
-        return await job(session, 1)
-
-    async def second(session: AsyncSession) -> dict[str, FlowTotals]:
-        return await job(session, 2)
-
-    async def third(session: AsyncSession) -> dict[str, FlowTotals]:
-        return await job(session, 3)
-
-    return [first, second, third]
+    return [functools.partial(job, n=n) for n in (1, 2, 3)]
 
 
 async def test_the_jobs_run_at_once_on_postgresql_else_in_turn(db: Database) -> None:

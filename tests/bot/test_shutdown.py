@@ -126,8 +126,8 @@ def test_a_write_waiting_for_the_sqlite_lock_is_stopped_without_hanging(
 ) -> None:
     """Cancelled while it waits for the write lock, SQLAlchemy closes the connection
     behind it (shielded); cancelled a second time before that close ends, aiosqlite's
-    close would wait forever and so would the loop's shutdown. Shutdown waits a busy
-    timeout first: the script ends, in about that time."""
+    close would wait forever and so would the loop's shutdown. Shutdown waits longer than
+    the busy timeout first, so the script ends."""
     done = subprocess.run(
         [sys.executable, "-c", _CANCELLED_WHILE_LOCKED, str(tmp_path / "locked.db")],
         capture_output=True, text=True, timeout=60, check=False,
