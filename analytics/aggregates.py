@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     case,
     distinct,
-    exists,
     func,
     literal,
     or_,
@@ -230,6 +230,30 @@ class Collected:
 # SQL over the events --------------------------------------------------------------------
 
 
+def _sandboxed() -> Select[Any]:
+    """The sandbox contacts (a partial index holds only those few)."""
+    return select(Contact.id).where(Contact.sandbox.is_(True))
+
+
+def _marked(scope: Scope, start: dt.datetime, end: dt.datetime) -> Select[Any] | None:
+    """The sessions of ``scope``'s flow started in ``[start, end)`` with an event at
+    ``scope.step``/of ``scope.action`` (``None`` if the scope asks for neither)."""
+    if scope.step is None and scope.action is None:
+        return None
+    marker = aliased(FlowStepEvent)
+    wanted: list[ColumnElement[bool]] = [
+        marker.flow_name == scope.flow,
+        marker.session_started_at >= start,
+        marker.session_started_at < end,
+        marker.timestamp >= start,
+    ]
+    if scope.step is not None:
+        wanted.append(marker.step_name == scope.step)
+    if scope.action is not None:
+        wanted.append(marker.action == scope.action)
+    return select(marker.session_id).where(*wanted)
+
+
 def session_conditions(
     scope: Scope, start: dt.datetime, end: dt.datetime
 ) -> list[ColumnElement[bool]]:
@@ -245,16 +269,37 @@ def session_conditions(
     if not scope.include_sandbox:
         # NOT IN over the few sandbox contacts, not a join: the planners keep starting
         # from the (flow_name, started_at) index.
-        sandboxed = select(Contact.id).where(Contact.sandbox.is_(True))
-        conditions.append(FlowSession.contact_id.not_in(sandboxed))
-    if scope.step is not None or scope.action is not None:
-        marker = aliased(FlowStepEvent)
-        wanted: list[ColumnElement[bool]] = [marker.session_id == FlowSession.id]
-        if scope.step is not None:
-            wanted.append(marker.step_name == scope.step)
-        if scope.action is not None:
-            wanted.append(marker.action == scope.action)
-        conditions.append(exists().where(*wanted))
+        conditions.append(FlowSession.contact_id.not_in(_sandboxed()))
+    marked = _marked(scope, start, end)
+    if marked is not None:
+        conditions.append(FlowSession.id.in_(marked))
+    return conditions
+
+
+def event_conditions(
+    scope: Scope, start: dt.datetime, end: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """WHERE conditions on :class:`FlowStepEvent` for the events of ``scope``'s sessions
+    started in ``[start, end)``, from the session's columns each event carries (one range
+    of the events' (flow, session start) index, no visit to the sessions)."""
+    event = FlowStepEvent
+    conditions: list[ColumnElement[bool]] = [
+        event.flow_name == scope.flow,
+        event.session_started_at >= start,
+        event.session_started_at < end,
+        # Events never precede their session's start: on PostgreSQL the months before
+        # the period's are not read at all (partition pruning).
+        event.timestamp >= start,
+    ]
+    if scope.version is not None:
+        conditions.append(event.flow_version == scope.version)
+    if not scope.include_sandbox:
+        # The sandbox contacts' few sessions, found by the (contact_id, started_at) index.
+        sandbox_sessions = select(FlowSession.id).where(FlowSession.contact_id.in_(_sandboxed()))
+        conditions.append(event.session_id.not_in(sandbox_sessions))
+    marked = _marked(scope, start, end)
+    if marked is not None:
+        conditions.append(event.session_id.in_(marked))
     return conditions
 
 
@@ -326,19 +371,9 @@ async def _session_totals(
                 GoalEvent.at >= start, GoalEvent.session_id.is_not(None)
             )
         )
-        earlier = aliased(FlowSession)
-        returning = (
-            exists()
-            .where(
-                earlier.contact_id == FlowSession.contact_id,
-                earlier.flow_name == FlowSession.flow_name,
-                earlier.started_at < FlowSession.started_at,
-            )
-            .correlate(FlowSession)
-        )
         columns += [
             _count_if(and_(completed, converted)).label("converted"),
-            _count_if(returning).label("repeat"),
+            _count_if(FlowSession.repeat_contact.is_(True)).label("repeat"),
         ]
     keys: list[Column] = [FlowSession.status, FlowSession.outcome]
     if detail >= Detail.STEPS:
@@ -410,66 +445,94 @@ async def _step_totals(
     *,
     by_version: bool,
 ) -> dict[str, FlowTotals]:
+    """Per step: events of each action, time spent, the offset from the session's start,
+    and the first event that reached it (the sessions that did: :func:`_step_sessions`).
+
+    Grouped by step and action, with plain aggregates (no CASE per row): PostgreSQL
+    aggregates in parallel workers over one range of the (flow, session start) index.
+    """
     event = FlowStepEvent
-    version = version_column(by_version)
-    action = event.action
-    entered = action == StepAction.ENTERED
-    # A skipped step was reached: the flow passed through it without a question.
-    reached = action.in_((StepAction.ENTERED, StepAction.SKIPPED))
-    done = action == StepAction.COMPLETED
+    version = event.flow_version if by_version else literal(ALL_VERSIONS)
     query = (
         select(
             version.label("version"),
             event.step_name,
-            func.count(distinct(case((reached, event.session_id), else_=None))).label("sessions"),
-            func.min(case((reached, event.id), else_=None)).label("first_seen"),
-            _count_if(done).label("completed"),
-            _count_if(action == StepAction.SKIPPED).label("skipped"),
-            _count_if(action == StepAction.RETRY).label("retries"),
-            _count_if(action == StepAction.ERROR).label("errors"),
-            func.sum(case((done, event.time_spent), else_=None)).label("time_total"),
-            func.count(case((and_(done, event.time_spent.is_not(None)), 1), else_=None)).label(
-                "time_count"
+            event.action,
+            func.count().label("n"),
+            func.min(event.id).label("first_id"),
+            func.sum(event.time_spent).label("time_total"),
+            func.count(event.time_spent).label("time_count"),
+            func.sum(seconds_between(event.session_started_at, event.timestamp)).label(
+                "offset_total"
             ),
-            func.sum(
-                case(
-                    (entered, seconds_between(FlowSession.started_at, event.timestamp)),
-                    else_=None,
-                )
-            ).label("offset_total"),
-            _count_if(entered).label("offset_count"),
         )
-        .select_from(event)
-        .join(FlowSession, FlowSession.id == event.session_id)
-        .where(
-            *session_conditions(scope, start, end),
-            # Events never precede their session's start: on PostgreSQL the months
-            # before the period's are not read at all (partition pruning), nor, for
-            # each session, the months before its own start (pruning at run time).
-            event.timestamp >= start,
-            event.timestamp >= FlowSession.started_at,
-        )
-        .group_by(*grouping(by_version), event.step_name)
+        .where(*event_conditions(scope, start, end))
+        .group_by(*([event.flow_version] if by_version else []), event.step_name, event.action)
     )
+    reached = (StepAction.ENTERED, StepAction.SKIPPED)
     result: dict[str, FlowTotals] = {}
     for row in (await session.execute(query)).mappings():
         totals = result.setdefault(row["version"], FlowTotals())
         step = totals.step(row["step_name"])
-        step.sessions += int(row["sessions"])
-        if row["first_seen"] is not None and (
-            step.first_seen is None or row["first_seen"] < step.first_seen
-        ):
-            step.first_seen = int(row["first_seen"])
-        step.completed += int(row["completed"])
-        step.skipped += int(row["skipped"])
-        step.retries += int(row["retries"])
-        step.errors += int(row["errors"])
-        step.time_spent_total += float(row["time_total"] or 0.0)
-        step.time_spent_count += int(row["time_count"])
-        step.offset_total += float(row["offset_total"] or 0.0)
-        step.offset_count += int(row["offset_count"])
-        totals.retries += int(row["retries"])
-        totals.errors += int(row["errors"])
+        action = StepAction(row["action"])
+        n = int(row["n"])
+        if action in reached and (step.first_seen is None or row["first_id"] < step.first_seen):
+            step.first_seen = int(row["first_id"])
+        if action is StepAction.COMPLETED:
+            step.completed += n
+            step.time_spent_total += float(row["time_total"] or 0.0)
+            step.time_spent_count += int(row["time_count"])
+        elif action is StepAction.ENTERED:
+            step.offset_total += float(row["offset_total"] or 0.0)
+            step.offset_count += n
+        elif action is StepAction.SKIPPED:
+            step.skipped += n
+        elif action is StepAction.RETRY:
+            step.retries += n
+            totals.retries += n
+        elif action is StepAction.ERROR:
+            step.errors += n
+            totals.errors += n
+    return result
+
+
+async def _step_sessions(
+    session: AsyncSession,
+    scope: Scope,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    by_version: bool,
+) -> dict[str, FlowTotals]:
+    """Per step, the sessions that reached it (entered or skipped it, once or more).
+
+    Each session's events of a step are next to each other in the (flow, session start,
+    session, step) index, so the distinct (session, step) pairs come from it in order,
+    with neither a sort nor a hash of every event.
+    """
+    event = FlowStepEvent
+    keys = [event.session_started_at, event.session_id, event.step_name]
+    columns: list[Any] = [*keys]
+    if by_version:
+        # The same for every event of a session: one value per group.
+        columns.append(func.min(event.flow_version).label("flow_version"))
+    pairs = (
+        select(*columns)
+        .where(
+            *event_conditions(scope, start, end),
+            event.action.in_((StepAction.ENTERED, StepAction.SKIPPED)),
+        )
+        .group_by(*keys)
+        .subquery()
+    )
+    version = pairs.c.flow_version if by_version else literal(ALL_VERSIONS)
+    query = select(
+        version.label("version"), pairs.c.step_name, func.count().label("sessions")
+    ).group_by(*([pairs.c.flow_version] if by_version else []), pairs.c.step_name)
+    result: dict[str, FlowTotals] = {}
+    for row in (await session.execute(query)).mappings():
+        totals = result.setdefault(row["version"], FlowTotals())
+        totals.step(row["step_name"]).sessions += int(row["sessions"])
     return result
 
 
@@ -628,10 +691,9 @@ def event_jobs(
     if detail >= Detail.STEPS:
         cuts = [start + (end - start) * k / step_slices for k in range(step_slices)] + [end]
         jobs += [
-            functools.partial(
-                _step_totals, scope=scope, start=low, end=high, by_version=by_version
-            )
+            functools.partial(query, scope=scope, start=low, end=high, by_version=by_version)
             for low, high in itertools.pairwise(cuts)
+            for query in (_step_totals, _step_sessions)
         ]
     if detail is Detail.ALL:
         jobs.append(

@@ -32,7 +32,9 @@ class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL 
 @compiles(seconds_between, "postgresql")
 def _seconds_between_pg(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = element.clauses
-    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
+    # date_part is double precision; EXTRACT is numeric since PostgreSQL 14, and summing
+    # numerics cost a 7-day report 33 of its 75 ms at 10 million step events.
+    return f"date_part('epoch', {compiler.process(end, **kw)} - {compiler.process(start, **kw)})"
 
 
 @compiles(seconds_between, "sqlite")

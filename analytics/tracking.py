@@ -178,6 +178,9 @@ def write_events(
     rows = [
         FlowStepEvent(
             session_id=flow_session.id,
+            flow_name=flow_session.flow_name,
+            flow_version=flow_session.flow_version,
+            session_started_at=flow_session.started_at,
             step_name=e.step_name,
             action=e.action,
             timestamp=e.timestamp,
@@ -194,11 +197,17 @@ def write_events(
     return rows
 
 
-def event_rows(session_id: int, events: Iterable[TrackedEvent]) -> list[dict[str, Any]]:
+def event_rows(flow_session: FlowSession, events: Iterable[TrackedEvent]) -> list[dict[str, Any]]:
     """The buffered events as ``flow_step_events`` rows, for :func:`insert_events`."""
+    session_id = flow_session.id
+    flow_name, version = flow_session.flow_name, flow_session.flow_version
+    started = flow_session.started_at
     return [
         {
             "session_id": session_id,
+            "flow_name": flow_name,
+            "flow_version": version,
+            "session_started_at": started,
             "step_name": e.step_name,
             "action": e.action,
             "timestamp": e.timestamp,
@@ -272,6 +281,9 @@ async def track_step(
     step_action = StepAction(action)
     row = FlowStepEvent(
         session_id=flow_session.id,
+        flow_name=flow_session.flow_name,
+        flow_version=flow_session.flow_version,
+        session_started_at=flow_session.started_at,
         step_name=step_name,
         action=step_action,
         timestamp=now,

@@ -226,8 +226,9 @@ WHERE contact_id = $1
 """
 _INSERT_EVENT = """
 INSERT INTO flow_step_events (session_id, step_name, action, timestamp, time_spent,
-                              input_value, retry_count)
-VALUES ($1, $2, 'completed', $3, 1.0, $4, 0)
+                              input_value, retry_count, flow_name, flow_version,
+                              session_started_at)
+VALUES ($1, $2, 'completed', $3, 1.0, $4, 0, 'order_flow', 'bench', $5)
 """
 _INSERT_REPLY = """
 INSERT INTO outbound_messages (contact_id, inbound_id, kind, payload, status, created_at,
@@ -258,6 +259,7 @@ async def asyncpg_rate(
             session_id = await conn.fetchval(_INSERT_SESSION, contact_id, now)
             await conn.execute(_INSERT_CONVERSATION, contact_id, session_id, now)
             ids.append((int(contact_id), int(session_id)))
+    started = now  # every session's start (the step events carry it)
 
     def job(index: int) -> Callable[[], Awaitable[None]]:
         contact_id, session_id = ids[index]
@@ -274,7 +276,7 @@ async def asyncpg_rate(
                         _INSERT_INBOUND, payload["id"], contact_id, json.dumps(payload), at, at
                     )
                     await db.execute(_UPDATE_STATE, contact_id, state, json.dumps(data), at)
-                    await db.execute(_INSERT_EVENT, session_id, state, at, text)
+                    await db.execute(_INSERT_EVENT, session_id, state, at, text, started)
                     reply = {"text": f"Next: {state}"}
                     await db.execute(_INSERT_REPLY, contact_id, inbound_id, json.dumps(reply), at)
 

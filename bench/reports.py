@@ -227,23 +227,25 @@ async def _fill(conn: AsyncConnection, *, postgresql: bool, sessions: int) -> No
     pre = "" if postgresql else _sqlite_with("k", "5")
     joined = "FROM flow_sessions s JOIN bench_steps b ON b.flow_name = s.flow_name"
     depth = f"({DEPTH})"
+    session = "s.flow_name, s.flow_version, s.started_at"
     await conn.execute(
         text(
             f"{pre}INSERT INTO flow_step_events (session_id, step_name, action, timestamp, "
-            "time_spent, input_value, output_value, error_message, retry_count, error_code) "
+            "time_spent, input_value, output_value, error_message, retry_count, error_code, "
+            "flow_name, flow_version, session_started_at) "
             f"SELECT s.id, b.step, 'entered', {at(f'{offset} + (b.k - 1) * 40')}, NULL, NULL, "
-            f"NULL, NULL, 0, NULL {joined} AND b.k <= {depth} "
+            f"NULL, NULL, 0, NULL, {session} {joined} AND b.k <= {depth} "
             f"UNION ALL SELECT s.id, b.step, 'completed', "
             f"{at(f'{offset} + (b.k - 1) * 40 + 5 + (s.id + b.k) % 30')}, "
-            "5 + (s.id + b.k) % 30, 'answer', NULL, NULL, 0, NULL "
+            f"5 + (s.id + b.k) % 30, 'answer', NULL, NULL, 0, NULL, {session} "
             f"{joined} AND (b.k < {depth} AND (s.status <> 'completed' OR b.k < "
             f"{STEPS_PER_FLOW})) "
             f"UNION ALL SELECT s.id, b.step, 'error', {at(f'{offset} + b.k * 40')}, NULL, "
-            "NULL, NULL, 'RuntimeError: bench', 0, 'RuntimeError' "
+            f"NULL, NULL, 'RuntimeError: bench', 0, 'RuntimeError', {session} "
             f"{joined} AND s.status = 'error' AND b.k = {depth} "
             f"UNION ALL SELECT s.id, b.step, 'retry', {at(f'{offset} + (b.k - 1) * 40 + 2')}, "
             "NULL, 'lots', NULL, '“lots” isn''t a number I understand. Please send a whole "
-            "number from 1 to 8, for example 2.', 1, 'integer.not_a_number' "
+            f"number from 1 to 8, for example 2.', 1, 'integer.not_a_number', {session} "
             f"{joined} AND {R_EXTRA} < 100 AND b.k = CASE WHEN {depth} >= 2 THEN 2 ELSE 1 END"
         ).bindparams(),
         params,

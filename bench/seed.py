@@ -163,8 +163,9 @@ async def conversations(conn: asyncpg.Connection, count: int, *, prefix: str) ->
         )
         await conn.execute(
             """
-            INSERT INTO flow_step_events (session_id, step_name, action, timestamp, retry_count)
-            SELECT s.id, step, 'entered', $2, 0
+            INSERT INTO flow_step_events (session_id, step_name, action, timestamp, retry_count,
+                                          flow_name, flow_version, session_started_at)
+            SELECT s.id, step, 'entered', $2, 0, s.flow_name, s.flow_version, s.started_at
             FROM flow_sessions s, unnest(ARRAY['ask_name', 'ask_size']) AS step
             WHERE s.contact_id > $1
             """,

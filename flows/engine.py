@@ -1072,7 +1072,7 @@ class _Turn:
     def _write_tracking(self, flow_session: FlowSession) -> None:
         if self.tracker is not None:
             # Buffered, then inserted with the batch's other rows.
-            self.ledger.events.extend(event_rows(flow_session.id, self.tracker.events))
+            self.ledger.events.extend(event_rows(flow_session, self.tracker.events))
             self.tracker.events.clear()
             if self.tracker.current_step is not None:
                 flow_session.current_step = self.tracker.current_step

@@ -10,7 +10,17 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, UTCDateTime, utcnow
@@ -72,8 +82,8 @@ class FlowSession(Base):
         Index(None, "flow_name", "started_at", postgresql_include=["id", "contact_id"]),
         Index(None, "status", "last_activity_at"),
         Index(None, "contact_id", "started_at"),
-        # Reports: "had this contact used the flow before?" per session, answered from
-        # the index alone.
+        # "Had this contact used the flow before?": what the trigger setting
+        # ``repeat_contact`` asks at each insert (migration 0017).
         Index(None, "flow_name", "contact_id", "started_at"),
     )
 
@@ -98,6 +108,12 @@ class FlowSession(Base):
     # For a completed session: goal, cancelled or nothing_to_do (``SessionOutcome``);
     # plain text, not an enum column, so that apps' flows may grow new outcomes.
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # Whether the contact had started a session of this flow before this one (the
+    # repeat-user KPI). Kept by the database itself (a trigger of migration 0017, on both
+    # databases): set when a session is inserted, and set on the contact's later
+    # sessions when an earlier one is inserted after them. Reports count it instead of
+    # looking for an earlier session of each (55 of a 75 ms query at 24,000 sessions).
+    repeat_contact: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     contact: Mapped[Contact] = relationship(lazy="raise")
     events: Mapped[list[FlowStepEvent]] = relationship(
@@ -140,19 +156,24 @@ class FlowStepEvent(Base):
         Index(None, "session_id", "id"),
         Index(None, "step_name", "action"),
         Index(None, "timestamp"),
-        # Analytics: the funnel reads a session's steps from the index alone (it covers
-        # every column the funnel needs, the id too: SQLite's rowid is in every index,
-        # PostgreSQL needs it included), and error analysis finds the rare error/retry
-        # events by time.
+        # Reports: the events of a flow's sessions started in a period, read from the
+        # index alone, in the order of their sessions (each session's events together,
+        # by step), without a visit to the sessions (it covers every column the step
+        # totals need, the id too: SQLite's rowid is in every index, PostgreSQL needs it
+        # included).
         Index(
-            None,
+            "ix_flow_step_events_by_session_start",
+            "flow_name",
+            "session_started_at",
             "session_id",
             "step_name",
             "action",
             "timestamp",
             "time_spent",
+            "flow_version",
             postgresql_include=["id"],
         ),
+        # Error analysis finds the rare error/retry events by time.
         Index(None, "action", "timestamp"),
     )
 
@@ -171,6 +192,12 @@ class FlowStepEvent(Base):
     # A stable name of what went wrong (``integer.too_large``, ``KeyError``): errors are
     # grouped by it, never by the text, which may quote what the customer typed.
     error_code: Mapped[str | None] = mapped_column(String(80))
+    # The session's flow, version and start, copied from it (they never change): a
+    # report of the sessions started in a period reads their events from one index
+    # range, instead of visiting each session's events (migration 0017).
+    flow_name: Mapped[str] = mapped_column(String(100))
+    flow_version: Mapped[str] = mapped_column(String(64))
+    session_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     session: Mapped[FlowSession] = relationship(back_populates="events", lazy="raise")
 

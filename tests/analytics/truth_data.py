@@ -205,6 +205,9 @@ async def write_stories(db: Database) -> dict[str, int]:
                 session.add(
                     FlowStepEvent(
                         session_id=row.id,
+                        flow_name=row.flow_name,
+                        flow_version=row.flow_version,
+                        session_started_at=row.started_at,
                         step_name=step,
                         action=action,
                         timestamp=story.started + dt.timedelta(seconds=n + 1),

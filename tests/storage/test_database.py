@@ -61,10 +61,10 @@ async def test_unreachable_database_names_url_without_password() -> None:
 
 async def test_migrate_is_idempotent_and_reaches_head(db: Database) -> None:
     heads = head_revisions()
-    assert heads == {"0016_goal_events_at"}
+    assert heads == {"0017_report_columns"}
     assert await current_revisions(db) == heads
     before, after = await migrate(db)
-    assert before == after == "0016_goal_events_at"
+    assert before == after == "0017_report_columns"
 
 
 async def test_timestamps_are_aware_utc_on_both_backends(db: Database) -> None:

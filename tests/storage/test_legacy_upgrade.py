@@ -417,6 +417,18 @@ async def test_an_old_safari_database_upgrades_with_every_row_kept(
         "contacts": {"sandbox": False},
         "inbound_messages": {"held": False},
         "flow_metric_snapshots": {"cancelled_sessions": 0, "nothing_to_do_sessions": 0},
+        # no contact started a flow twice here (0017's own test covers the repeats)
+        "flow_sessions": {"repeat_contact": False},
+    }
+    # added columns copied from another row: each step event's session's (0017)
+    sessions = {row["id"]: row for row in after["flow_sessions"]}
+    copied = {
+        event["id"]: {
+            "flow_name": sessions[event["session_id"]]["flow_name"],
+            "flow_version": sessions[event["session_id"]]["flow_version"],
+            "session_started_at": sessions[event["session_id"]]["started_at"],
+        }
+        for event in after["flow_step_events"]
     }
     for name, old_rows in before.items():
         if name == "receipt_counters":
@@ -429,6 +441,8 @@ async def test_an_old_safari_database_upgrades_with_every_row_kept(
             assert {column: new[column] for column in kept} == kept, name
             added = {column: value for column, value in new.items() if column not in kept}
             expected = {column: defaults.get(name, {}).get(column) for column in added}
+            if name == "flow_step_events":
+                expected |= copied[new["id"]]
             assert added == expected, name
     assert after["flow_metric_snapshots"][0]["converted_sessions"] == 1
     assert "error_code" in after["flow_step_events"][0]  # the column 0010 added
