@@ -462,9 +462,10 @@ async def _step_totals(
             func.min(event.id).label("first_id"),
             func.sum(event.time_spent).label("time_total"),
             func.count(event.time_spent).label("time_count"),
-            func.sum(seconds_between(event.session_started_at, event.timestamp)).label(
-                "offset_total"
-            ),
+            # Only the entered events' offsets are used: the others' are not computed.
+            func.sum(seconds_between(event.session_started_at, event.timestamp))
+            .filter(event.action == StepAction.ENTERED)
+            .label("offset_total"),
         )
         .where(*event_conditions(scope, start, end))
         .group_by(*([event.flow_version] if by_version else []), event.step_name, event.action)
