@@ -448,8 +448,8 @@ async def _step_totals(
     """Per step: events of each action, time spent, the offset from the session's start,
     and the first event that reached it (the sessions that did: :func:`_step_sessions`).
 
-    Grouped by step and action, with plain aggregates (no CASE per row): PostgreSQL
-    aggregates in parallel workers over one range of the (flow, session start) index.
+    Grouped by step and action, with plain aggregates (no CASE per row), over one range
+    of the (flow, session start) index.
     """
     event = FlowStepEvent
     version = event.flow_version if by_version else literal(ALL_VERSIONS)
