@@ -341,7 +341,13 @@ async def _session_totals(
     *,
     by_version: bool,
     detail: Detail,
+    goals: Sequence[str] = (),
 ) -> dict[str, FlowTotals]:
+    """Per version: the sessions by status and outcome, durations, hand-offs; with
+    :attr:`Detail.STEPS` where the badly ended ones stopped; with :attr:`Detail.ALL` the
+    converted, returning and retried sessions, and per goal in ``goals`` the completed
+    sessions that reached it, each an IN over a few hashed ids in the same pass over the
+    sessions (no statement of their own)."""
     version = version_column(by_version)
     completed = goal_completed()
     columns: list[Column] = [
@@ -371,9 +377,31 @@ async def _session_totals(
                 GoalEvent.at >= start, GoalEvent.session_id.is_not(None)
             )
         )
+        # Sessions told to try again: the period's few retry events, by their (action,
+        # timestamp) index (events never precede their session's start).
+        retried = FlowSession.id.in_(
+            select(FlowStepEvent.session_id).where(
+                FlowStepEvent.action == StepAction.RETRY, FlowStepEvent.timestamp >= start
+            )
+        )
         columns += [
             _count_if(and_(completed, converted)).label("converted"),
             _count_if(FlowSession.repeat_contact.is_(True)).label("repeat"),
+            _count_if(retried).label("retried"),
+            _count_if(and_(retried, completed)).label("recovered"),
+        ]
+        columns += [
+            _count_if(
+                and_(
+                    completed,
+                    FlowSession.id.in_(
+                        select(GoalEvent.session_id).where(
+                            GoalEvent.goal == goal, GoalEvent.at >= start
+                        )
+                    ),
+                )
+            ).label(f"goal_{n}")
+            for n, goal in enumerate(goals)
         ]
     keys: list[Column] = [FlowSession.status, FlowSession.outcome]
     if detail >= Detail.STEPS:
@@ -429,6 +457,10 @@ async def _session_totals(
         if detail is Detail.ALL:
             totals.converted += int(row["converted"])
             totals.returning += int(row["repeat"])
+            totals.retried_sessions += int(row["retried"])
+            totals.recovered_sessions += int(row["recovered"])
+            for n, goal in enumerate(goals):
+                totals.goals[goal] = totals.goals.get(goal, 0) + int(row[f"goal_{n}"])
         first: dt.datetime | None = row["first_started"]
         if first is not None:
             first = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
@@ -537,50 +569,6 @@ async def _step_sessions(
     return result
 
 
-async def _retry_totals(
-    session: AsyncSession,
-    scope: Scope,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    by_version: bool,
-) -> dict[str, FlowTotals]:
-    """Sessions that hit a retry, and how many of them still completed."""
-    event = FlowStepEvent
-    window = select(FlowSession.id).where(*session_conditions(scope, start, end))
-    query = (
-        select(
-            version_column(by_version).label("version"),
-            func.count(distinct(event.session_id)).label("retried"),
-            func.count(
-                distinct(
-                    case(
-                        (goal_completed(), event.session_id),
-                        else_=None,
-                    )
-                )
-            ).label("recovered"),
-        )
-        .select_from(event)
-        .join(FlowSession, FlowSession.id == event.session_id)
-        .where(
-            # The window's sessions as an IN list, and events never precede their
-            # session's start: both planners start from the few retries (the (action,
-            # timestamp) index), not from every session.
-            event.session_id.in_(window),
-            event.action == StepAction.RETRY,
-            event.timestamp >= start,
-        )
-        .group_by(*grouping(by_version))
-    )
-    result: dict[str, FlowTotals] = {}
-    for row in (await session.execute(query)).mappings():
-        totals = result.setdefault(row["version"], FlowTotals())
-        totals.retried_sessions += int(row["retried"])
-        totals.recovered_sessions += int(row["recovered"])
-    return result
-
-
 async def goal_totals(
     session: AsyncSession,
     scope: Scope,
@@ -677,16 +665,19 @@ def event_jobs(
     by_version: bool = False,
     detail: Detail = Detail.ALL,
     step_slices: int = 1,
+    goals: Sequence[str] = (),
 ) -> list[Job]:
     """The queries giving the totals of the sessions started in ``[start, end)``.
 
     Args:
         step_slices: cut the steps' query into this many stretches of equal length.
+        goals: with :attr:`Detail.ALL`, also count the completed sessions that reached
+            each of these goals.
     """
     jobs: list[Job] = [
         functools.partial(
             _session_totals, scope=scope, start=start, end=end, by_version=by_version,
-            detail=detail,
+            detail=detail, goals=goals if detail is Detail.ALL else (),
         )
     ]  # fmt: skip
     if detail >= Detail.STEPS:
@@ -696,12 +687,6 @@ def event_jobs(
             for low, high in itertools.pairwise(cuts)
             for query in (_step_totals, _step_sessions)
         ]
-    if detail is Detail.ALL:
-        jobs.append(
-            functools.partial(
-                _retry_totals, scope=scope, start=start, end=end, by_version=by_version
-            )
-        )
     return jobs
 
 
@@ -849,30 +834,40 @@ async def collect(
         for day in covered.values():
             overall.add(day.totals)
     runs = _runs(period, set(covered))
-    slices = STEP_SLICES if db is not None and db.is_postgresql else 1
-    jobs: list[Job] = []
-    for run in runs:
-        jobs += event_jobs(
-            scope, run.start, run.end, by_version=by_version, detail=detail, step_slices=slices
-        )
-    if goals and covered and all(day.goals is not None for day in covered.values()):
-        # Settled days' goals from their snapshots, only the other days from the events.
+    # Settled days' goals from their snapshots, the other days' from the events; if a
+    # settled day kept no goal counts (a snapshot from before they were kept), the whole
+    # period's from the events.
+    snapshot_goals = bool(goals and covered) and all(
+        day.goals is not None for day in covered.values()
+    )
+    if snapshot_goals:
         overall = totals[ALL_VERSIONS]
         for day in covered.values():
             for goal in goals:
                 overall.goals[goal] = overall.goals.get(goal, 0) + (day.goals or {}).get(goal, 0)
-        goal_runs = [(run.start, run.end) for run in runs]
-        goals_by_version = False
-    else:
-        goal_runs = [(period.start, period.end)] if goals else []
-        goals_by_version = by_version
-    for start, end in goal_runs:
-        jobs.append(
+    # The sessions' statement counts the goals of the days it reads (no statement of
+    # their own) when those are the days whose goals are wanted.
+    in_events = detail is Detail.ALL and (snapshot_goals or not covered)
+    slices = STEP_SLICES if db is not None and db.is_postgresql else 1
+    jobs: list[Job] = []
+    for run in runs:
+        jobs += event_jobs(
+            scope, run.start, run.end, by_version=by_version, detail=detail,
+            step_slices=slices, goals=goals if in_events else (),
+        )  # fmt: skip
+    if goals and not in_events:
+        windows = (
+            [(run.start, run.end) for run in runs]
+            if snapshot_goals
+            else [(period.start, period.end)]
+        )
+        jobs += [
             functools.partial(
                 goal_totals, scope=scope, start=start, end=end, goals=goals,
-                by_version=goals_by_version,
+                by_version=by_version and not snapshot_goals,
             )
-        )  # fmt: skip
+            for start, end in windows
+        ]  # fmt: skip
     for version, version_totals in (await run_jobs(session, jobs, db=db)).items():
         totals.setdefault(version, FlowTotals()).add(version_totals)
     for version_totals in totals.values():
