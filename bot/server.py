@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import hmac
 import ipaddress
 import logging
@@ -511,6 +512,21 @@ async def _request_clock(request: web.Request, handler: Handler) -> web.StreamRe
             guard.finished(found)
 
 
+def freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, the app, its flows, mappers, pools) out of the
+    garbage collector's full collections for the process's life (:func:`gc.freeze`).
+
+    A full collection walks every tracked object: about 130,000 once the server's modules
+    are imported, 70 ms on this 2-core machine, during which the event loop answers no
+    webhook. Frozen, the objects made at start-up are never walked again (they live as
+    long as the process anyway); only what the process made since is.
+    """
+    gc.collect()  # start-up's own garbage, not frozen with the rest
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("start-up heap frozen: %d objects kept out of full collections", frozen)
+
+
 def run(app: web.Application, *, host: str, port: int, reuse_port: bool = False) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, under its connection guard.
 
@@ -521,6 +537,7 @@ def run(app: web.Application, *, host: str, port: int, reuse_port: bool = False)
     async def main() -> None:
         runner = GuardedRunner(app, handle_signals=True, access_log=None)
         await runner.setup()
+        freeze_startup_heap()
         try:
             await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
             await asyncio.Event().wait()  # until a signal ends the loop

@@ -142,8 +142,11 @@ def run_worker(settings: Settings, flow_app: App, *, role: Role = "work") -> Non
     """Run :func:`work` (``role`` "work": process and send; "process": process only) or
     :func:`send` ("send") until SIGTERM or SIGINT; the children of ``serve`` ("process",
     "send") at ``NYALA_PROCESSING_NICE`` below the webhook's process."""
+    from bot.server import freeze_startup_heap
+
     if role != "work":
         yield_to_webhooks(settings.processing_nice)
+    freeze_startup_heap()
 
     async def main() -> None:
         stop = asyncio.Event()
