@@ -235,18 +235,28 @@ def _sandboxed() -> Select[Any]:
     return select(Contact.id).where(Contact.sandbox.is_(True))
 
 
+def _window(
+    event: type[FlowStepEvent], scope: Scope, start: dt.datetime, end: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """The events (of ``event``, the table or an alias of it) of ``scope``'s flow whose
+    sessions started in ``[start, end)``: one range of the (flow, session start) index."""
+    return [
+        event.flow_name == scope.flow,
+        event.session_started_at >= start,
+        event.session_started_at < end,
+        # Events never precede their session's start: on PostgreSQL the months before
+        # the period's are not read at all (partition pruning).
+        event.timestamp >= start,
+    ]
+
+
 def _marked(scope: Scope, start: dt.datetime, end: dt.datetime) -> Select[Any] | None:
     """The sessions of ``scope``'s flow started in ``[start, end)`` with an event at
     ``scope.step``/of ``scope.action`` (``None`` if the scope asks for neither)."""
     if scope.step is None and scope.action is None:
         return None
     marker = aliased(FlowStepEvent)
-    wanted: list[ColumnElement[bool]] = [
-        marker.flow_name == scope.flow,
-        marker.session_started_at >= start,
-        marker.session_started_at < end,
-        marker.timestamp >= start,
-    ]
+    wanted = _window(marker, scope, start, end)
     if scope.step is not None:
         wanted.append(marker.step_name == scope.step)
     if scope.action is not None:
@@ -283,14 +293,7 @@ def event_conditions(
     started in ``[start, end)``, from the session's columns each event carries (one range
     of the events' (flow, session start) index, no visit to the sessions)."""
     event = FlowStepEvent
-    conditions: list[ColumnElement[bool]] = [
-        event.flow_name == scope.flow,
-        event.session_started_at >= start,
-        event.session_started_at < end,
-        # Events never precede their session's start: on PostgreSQL the months before
-        # the period's are not read at all (partition pruning).
-        event.timestamp >= start,
-    ]
+    conditions = _window(event, scope, start, end)
     if scope.version is not None:
         conditions.append(event.flow_version == scope.version)
     if not scope.include_sandbox:

@@ -171,16 +171,24 @@ class StepTracker:
         )
 
 
+def _of_session(flow_session: FlowSession) -> dict[str, Any]:
+    """The columns a step event takes from its session: its id, and the flow, version and
+    start that reports read with the event (they never change)."""
+    return {
+        "session_id": flow_session.id,
+        "flow_name": flow_session.flow_name,
+        "flow_version": flow_session.flow_version,
+        "session_started_at": flow_session.started_at,
+    }
+
+
 def write_events(
     session: AsyncSession, flow_session: FlowSession, events: Iterable[TrackedEvent]
 ) -> list[FlowStepEvent]:
     """Add the buffered events to the caller's transaction."""
     rows = [
         FlowStepEvent(
-            session_id=flow_session.id,
-            flow_name=flow_session.flow_name,
-            flow_version=flow_session.flow_version,
-            session_started_at=flow_session.started_at,
+            **_of_session(flow_session),
             step_name=e.step_name,
             action=e.action,
             timestamp=e.timestamp,
@@ -199,15 +207,10 @@ def write_events(
 
 def event_rows(flow_session: FlowSession, events: Iterable[TrackedEvent]) -> list[dict[str, Any]]:
     """The buffered events as ``flow_step_events`` rows, for :func:`insert_events`."""
-    session_id = flow_session.id
-    flow_name, version = flow_session.flow_name, flow_session.flow_version
-    started = flow_session.started_at
+    session = _of_session(flow_session)
     return [
         {
-            "session_id": session_id,
-            "flow_name": flow_name,
-            "flow_version": version,
-            "session_started_at": started,
+            **session,
             "step_name": e.step_name,
             "action": e.action,
             "timestamp": e.timestamp,
@@ -280,10 +283,7 @@ async def track_step(
     now = at or utcnow()
     step_action = StepAction(action)
     row = FlowStepEvent(
-        session_id=flow_session.id,
-        flow_name=flow_session.flow_name,
-        flow_version=flow_session.flow_version,
-        session_started_at=flow_session.started_at,
+        **_of_session(flow_session),
         step_name=step_name,
         action=step_action,
         timestamp=now,

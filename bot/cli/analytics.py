@@ -459,8 +459,7 @@ def kpis(  # noqa: PLR0917 - click passes every option
         title = _heading(flow, dict(result["period"]))
         if "flow_version" in part:
             title += f", version {part['flow_version']}"
-        total = part["total_sessions"]
-        click.echo(f"{title}: {total} session{'' if total == 1 else 's'}")
+        click.echo(f"{title}: {_plural(part['total_sessions'], 'session')}")
         rows = [
             [k["label"], _kpi_value(k["value"], k["unit"]), k["target"], verdict[k["passed"]]]
             for k in part["kpis"]
