@@ -333,7 +333,9 @@ def _handed_off() -> ColumnElement[bool]:
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    """The rows for which ``condition`` holds (``count(*) FILTER (WHERE …)``: no CASE
+    and no sum per row)."""
+    return func.count().filter(condition)
 
 
 async def _session_totals(
@@ -352,22 +354,19 @@ async def _session_totals(
     sessions that reached it, each an IN over a few hashed ids in the same pass over the
     sessions (no statement of their own)."""
     version = version_column(by_version)
-    completed = goal_completed()
+    # Whether a session completed with its goal met is a matter of its status and
+    # outcome, which the rows are grouped by: the counts below are of every session of a
+    # group, and only the goal-completed groups' are added where only those count.
     columns: list[Column] = [
         version.label("version"),
         FlowSession.status,
         FlowSession.outcome,
         func.count().label("n"),
         func.min(FlowSession.started_at).label("first_started"),
-        func.sum(
-            case(
-                (completed, seconds_between(FlowSession.started_at, FlowSession.completed_at)),
-                else_=None,
-            )
-        ).label("duration_total"),
-        func.count(
-            case((and_(completed, FlowSession.completed_at.is_not(None)), 1), else_=None)
-        ).label("duration_count"),
+        func.sum(seconds_between(FlowSession.started_at, FlowSession.completed_at)).label(
+            "duration_total"
+        ),
+        func.count(FlowSession.completed_at).label("duration_count"),
         _count_if(_handed_off()).label("handed_off"),
     ]
     if detail is Detail.ALL:
@@ -388,20 +387,16 @@ async def _session_totals(
             )
         )
         columns += [
-            _count_if(and_(completed, converted)).label("converted"),
+            _count_if(converted).label("converted"),
             _count_if(FlowSession.repeat_contact.is_(True)).label("repeat"),
             _count_if(retried).label("retried"),
-            _count_if(and_(retried, completed)).label("recovered"),
         ]
         columns += [
             _count_if(
-                and_(
-                    completed,
-                    FlowSession.id.in_(
-                        select(GoalEvent.session_id).where(
-                            GoalEvent.goal == goal, GoalEvent.at >= start
-                        )
-                    ),
+                FlowSession.id.in_(
+                    select(GoalEvent.session_id).where(
+                        GoalEvent.goal == goal, GoalEvent.at >= start
+                    )
                 )
             ).label(f"goal_{n}")
             for n, goal in enumerate(goals)
@@ -441,6 +436,7 @@ async def _session_totals(
             step.errored_here += n if status is SessionStatus.ERROR else 0
             step.handed_off_here += int(row["handed_off"])
         totals.total += n
+        goal_met = False
         if status is SessionStatus.COMPLETED:
             if row["outcome"] == SessionOutcome.CANCELLED:
                 totals.cancelled += n
@@ -448,22 +444,28 @@ async def _session_totals(
                 totals.nothing_to_do += n
             else:
                 totals.completed += n
+                goal_met = True  # goal_completed(), for this group's status and outcome
         elif status is SessionStatus.ABANDONED:
             totals.abandoned += n
         elif status is SessionStatus.ERROR:
             totals.error += n
         else:
             totals.active += n
-        totals.duration_total += float(row["duration_total"] or 0.0)
-        totals.duration_count += int(row["duration_count"] or 0)
+        if goal_met:
+            totals.duration_total += float(row["duration_total"] or 0.0)
+            totals.duration_count += int(row["duration_count"] or 0)
         totals.handed_off += int(row["handed_off"])
         if detail is Detail.ALL:
-            totals.converted += int(row["converted"])
             totals.returning += int(row["repeat"])
             totals.retried_sessions += int(row["retried"])
-            totals.recovered_sessions += int(row["recovered"])
-            for n, goal in enumerate(goals):
-                totals.goals[goal] = totals.goals.get(goal, 0) + int(row[f"goal_{n}"])
+            if goal_met:
+                totals.converted += int(row["converted"])
+                totals.recovered_sessions += int(row["retried"])
+                for n, goal in enumerate(goals):
+                    totals.goals[goal] = totals.goals.get(goal, 0) + int(row[f"goal_{n}"])
+            else:
+                for goal in goals:
+                    totals.goals.setdefault(goal, 0)
         first: dt.datetime | None = row["first_started"]
         if first is not None:
             first = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
