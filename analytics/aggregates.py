@@ -481,29 +481,35 @@ async def _step_totals(
     end: dt.datetime,
     *,
     by_version: bool,
+    offsets: bool = True,
 ) -> dict[str, FlowTotals]:
-    """Per step: events of each action, time spent, the offset from the session's start,
-    and the first event that reached it (the sessions that did: :func:`_step_sessions`).
+    """Per step: events of each action, time spent, the offset from the session's start
+    (unless ``offsets`` is false), and the first event that reached it (the sessions that
+    did: :func:`_step_sessions`).
 
     Grouped by step and action, with plain aggregates (no CASE per row), over one range
     of the (flow, session start) index.
     """
     event = FlowStepEvent
     version = event.flow_version if by_version else literal(ALL_VERSIONS)
-    query = (
-        select(
-            version.label("version"),
-            event.step_name,
-            event.action,
-            func.count().label("n"),
-            func.min(event.id).label("first_id"),
-            func.sum(event.time_spent).label("time_total"),
-            func.count(event.time_spent).label("time_count"),
-            # Only the entered events' offsets are used: the others' are not computed.
+    columns: list[Any] = [
+        version.label("version"),
+        event.step_name,
+        event.action,
+        func.count().label("n"),
+        func.min(event.id).label("first_id"),
+        func.sum(event.time_spent).label("time_total"),
+        func.count(event.time_spent).label("time_count"),
+    ]
+    if offsets:
+        # Only the entered events' offsets are used: the others' are not computed.
+        columns.append(
             func.sum(seconds_between(event.session_started_at, event.timestamp))
             .filter(event.action == StepAction.ENTERED)
-            .label("offset_total"),
+            .label("offset_total")
         )
+    query = (
+        select(*columns)
         .where(*event_conditions(scope, start, end))
         .group_by(*([event.flow_version] if by_version else []), event.step_name, event.action)
     )
@@ -520,7 +526,7 @@ async def _step_totals(
             step.completed += n
             step.time_spent_total += float(row["time_total"] or 0.0)
             step.time_spent_count += int(row["time_count"])
-        elif action is StepAction.ENTERED:
+        elif action is StepAction.ENTERED and offsets:
             step.offset_total += float(row["offset_total"] or 0.0)
             step.offset_count += n
         elif action is StepAction.SKIPPED:
@@ -671,6 +677,7 @@ def event_jobs(
     detail: Detail = Detail.ALL,
     step_slices: int = 1,
     goals: Sequence[str] = (),
+    reached: bool = True,
 ) -> list[Job]:
     """The queries giving the totals of the sessions started in ``[start, end)``.
 
@@ -678,6 +685,10 @@ def event_jobs(
         step_slices: cut the steps' query into this many stretches of equal length.
         goals: with :attr:`Detail.ALL`, also count the completed sessions that reached
             each of these goals.
+        reached: with :attr:`Detail.STEPS` or more, also count the sessions that reached
+            each step and how long after their start (the funnel's figures: a second
+            pass over the step events, :func:`_step_sessions`, and the offsets' sums).
+            Without them each step's :attr:`StepTotals.sessions` and offsets stay 0.
     """
     jobs: list[Job] = [
         functools.partial(
@@ -687,11 +698,19 @@ def event_jobs(
     ]  # fmt: skip
     if detail >= Detail.STEPS:
         cuts = [start + (end - start) * k / step_slices for k in range(step_slices)] + [end]
-        jobs += [
-            functools.partial(query, scope=scope, start=low, end=high, by_version=by_version)
-            for low, high in itertools.pairwise(cuts)
-            for query in (_step_totals, _step_sessions)
-        ]
+        for low, high in itertools.pairwise(cuts):
+            jobs.append(
+                functools.partial(
+                    _step_totals, scope=scope, start=low, end=high, by_version=by_version,
+                    offsets=reached,
+                )
+            )  # fmt: skip
+            if reached:
+                jobs.append(
+                    functools.partial(
+                        _step_sessions, scope=scope, start=low, end=high, by_version=by_version
+                    )
+                )
     return jobs
 
 
@@ -816,6 +835,7 @@ async def collect(
     use_snapshots: bool = True,
     goals: Sequence[str] = (),
     db: Database | None = None,
+    reached: bool = True,
 ) -> Collected:
     """The period's totals: settled daily snapshots where they exist, SQL elsewhere.
 
@@ -827,6 +847,9 @@ async def collect(
             goal events over the whole period: snapshots keep only "any goal").
         db: the database ``session`` reads: on PostgreSQL the queries over the events
             then run at once (:func:`run_jobs`).
+        reached: count the sessions that reached each step and how long after their
+            start (:func:`event_jobs`); a report that reads neither (the KPIs) saves a
+            pass over the step events. (Settled days' snapshots hold them anyway.)
     """
     covered: dict[dt.date, Settled] = {}
     if use_snapshots and not by_version and not scope.filtered:
@@ -858,7 +881,7 @@ async def collect(
     for run in runs:
         jobs += event_jobs(
             scope, run.start, run.end, by_version=by_version, detail=detail,
-            step_slices=slices, goals=goals if in_events else (),
+            step_slices=slices, goals=goals if in_events else (), reached=reached,
         )  # fmt: skip
     if goals and not in_events:
         windows = (

@@ -351,6 +351,8 @@ async def get_kpis(
             use_snapshots=use_snapshots,
             db=database,
             goals=[goal.name for goal in wanted],
+            # No KPI reads the sessions that reached each step, nor when they did.
+            reached=False,
         )
         overall = collected.overall
         notes = await empty_notes(session, flow, period, overall.total)

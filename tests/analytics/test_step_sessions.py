@@ -9,7 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import event
+
 from analytics import get_kpis, get_step_funnel, start_session, track_step
+from analytics.aggregates import FlowTotals, Scope, collect
+from analytics.periods import resolve_period
 from storage import Contact, Database, FlowSession, StepAction
 from tests.analytics.fixed_events import HARARE, NOW, utc
 
@@ -94,3 +98,50 @@ async def test_step_figures_from_the_events_copy_of_their_session(db: Database) 
     kpis = await get_kpis(FLOW, use_snapshots=False, **shared)
     repeat = {k["name"]: k for k in kpis["kpis"]}["repeat_user_rate"]
     assert repeat["details"] == {"returning_sessions": 1, "started": 3}
+
+
+async def test_the_kpis_skip_the_pass_that_counts_the_sessions_reaching_each_step(
+    db: Database,
+) -> None:
+    """``collect(reached=False)`` (what the KPIs ask for) leaves out the sessions per step
+    and the offsets, and nothing else: every other figure equals the full collection's,
+    and the statement counting the distinct (session, step) pairs is not run at all."""
+    await _write(db)
+    scope = Scope(flow=FLOW)
+    period = resolve_period(days=7, tz=HARARE, now=NOW)
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(str(args[2]))  # (conn, cursor, statement, ...)
+
+    collected: dict[bool, FlowTotals] = {}
+    for reached in (True, False):
+        statements.clear()
+        event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            async with db.read() as session:
+                result = await collect(
+                    session, scope, period, use_snapshots=False, reached=reached
+                )
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+        collected[reached] = result.overall
+        pairs = [s for s in statements if "GROUP BY flow_step_events.session_started_at" in s]
+        assert len(pairs) == (1 if reached else 0)
+    full, lean = collected[True], collected[False]
+    assert {n: s.sessions for n, s in full.steps.items()} == {"size": 3, "pay": 2}
+    assert {n: (s.sessions, s.offset_count) for n, s in lean.steps.items()} == {
+        "size": (0, 0),
+        "pay": (0, 0),
+    }
+    # Offsets of the entered events: Ada's first session 10 s and 30 s ("size"), 50 s
+    # ("pay"); Ada's second 10 s; Ben's "pay" 20 s and 30 s.
+    assert full.steps["size"].offset_count == 3 and full.steps["size"].offset_total == 50.0
+    assert full.steps["pay"].offset_count == 3 and full.steps["pay"].offset_total == 100.0
+    for name, step in full.steps.items():
+        kept = lean.steps[name]
+        step.sessions, step.offset_total, step.offset_count = 0, 0.0, 0
+        assert kept == step, name
+    full.steps, lean.steps = {}, {}
+    assert lean == full
+    assert lean.total == 3 and lean.retries == 1 and lean.returning == 1
