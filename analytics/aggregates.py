@@ -461,11 +461,9 @@ async def _session_totals(
             if goal_met:
                 totals.converted += int(row["converted"])
                 totals.recovered_sessions += int(row["retried"])
-                for n, goal in enumerate(goals):
-                    totals.goals[goal] = totals.goals.get(goal, 0) + int(row[f"goal_{n}"])
-            else:
-                for goal in goals:
-                    totals.goals.setdefault(goal, 0)
+            for n, goal in enumerate(goals):
+                reached_goal = int(row[f"goal_{n}"]) if goal_met else 0
+                totals.goals[goal] = totals.goals.get(goal, 0) + reached_goal
         first: dt.datetime | None = row["first_started"]
         if first is not None:
             first = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
