@@ -37,6 +37,7 @@ from bot.web import Route
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.media import MediaDownloader
 from bot.whatsapp.outbox import Outbox
+from bot.whatsapp.pressure import AckPressure
 from bot.whatsapp.processing import Announcer, Kicker, Processor
 from bot.whatsapp.webhook import Webhook
 from flows import App, Engine
@@ -59,6 +60,7 @@ __all__ = [
 log = logging.getLogger("nyala.bot")
 
 INBOX = web.AppKey("inbox", Kicker)
+PRESSURE = web.AppKey("ack_pressure", AckPressure)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOK = web.AppKey("webhook", Webhook)
 MEDIA = web.AppKey("media_downloader", MediaDownloader)
@@ -134,7 +136,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             tasks.append(asyncio.create_task(processor.run_recovery(), name="inbox-recovery"))
             inbox = processor
         else:
-            inbox = Announcer(db)
+            inbox = Announcer(db, pressure=app.get(PRESSURE))
         app[INBOX] = inbox
         secret = settings.whatsapp_app_secret
         token = settings.whatsapp_verify_token
@@ -285,9 +287,15 @@ def app_routes(flow_app: App) -> list[Route]:
     return routes
 
 
-def create_app(settings: Settings, flow_app: App) -> web.Application:
-    """Build the server application (resources start when it starts)."""
+def create_app(
+    settings: Settings, flow_app: App, *, pressure: AckPressure | None = None
+) -> web.Application:
+    """Build the server application (resources start when it starts). With ``pressure``
+    (``nyala serve --processors N``), a flood of webhooks makes the processing and sending
+    processes hold back (:mod:`bot.whatsapp.pressure`)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_request_clock])
+    if pressure is not None:
+        app[PRESSURE] = pressure
     app.on_response_prepare.append(_security_headers)
     app[GUARD] = ConnectionGuard.from_settings(settings)
     app[SETTINGS] = settings

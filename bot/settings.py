@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         le=19,
         validation_alias=AliasChoices("NYALA_PROCESSING_NICE", "processing_nice"),
     )
+    ack_pressure: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        validation_alias=AliasChoices("NYALA_ACK_PRESSURE", "ack_pressure"),
+    )
+    ack_max_hold: float = Field(
+        0.25,
+        ge=0,
+        le=5,
+        validation_alias=AliasChoices("NYALA_ACK_MAX_HOLD", "ack_max_hold"),
+    )
     send_lease_seconds: float = Field(
         60.0, gt=0, validation_alias=AliasChoices("NYALA_SEND_LEASE", "send_lease_seconds")
     )

@@ -34,6 +34,7 @@ from bot.console.accounts import ensure_first_admin, first_admin_notice
 from bot.diagrams import write_diagram
 from bot.files import FileLimits
 from bot.settings import DEFAULT_APP, Settings
+from bot.whatsapp.pressure import AckPressure
 from flows import Engine, FlowError, load_flow_file, release_handoff
 from flows.runtime import Runtime
 from storage import Contact, Database, NyalaError
@@ -228,7 +229,13 @@ def _child_settings(settings_env: dict[str, str]) -> Settings:
 
 
 def _serve_process(
-    settings_env: dict[str, str], app_target: str, host: str, port: int, share_port: bool = False
+    settings_env: dict[str, str],
+    app_target: str,
+    host: str,
+    port: int,
+    *,
+    share_port: bool = False,
+    pressure: AckPressure | None = None,
 ) -> None:
     """One server process (also the body of each ``--workers`` child)."""
     # Imported here: the server and its console (Jinja, Argon2, charts) are heavy and
@@ -240,19 +247,30 @@ def _serve_process(
     app = load_app(app_target)
     # Not web.run_app: slow or flooding clients are cut off (bot.server.ConnectionGuard).
     try:
-        run(create_app(settings, app), host=host, port=port, reuse_port=share_port)
+        run(
+            create_app(settings, app, pressure=pressure),
+            host=host,
+            port=port,
+            reuse_port=share_port,
+        )
     except OSError as exc:  # taken since the check in ``serve``
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise SystemExit(f"nyala: cannot listen on {host}:{port}: {reason}") from None
 
 
-def _work_process(settings_env: dict[str, str], app_target: str, role: Role = "work") -> None:
+def _work_process(
+    settings_env: dict[str, str],
+    app_target: str,
+    role: Role = "work",
+    pressure: AckPressure | None = None,
+) -> None:
     """One processing process (``nyala work``, and each ``serve --processors`` child, role
-    "process"), or the sending child of ``serve --processors`` (role "send")."""
+    "process"), or the sending child of ``serve --processors`` (role "send"); ``pressure``:
+    the webhook's, shared with ``serve``'s web processes."""
     from bot.apps import load_app
     from bot.worker import run_worker
 
-    run_worker(_child_settings(settings_env), load_app(app_target), role=role)
+    run_worker(_child_settings(settings_env), load_app(app_target), role=role, make_way=pressure)
 
 
 @cli.command()
@@ -334,23 +352,38 @@ def serve(host: str, port: int, workers: int, processors: int) -> None:
         _serve_process(env, state.target, host, port)
         return
     spawn = multiprocessing.get_context("spawn")
+    # The processing and sending children make way for a flood of webhooks, which the web
+    # processes tell them of in shared memory (bot.whatsapp.pressure).
+    pressure = (
+        AckPressure.shared(spawn, requests=settings.ack_pressure, max_hold=settings.ack_max_hold)
+        if processors
+        else None
+    )
     children = [
         spawn.Process(
             target=_serve_process,
-            args=(env, state.target, host, port, workers > 1),
+            args=(env, state.target, host, port),
+            kwargs={"share_port": workers > 1, "pressure": pressure},
             daemon=False,
         )
         for _ in range(workers)
     ]
     children += [
-        spawn.Process(target=_work_process, args=({}, state.target, "process"), daemon=False)
+        spawn.Process(
+            target=_work_process, args=({}, state.target, "process", pressure), daemon=False
+        )
         for _ in range(processors)
     ]
     if sender:
         children.append(
             spawn.Process(
                 target=_work_process,
-                args=({"NYALA_SEND_RATE": env["NYALA_SEND_RATE"]}, state.target, "send"),
+                args=(
+                    {"NYALA_SEND_RATE": env["NYALA_SEND_RATE"]},
+                    state.target,
+                    "send",
+                    pressure,
+                ),
                 daemon=False,
             )
         )

@@ -60,6 +60,7 @@ from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.message_bodies import mark_read_body, message_body, recipient
 from bot.whatsapp.notify import listen
 from bot.whatsapp.pacing import Pacer
+from bot.whatsapp.pressure import AckPressure
 from bot.whatsapp.rounds import run_rounds
 from bot.whatsapp.statuses import apply_early_statuses_of
 from flows.messages import Document, Template, reply_from_payload
@@ -155,6 +156,9 @@ class Outbox:
         lanes: rounds of claiming and sending that overlap (see :meth:`run`; PostgreSQL
             only, SQLite runs one).
         poll_interval: seconds between looks for work when nothing woke the sender.
+        make_way: the webhook's pressure, when it runs in another process of the same
+            ``nyala serve``: each round first makes way for a flood of acknowledgements
+            (:mod:`bot.whatsapp.pressure`).
     """
 
     def __init__(
@@ -170,9 +174,11 @@ class Outbox:
         lanes: int = 2,
         poll_interval: float = 0.5,
         clock: Clock = utcnow,
+        make_way: AckPressure | None = None,
     ) -> None:
         self.db = db
         self.client = client
+        self.make_way = make_way
         self.metrics = metrics
         # Evenly spaced sends at the full rate, never above it (bot.whatsapp.pacing).
         self.limiter = Pacer(rate) if rate else None
@@ -190,7 +196,13 @@ class Outbox:
 
     @classmethod
     def from_settings(
-        cls, db: Database, client: GraphClient, metrics: Metrics, settings: Settings
+        cls,
+        db: Database,
+        client: GraphClient,
+        metrics: Metrics,
+        settings: Settings,
+        *,
+        make_way: AckPressure | None = None,
     ) -> Outbox:
         """The sender a server or processing process runs: the settings' rate and lease."""
         return cls(
@@ -199,6 +211,7 @@ class Outbox:
             metrics,
             rate=settings.send_rate,
             lease=dt.timedelta(seconds=settings.send_lease_seconds),
+            make_way=make_way,
         )
 
     def wake(self) -> None:
@@ -225,6 +238,8 @@ class Outbox:
 
     async def send_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""
+        if self.make_way is not None:
+            await self.make_way.make_way()
         claimed = await self.claim()
         if not claimed:
             return 0

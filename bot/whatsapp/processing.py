@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from bot.metrics import Metrics
 from bot.whatsapp.inbox import announce_contacts
 from bot.whatsapp.notify import listen
+from bot.whatsapp.pressure import AckPressure
 from flows import Engine
 from storage import Database, InboundMessage, InboundStatus
 
@@ -72,6 +73,9 @@ class Processor:
         busy_workers: batches running at once while webhooks are arriving.
         busy_window: how long after the last webhook request the process counts as busy.
         on_replies: called after a batch produced replies (wakes the sender).
+        make_way: the webhook's pressure, when it runs in another process of the same
+            ``nyala serve``: each batch first makes way for a flood of acknowledgements
+            (:mod:`bot.whatsapp.pressure`).
     """
 
     announce_on: str | None = None  # this process processes: the webhook kicks it
@@ -86,6 +90,7 @@ class Processor:
         busy_workers: int = 1,
         busy_window: float = 0.05,
         on_replies: Callable[[], None] | None = None,
+        make_way: AckPressure | None = None,
     ) -> None:
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
@@ -97,6 +102,7 @@ class Processor:
         self.busy_lanes = asyncio.Semaphore(max(1, min(busy_workers, workers)))
         self.busy_window = busy_window
         self.on_replies = on_replies
+        self.make_way = make_way
         self._waiting: dict[int, None] = {}  # contacts to process, in kick order
         self._running: set[int] = set()  # contacts in a batch right now
         self._again: set[int] = set()  # kicked while running: look again after
@@ -167,6 +173,8 @@ class Processor:
     async def _work(self) -> None:
         try:
             while self._waiting:
+                if self.make_way is not None:
+                    await self.make_way.make_way()
                 async with self._slot():
                     batch = self._take()
                     if not batch:
@@ -270,15 +278,21 @@ class Announcer:
 
     announce_on: str | None = CHANNEL
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, pressure: AckPressure | None = None) -> None:
         self.db = db
+        self.pressure = pressure
         self._pending: dict[int, None] = {}
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager
     def acknowledging(self) -> Iterator[None]:
-        """Nothing to make room for: this process does not process."""
-        yield
+        """Mark a webhook request in flight: nothing to make room for in this process,
+        but with ``pressure`` the processes that process and send hear of a flood."""
+        if self.pressure is None:
+            yield
+            return
+        with self.pressure.acknowledging():
+            yield
 
     def kick(self, contact_ids: Iterable[int]) -> None:
         """Announce these contacts soon."""
