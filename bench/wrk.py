@@ -263,6 +263,20 @@ async def _transactions(conn: asyncpg.Connection) -> int:
     )
 
 
+async def _progress(conn: asyncpg.Connection) -> tuple[int, int]:
+    """Messages processed and replies sent so far (how far processing got during ``wrk``,
+    which makes way for the acknowledgements but never stops)."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT (SELECT count(*) FROM inbound_messages WHERE status <> 'pending') AS processed,
+               (SELECT count(*) FROM outbound_messages
+                WHERE status = 'sent' AND kind <> '{MARK_READ}') AS replies
+        """
+    )
+    assert row is not None
+    return int(row["processed"]), int(row["replies"])
+
+
 async def _outbound_mark(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbound_messages"))
 
@@ -472,8 +486,12 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
                 spy = _py_spy(nyala.process.pid, args.seconds, workdir / "nyala.spy")
             pids = [pid for pid in tree_pids(nyala.process.pid) if not _bookkeeping(pid)]
             cpu = process_seconds(pids)
+            progress = await _progress(conn)
             r["nyala"] = await asyncio.to_thread(run_wrk, nyala.url, nyala_bodies, script, **runs)
             spent = process_seconds(pids)
+            done = await _progress(conn)
+            r["wrk_processed"] = done[0] - progress[0]
+            r["wrk_replies"] = done[1] - progress[1]
             r["wrk_cpu_by_process"] = [
                 spent[pid] - cpu[pid] for pid in sorted(cpu) if pid in spent
             ]
@@ -584,7 +602,9 @@ def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"{'' if e.complete else ' (NOT complete: gave up waiting)'}. wrk: {n.errors} "
         f"errors from Nyala, {b.errors} from the bare handler; open loop: {o.errors} / "
         f"{bo.errors}. Server CPU during Nyala's wrk run: {r['wrk_cpu']:.1f} s of "
-        f"{args.seconds:g} s ({_by_process(args.processors, r['wrk_cpu_by_process'])}).",
+        f"{args.seconds:g} s ({_by_process(args.processors, r['wrk_cpu_by_process'])}); "
+        f"meanwhile {r['wrk_processed']:,} messages processed "
+        f"({r['wrk_processed'] / args.seconds:,.0f}/s) and {r['wrk_replies']:,} replies sent.",
         "",
         f"Where the machine's CPU went end to end, per message: {_per_message_cpu(e)}.",
     ]
