@@ -471,9 +471,13 @@ async def _measure(args: argparse.Namespace, url: str, workdir: Path) -> dict[st
             bare_payloads = Payloads(f"{tag}2", args.contacts, APP_SECRET)
             r["bare_offered"] = await drive_rate(f"{bare.url}/webhook", bare_payloads, **offered)
             before = await _counters(nyala.url)
+            progress = await _progress(conn)
             nyala_payloads = Payloads(f"{tag}3", args.contacts, APP_SECRET)
             r["offered"] = await drive_rate(f"{nyala.url}/webhook", nyala_payloads, **offered)
             after = await _counters(nyala.url)
+            done = await _progress(conn)
+            r["offered_processed"] = done[0] - progress[0]
+            r["offered_replies"] = done[1] - progress[1]
             requests = after["requests"] - before["requests"]
             r["commits_per_request"] = (
                 (after["commits"] - before["commits"]) / requests if requests else 0.0
@@ -604,7 +608,9 @@ def _report(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"{bo.errors}. Server CPU during Nyala's wrk run: {r['wrk_cpu']:.1f} s of "
         f"{args.seconds:g} s ({_by_process(args.processors, r['wrk_cpu_by_process'])}); "
         f"meanwhile {r['wrk_processed']:,} messages processed "
-        f"({r['wrk_processed'] / args.seconds:,.0f}/s) and {r['wrk_replies']:,} replies sent.",
+        f"({r['wrk_processed'] / args.seconds:,.0f}/s) and {r['wrk_replies']:,} replies sent. "
+        f"During the open loop ({o.ok:,} requests in {args.offered_seconds:g} s): "
+        f"{r['offered_processed']:,} messages processed, {r['offered_replies']:,} replies sent.",
         "",
         f"Where the machine's CPU went end to end, per message: {_per_message_cpu(e)}.",
     ]
