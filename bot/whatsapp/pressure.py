@@ -1,20 +1,22 @@
 """Acknowledgements first, across the processes of one ``nyala serve --processors N``.
 
-Under a flood of webhooks the processes that process and send (lower priority already,
-``NYALA_PROCESSING_NICE``) still take the machine's cores, their PostgreSQL backends (which
-no ``nice`` reaches) and the disk from the acknowledgement, and Meta retries slow answers,
-which only adds load. :class:`AckPressure` lets the webhook's process say so: while at
-least ``requests`` webhook requests are in flight in it, it marks the webhook *pressed*
-(until ``window`` seconds after the last request that started or ended among that
-many), in a double in shared memory that
-the processing and sending processes of the same ``serve`` read. Before each batch (a
-processing worker) and each round of sends (the sender) they :meth:`AckPressure.make_way`:
-wait while the webhook is pressed, but never longer than ``max_hold`` seconds at a time,
-so under a flood that never ends processing still runs a batch per worker (and sending a
-round per lane) every ``max_hold`` seconds. Nothing is lost or reordered: the messages are
-stored before the 200, and the contacts kicked meanwhile wait for the next batch (a bigger
-one). Processes on other machines (``nyala work``) share no cores with the webhook and
-never hold.
+Under a flood of webhooks the processes that process and send (at a lower priority
+already, ``NYALA_PROCESSING_NICE``) still take from the acknowledgement what ``nice`` does
+not reach: their PostgreSQL backends, the disk, and the read receipt the sender sends for
+every message stored. Meta retries slow answers, which only adds load. So the webhook's
+process says when it is flooded: while at least ``requests`` webhook requests are in
+flight in it, it marks the webhook *pressed* (until ``window`` seconds after the last
+request that started or ended among that many) in a double in shared memory, which the
+processing and sending processes of the same ``serve`` read (``time.monotonic()`` is the
+same clock in every process of the machine). Before each batch (a processing worker) and
+each round of sends (a sending lane) they :meth:`AckPressure.make_way`: wait while the
+webhook is pressed, never longer than ``max_hold`` seconds at a time, so under a flood
+that never ends each worker still runs a batch, and each lane a round, that often.
+
+Nothing is lost or reordered: every message is stored before its 200, and the contacts
+kicked meanwhile wait for the next (bigger) batch. What the flood costs is time: while it
+lasts, replies come slower, and they catch up after it. Processes on other machines
+(``nyala work``) share no cores with the webhook and never hold.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from multiprocessing.queues import Queue
 
 import pytest
 from aiohttp import ClientSession
-from sqlalchemy import select
 
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -19,8 +18,9 @@ from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.outbox import Outbox
 from bot.whatsapp.pressure import AckPressure
 from bot.whatsapp.processing import Announcer, Processor
-from flows import App, ContactRef, Engine, UserMessage
-from storage import Database, InboundMessage, InboundStatus, utcnow
+from flows import App, Engine
+from storage import Database, InboundStatus
+from tests.bot.test_inbox_priority import pending_for, statuses
 
 
 def _pressed(pressure: AckPressure) -> bool:
@@ -141,34 +141,20 @@ def test_the_pressure_is_shared_with_the_processes_serve_starts() -> None:
     holder.join(timeout=60)
 
 
-async def _pending_for(engine: Engine, contacts: int) -> list[int]:
-    ids = []
-    for i in range(contacts):
-        ref = ContactRef(wa_id=f"26377200{i:04d}", profile_name=f"F{i}")
-        message = UserMessage(id=f"wamid.FLOOD{i}", kind="text", text="hi", timestamp=utcnow())
-        ids.append((await engine.receive(ref, message)).contact_id)
-    return ids
-
-
-async def _statuses(db: Database) -> list[InboundStatus]:
-    async with db.read() as session:
-        return list((await session.scalars(select(InboundMessage.status))).all())
-
-
 async def test_processing_holds_while_pressed_then_processes_everything(
     db: Database, cafe: App
 ) -> None:
     engine = Engine(db, cafe, sandbox=True)
     pressure = AckPressure(requests=1, window=0.6, max_hold=30.0)
     processor = Processor(engine, Metrics(), batch_size=2, busy_window=0.0, make_way=pressure)
-    contact_ids = await _pending_for(engine, 4)
+    contact_ids = await pending_for(engine, 4)
     with pressure.acknowledging():  # a flood's request, as the webhook's process sees it
         pass
     processor.kick(contact_ids)
     await asyncio.sleep(0.3)
-    assert await _statuses(db) == [InboundStatus.PENDING] * 4  # made way
+    assert await statuses(db) == [InboundStatus.PENDING] * 4  # made way
     await asyncio.wait_for(processor.drain(), timeout=60)
-    assert await _statuses(db) == [InboundStatus.DONE] * 4  # nothing lost
+    assert await statuses(db) == [InboundStatus.DONE] * 4  # nothing lost
     assert pressure.holds >= 1
     assert pressure.held_seconds >= 0.3
 
@@ -179,13 +165,13 @@ async def test_processing_never_starves_under_a_flood_that_never_ends(
     engine = Engine(db, cafe, sandbox=True)
     pressure = AckPressure(requests=1, window=3600.0, max_hold=0.2)
     processor = Processor(engine, Metrics(), batch_size=1, busy_window=0.0, make_way=pressure)
-    contact_ids = await _pending_for(engine, 3)
+    contact_ids = await pending_for(engine, 3)
     with pressure.acknowledging():
         pass
     processor.kick(contact_ids)
     await asyncio.wait_for(processor.drain(), timeout=60)
     assert _pressed(pressure)
-    assert await _statuses(db) == [InboundStatus.DONE] * 3
+    assert await statuses(db) == [InboundStatus.DONE] * 3
     assert pressure.holds >= 3  # one batch per ``max_hold`` at most
 
 

@@ -12,7 +12,7 @@ from flows import App, ContactRef, Engine, UserMessage
 from storage import Database, InboundMessage, InboundStatus, utcnow
 
 
-async def _pending_for(engine: Engine, contacts: int) -> list[int]:
+async def pending_for(engine: Engine, contacts: int) -> list[int]:
     ids = []
     for i in range(contacts):
         ref = ContactRef(wa_id=f"26377100{i:04d}", profile_name=f"P{i}")
@@ -21,7 +21,7 @@ async def _pending_for(engine: Engine, contacts: int) -> list[int]:
     return ids
 
 
-async def _statuses(db: Database) -> list[InboundStatus]:
+async def statuses(db: Database) -> list[InboundStatus]:
     async with db.read() as session:
         return list((await session.scalars(select(InboundMessage.status))).all())
 
@@ -29,12 +29,12 @@ async def _statuses(db: Database) -> list[InboundStatus]:
 async def test_processing_goes_on_while_webhooks_are_in_flight(db: Database, cafe: App) -> None:
     engine = Engine(db, cafe, sandbox=True)
     inbox = Processor(engine, Metrics(), batch_size=2, workers=4, busy_workers=1)
-    contact_ids = await _pending_for(engine, 6)
+    contact_ids = await pending_for(engine, 6)
     with inbox.acknowledging():  # a webhook request that never ends while we wait
         assert inbox.busy
         inbox.kick(contact_ids)
         await asyncio.wait_for(inbox.drain(), timeout=60)
-    assert await _statuses(db) == [InboundStatus.DONE] * 6
+    assert await statuses(db) == [InboundStatus.DONE] * 6
 
 
 def _busy(inbox: Processor) -> bool:
