@@ -263,15 +263,21 @@ async def _transactions(conn: asyncpg.Connection) -> int:
     )
 
 
-async def _progress(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Messages processed and replies sent so far (how far processing got during ``wrk``,
-    which makes way for the acknowledgements but never stops)."""
+async def _progress(
+    conn: asyncpg.Connection, in_mark: int = 0, out_mark: int = 0
+) -> tuple[int, int]:
+    """Messages processed and replies sent (after the marks): how far a run got, and how
+    far processing got during ``wrk``, which makes way for the acknowledgements but never
+    stops."""
     row = await conn.fetchrow(
         f"""
-        SELECT (SELECT count(*) FROM inbound_messages WHERE status <> 'pending') AS processed,
+        SELECT (SELECT count(*) FROM inbound_messages WHERE id > $1 AND status <> 'pending')
+                   AS processed,
                (SELECT count(*) FROM outbound_messages
-                WHERE status = 'sent' AND kind <> '{MARK_READ}') AS replies
-        """
+                WHERE id > $2 AND status = 'sent' AND kind <> '{MARK_READ}') AS replies
+        """,
+        in_mark,
+        out_mark,
     )
     assert row is not None
     return int(row["processed"]), int(row["replies"])
@@ -355,23 +361,13 @@ async def end_to_end(
         await post_count(f"{nyala.url}/webhook", payloads, count=count, connections=16)
         last, complete, polls = await _delivered(conn, in_mark, out_mark, within)
     spent = tree_seconds(nyala.process.pid) - cpu_before
-    row = await conn.fetchrow(
-        f"""
-        SELECT (SELECT count(*) FROM inbound_messages WHERE id > $1 AND status <> 'pending')
-                   AS messages,
-               (SELECT count(*) FROM outbound_messages
-                WHERE id > $2 AND status = 'sent' AND kind <> '{MARK_READ}') AS replies
-        """,
-        in_mark,
-        out_mark,
-    )
-    assert row is not None
+    messages, replies = await _progress(conn, in_mark, out_mark)
     # Our own statements: the marks and counts above, and one per poll.
     transactions = await _transactions(conn) - transactions - polls - 5
     seconds = (last - started).total_seconds() if last is not None else 0.0
     return Delivered(
-        int(row["messages"]),
-        int(row["replies"]),
+        messages,
+        replies,
         seconds,
         spent,
         transactions,

@@ -65,11 +65,11 @@ async def work(
     stop: asyncio.Event,
     *,
     send: bool = True,
-    make_way: AckPressure | None = None,
+    pressure: AckPressure | None = None,
 ) -> None:
     """Process, and send unless ``send`` is false, until ``stop`` is set (PostgreSQL
     only). Without ``send``, a sending process elsewhere sends: it is woken with a
-    ``NOTIFY`` whenever replies were queued here. With ``make_way`` (a child of ``nyala
+    ``NOTIFY`` whenever replies were queued here. With ``pressure`` (a child of ``nyala
     serve``), each batch makes way for a flood of webhooks first."""
     # Deferred import: the server module and this one share its shutdown helper.
     from bot.server import stop_tasks
@@ -99,7 +99,7 @@ async def work(
                 workers=settings.processing_workers,
                 busy_window=0.0,  # no webhooks arrive here: nothing to make room for
                 on_replies=wake,
-                make_way=make_way,
+                pressure=pressure,
             )
             tasks = [
                 asyncio.create_task(listen_for_kicks(processor, db), name="listen"),
@@ -122,17 +122,17 @@ async def send(
     flow_app: App,
     stop: asyncio.Event,
     *,
-    make_way: AckPressure | None = None,
+    pressure: AckPressure | None = None,
 ) -> None:
     """Send the queued replies until ``stop`` is set: the sending process of ``nyala serve
     --processors N`` in live mode (PostgreSQL only). It is woken by the processing
     processes' ``NOTIFY`` and looks for due rows every ``poll_interval`` anyway; with
-    ``make_way``, each round makes way for a flood of webhooks first."""
+    ``pressure``, each round makes way for a flood of webhooks first."""
     from bot.server import stop_tasks
 
     async with _database(settings, flow_app, "sending") as db, aiohttp.ClientSession() as http:
         client = GraphClient.from_settings(http, settings)
-        outbox = Outbox.from_settings(db, client, Metrics(), settings, make_way=make_way)
+        outbox = Outbox.from_settings(db, client, Metrics(), settings, pressure=pressure)
         tasks = [
             asyncio.create_task(outbox.run(), name="outbox"),
             asyncio.create_task(listen_for_outbound(outbox, db), name="listen-outbound"),
@@ -158,12 +158,12 @@ def run_worker(
     flow_app: App,
     *,
     role: Role = "work",
-    make_way: AckPressure | None = None,
+    pressure: AckPressure | None = None,
 ) -> None:
     """Run :func:`work` (``role`` "work": process and send; "process": process only) or
     :func:`send` ("send") until SIGTERM or SIGINT; the children of ``serve`` ("process",
     "send") at ``NYALA_PROCESSING_NICE`` below the webhook's process, making way for a
-    flood of webhooks (``make_way``, shared with the webhook's process)."""
+    flood of webhooks (``pressure``, shared with the webhook's process)."""
     from bot.server import freeze_startup_heap
 
     if role != "work":
@@ -176,8 +176,8 @@ def run_worker(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         if role == "send":
-            await send(settings, flow_app, stop, make_way=make_way)
+            await send(settings, flow_app, stop, pressure=pressure)
         else:
-            await work(settings, flow_app, stop, send=role == "work", make_way=make_way)
+            await work(settings, flow_app, stop, send=role == "work", pressure=pressure)
 
     asyncio.run(main())

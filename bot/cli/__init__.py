@@ -270,7 +270,7 @@ def _work_process(
     from bot.apps import load_app
     from bot.worker import run_worker
 
-    run_worker(_child_settings(settings_env), load_app(app_target), role=role, make_way=pressure)
+    run_worker(_child_settings(settings_env), load_app(app_target), role=role, pressure=pressure)
 
 
 @cli.command()

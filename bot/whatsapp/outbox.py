@@ -156,7 +156,7 @@ class Outbox:
         lanes: rounds of claiming and sending that overlap (see :meth:`run`; PostgreSQL
             only, SQLite runs one).
         poll_interval: seconds between looks for work when nothing woke the sender.
-        make_way: the webhook's pressure, when it runs in another process of the same
+        pressure: the webhook's pressure, when it runs in another process of the same
             ``nyala serve``: each round first makes way for a flood of acknowledgements
             (:mod:`bot.whatsapp.pressure`).
     """
@@ -174,11 +174,11 @@ class Outbox:
         lanes: int = 2,
         poll_interval: float = 0.5,
         clock: Clock = utcnow,
-        make_way: AckPressure | None = None,
+        pressure: AckPressure | None = None,
     ) -> None:
         self.db = db
         self.client = client
-        self.make_way = make_way
+        self.pressure = pressure
         self.metrics = metrics
         # Evenly spaced sends at the full rate, never above it (bot.whatsapp.pacing).
         self.limiter = Pacer(rate) if rate else None
@@ -202,7 +202,7 @@ class Outbox:
         metrics: Metrics,
         settings: Settings,
         *,
-        make_way: AckPressure | None = None,
+        pressure: AckPressure | None = None,
     ) -> Outbox:
         """The sender a server or processing process runs: the settings' rate and lease."""
         return cls(
@@ -211,7 +211,7 @@ class Outbox:
             metrics,
             rate=settings.send_rate,
             lease=dt.timedelta(seconds=settings.send_lease_seconds),
-            make_way=make_way,
+            pressure=pressure,
         )
 
     def wake(self) -> None:
@@ -238,8 +238,8 @@ class Outbox:
 
     async def send_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""
-        if self.make_way is not None:
-            await self.make_way.make_way()
+        if self.pressure is not None:
+            await self.pressure.make_way()
         claimed = await self.claim()
         if not claimed:
             return 0

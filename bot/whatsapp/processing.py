@@ -73,7 +73,7 @@ class Processor:
         busy_workers: batches running at once while webhooks are arriving.
         busy_window: how long after the last webhook request the process counts as busy.
         on_replies: called after a batch produced replies (wakes the sender).
-        make_way: the webhook's pressure, when it runs in another process of the same
+        pressure: the webhook's pressure, when it runs in another process of the same
             ``nyala serve``: each batch first makes way for a flood of acknowledgements
             (:mod:`bot.whatsapp.pressure`).
     """
@@ -90,7 +90,7 @@ class Processor:
         busy_workers: int = 1,
         busy_window: float = 0.05,
         on_replies: Callable[[], None] | None = None,
-        make_way: AckPressure | None = None,
+        pressure: AckPressure | None = None,
     ) -> None:
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
@@ -102,7 +102,7 @@ class Processor:
         self.busy_lanes = asyncio.Semaphore(max(1, min(busy_workers, workers)))
         self.busy_window = busy_window
         self.on_replies = on_replies
-        self.make_way = make_way
+        self.pressure = pressure
         self._waiting: dict[int, None] = {}  # contacts to process, in kick order
         self._running: set[int] = set()  # contacts in a batch right now
         self._again: set[int] = set()  # kicked while running: look again after
@@ -173,8 +173,8 @@ class Processor:
     async def _work(self) -> None:
         try:
             while self._waiting:
-                if self.make_way is not None:
-                    await self.make_way.make_way()
+                if self.pressure is not None:
+                    await self.pressure.make_way()
                 async with self._slot():
                     batch = self._take()
                     if not batch:

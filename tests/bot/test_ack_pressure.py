@@ -146,7 +146,7 @@ async def test_processing_holds_while_pressed_then_processes_everything(
 ) -> None:
     engine = Engine(db, cafe, sandbox=True)
     pressure = AckPressure(requests=1, window=0.6, max_hold=30.0)
-    processor = Processor(engine, Metrics(), batch_size=2, busy_window=0.0, make_way=pressure)
+    processor = Processor(engine, Metrics(), batch_size=2, busy_window=0.0, pressure=pressure)
     contact_ids = await pending_for(engine, 4)
     with pressure.acknowledging():  # a flood's request, as the webhook's process sees it
         pass
@@ -164,7 +164,7 @@ async def test_processing_never_starves_under_a_flood_that_never_ends(
 ) -> None:
     engine = Engine(db, cafe, sandbox=True)
     pressure = AckPressure(requests=1, window=3600.0, max_hold=0.2)
-    processor = Processor(engine, Metrics(), batch_size=1, busy_window=0.0, make_way=pressure)
+    processor = Processor(engine, Metrics(), batch_size=1, busy_window=0.0, pressure=pressure)
     contact_ids = await pending_for(engine, 3)
     with pressure.acknowledging():
         pass
@@ -181,7 +181,7 @@ async def test_the_sender_makes_way_before_each_round(db: Database) -> None:
         client = GraphClient(
             http, base_url="http://127.0.0.1:9/v23.0", access_token="t", phone_number_id="1"
         )
-        outbox = Outbox(db, client, Metrics(), make_way=pressure)
+        outbox = Outbox(db, client, Metrics(), pressure=pressure)
         assert await outbox.send_due() == 0
         assert pressure.holds == 0  # not pressed: no wait
         with pressure.acknowledging():
